@@ -1,0 +1,139 @@
+# slotd: one entry point.  make | make test | make demo | make bench |
+# make check-sanitize | make install.  V=1 prints full commands.
+# Module fragments (guest payloads, benchmarks) live in mk/*.mk.
+
+O        ?= build
+SAN      ?=
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= gcc
+OPT      ?= -O2 -g
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+WARN := -std=gnu11 -Wall -Wextra -Wformat=2 -Wmissing-prototypes \
+	-Wstrict-prototypes -Wshadow -Wpointer-arith -Wwrite-strings -Wundef \
+	-Werror
+
+ifeq ($(SAN),asan)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+else ifeq ($(SAN),tsan)
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+endif
+
+PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd
+
+# On a fresh machine install the Debian packages before pkg-config is asked.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) criterion && echo ok),ok)
+$(info deps: installing build dependencies (scripts/deps.sh))
+DEPS_RC := $(shell scripts/deps.sh >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error scripts/deps.sh failed; run it by hand to see why)
+endif
+endif
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
+
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+VERSION := 0.1.0
+
+CPPFLAGS += -I. -D_GNU_SOURCE -MD -MP -DSLOTD_VERSION='"$(VERSION)"' \
+	-DSLOTD_GIT_REV='"$(GIT_REV)"' $(PKG_CFLAGS)
+CFLAGS   += $(WARN) $(OPT) $(SANFLAGS) -pthread
+LDFLAGS  += $(SANFLAGS) -pthread
+LDLIBS   += $(PKG_LIBS) -lm
+
+# Everything but main() goes into one archive so tests link the real code.
+# MODULES narrows the build to some modules (e.g. MODULES=mmu while another
+# module is half-written); T=word keeps only test binaries whose path has it.
+MODULES ?= mmu rpc vmm daemon
+LIB_SRC := $(wildcard $(MODULES:%=%/*.c))
+LIB_SRC := $(filter-out daemon/main.c,$(LIB_SRC))
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+LIB     := $(O)/libslotd.a
+# Objects other modules add to the archive (embedded payloads, ...).
+LIB_EXTRA_OBJ :=
+
+SLOTCTL_SRC := $(wildcard clients/*.c)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(O)/%.o)
+TEST_SRC    := $(wildcard tests/unit/test_*.c tests/integration/test_*.c)
+TEST_BIN    := $(TEST_SRC:%.c=$(O)/%)
+ifneq ($(T),)
+TEST_BIN    := $(foreach b,$(TEST_BIN),$(if $(findstring $(T),$(b)),$(b)))
+endif
+BENCH_SRC   := $(wildcard bench/bench_*.c)
+BENCH_BIN   := $(BENCH_SRC:%.c=$(O)/%)
+
+all: $(O)/slotd $(O)/slotctl
+
+-include $(sort $(wildcard mk/*.mk))
+
+$(O)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ) $(LIB_EXTRA_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/slotd: $(O)/daemon/main.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(O)/slotctl: $(SLOTCTL_SRC:%.c=$(O)/%.o)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(O)/tests/%: $(O)/tests/%.o $(TESTLIB_OBJ) $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+
+$(O)/bench/%: $(O)/bench/%.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotctl)
+benches: $(BENCH_BIN) $(O)/slotd $(O)/slotctl
+
+# Runs every Criterion binary and prints one closing "N passed, N failed" line.
+test: tests
+	$(Q)O=$(O) tests/run.sh $(TEST_BIN)
+
+check-sanitize:
+	$(Q)$(MAKE) --no-print-directory O=build-asan SAN=asan test
+	$(Q)$(MAKE) --no-print-directory O=build-tsan SAN=tsan test
+
+bench: benches
+	$(Q)O=$(O) bench/run.sh $(BENCH_BIN)
+
+demo: all
+	$(Q)O=$(O) scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0755 $(O)/slotd $(O)/slotctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 systemd/slotd.service systemd/slotd.socket \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/lib/sysusers.d
+	install -m 0644 systemd/slotd-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/slotd.conf
+	install -m 0644 systemd/slotd-sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/slotd.conf
+	install -d $(DESTDIR)$(PREFIX)/share/slotd
+	install -m 0644 schemas/openrpc.json $(DESTDIR)$(PREFIX)/share/slotd/
+
+clean:
+	rm -rf build build-asan build-tsan
+
+.PHONY: all test tests check-sanitize bench benches demo install clean
+.SECONDARY:
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,130 @@
+/* Probing of the host's KVM: API version, limits, quirks, VM types. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vmm/internal.h"
+
+const struct vmm_quirk_desc vmm_quirk_descs[] = {
+	{ "lint0_reenabled",		KVM_X86_QUIRK_LINT0_REENABLED },
+	{ "cd_nw_cleared",		KVM_X86_QUIRK_CD_NW_CLEARED },
+	{ "lapic_mmio_hole",		KVM_X86_QUIRK_LAPIC_MMIO_HOLE },
+	{ "out_7e_inc_rip",		KVM_X86_QUIRK_OUT_7E_INC_RIP },
+	{ "misc_enable_no_mwait",	KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT },
+	{ "fix_hypercall_insn",		KVM_X86_QUIRK_FIX_HYPERCALL_INSN },
+	{ "mwait_never_ud_faults",	KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS },
+	{ "slot_zap_all",		KVM_X86_QUIRK_SLOT_ZAP_ALL },
+	{ "stuff_feature_msrs",		KVM_X86_QUIRK_STUFF_FEATURE_MSRS },
+	{ "ignore_guest_pat",		KVM_X86_QUIRK_IGNORE_GUEST_PAT },
+	{ "vmcs12_allow_freeze_in_smm",	KVM_X86_QUIRK_VMCS12_ALLOW_FREEZE_IN_SMM },
+};
+const size_t vmm_quirk_desc_count =
+	sizeof(vmm_quirk_descs) / sizeof(vmm_quirk_descs[0]);
+
+const struct vmm_quirk_desc *vmm_quirk_lookup(const char *name)
+{
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
+		if (!strcmp(vmm_quirk_descs[i].name, name))
+			return &vmm_quirk_descs[i];
+	return NULL;
+}
+
+const char *vmm_kvm_vm_type_name(unsigned type)
+{
+	static const char *const names[] = {
+		[KVM_X86_DEFAULT_VM] = "default",
+		[KVM_X86_SW_PROTECTED_VM] = "sw_protected",
+		[KVM_X86_SEV_VM] = "sev",
+		[KVM_X86_SEV_ES_VM] = "sev_es",
+		[KVM_X86_SNP_VM] = "snp",
+		[KVM_X86_TDX_VM] = "tdx",
+	};
+
+	if (type < sizeof(names) / sizeof(names[0]) && names[type])
+		return names[type];
+	return "unknown";
+}
+
+static int check_ext(int fd, unsigned long cap)
+{
+	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+
+	return r < 0 ? 0 : r;
+}
+
+void vmm_kvm_probe(int kvm_fd, struct vmm_caps *caps)
+{
+	int r;
+
+	caps->api_version = ioctl(kvm_fd, KVM_GET_API_VERSION, 0);
+	caps->max_memslots = check_ext(kvm_fd, KVM_CAP_NR_MEMSLOTS);
+	caps->max_vcpus = check_ext(kvm_fd, KVM_CAP_MAX_VCPUS);
+	caps->nr_vcpus = check_ext(kvm_fd, KVM_CAP_NR_VCPUS);
+	r = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2);
+	caps->disable_quirks2 = r > 0;
+	caps->supported_quirks = r > 0 ? (uint64_t)r : 0;
+	r = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+	caps->vm_types_cap = r > 0;
+	/* Without KVM_CAP_VM_TYPES only the default type exists. */
+	caps->vm_types = r > 0 ? (uint64_t)r : 1u << KVM_X86_DEFAULT_VM;
+	caps->user_memory2 = check_ext(kvm_fd, KVM_CAP_USER_MEMORY2) > 0;
+	caps->guest_memfd = check_ext(kvm_fd, KVM_CAP_GUEST_MEMFD) > 0;
+	caps->readonly_mem = check_ext(kvm_fd, KVM_CAP_READONLY_MEM) > 0;
+	caps->stats_fd = check_ext(kvm_fd, KVM_CAP_BINARY_STATS_FD) > 0;
+	caps->memory_attributes = check_ext(kvm_fd, KVM_CAP_MEMORY_ATTRIBUTES) > 0;
+}
+
+/* Opens the KVM device; on failure records why in caps and returns -errno. */
+static int kvm_open(const char *path, struct vmm_caps *caps)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		caps->kvm_errno = errno;
+		snprintf(caps->kvm_error, sizeof(caps->kvm_error),
+			 "cannot open %s: %s", path, strerror(errno));
+		return -caps->kvm_errno;
+	}
+	if (ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		caps->kvm_errno = ENOTSUP;
+		snprintf(caps->kvm_error, sizeof(caps->kvm_error),
+			 "%s speaks an unexpected KVM API version", path);
+		close(fd);
+		return -ENOTSUP;
+	}
+	return fd;
+}
+
+int vmm_create(const struct vmm_config *cfg, struct vmm **out)
+{
+	const char *path = cfg && cfg->kvm_path ? cfg->kvm_path : "/dev/kvm";
+	struct vmm *vmm = calloc(1, sizeof(*vmm));
+
+	if (!vmm)
+		return -ENOMEM;
+	vmm->kvm_fd = kvm_open(path, &vmm->caps);
+	if (vmm->kvm_fd >= 0) {
+		vmm->caps.kvm_available = true;
+		vmm_kvm_probe(vmm->kvm_fd, &vmm->caps);
+	}
+	*out = vmm;
+	return 0;
+}
+
+void vmm_destroy(struct vmm *vmm)
+{
+	if (!vmm)
+		return;
+	if (vmm->kvm_fd >= 0)
+		close(vmm->kvm_fd);
+	free(vmm);
+}
+
+const struct vmm_caps *vmm_caps_get(const struct vmm *vmm)
+{
+	return &vmm->caps;
+}
