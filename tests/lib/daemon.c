@@ -1,0 +1,325 @@
+/* Test helpers for driving the real slotd binary. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/daemon.h"
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+const char *test_slotd_bin(void)
+{
+	const char *p = getenv("SLOTD_BIN");
+
+	return p && *p ? p : "build/slotd";
+}
+
+const char *test_slotctl_bin(void)
+{
+	const char *p = getenv("SLOTCTL_BIN");
+
+	return p && *p ? p : "build/slotctl";
+}
+
+int test_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static void spawn(struct test_daemon *d, const char *const *extra)
+{
+	const char *argv[64];
+	int n = 0, fd;
+
+	argv[n++] = test_slotd_bin();
+	argv[n++] = "--foreground";
+	argv[n++] = "--socket";
+	argv[n++] = d->sock;
+	argv[n++] = "--state-dir";
+	argv[n++] = d->state;
+	for (int i = 0; extra && extra[i] && n < 62; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		dup2(fd, 2);
+		dup2(fd, 1);
+	}
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	execv(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+int test_daemon_start_in(struct test_daemon *d, const char *dir,
+			 const char *const *extra)
+{
+	long deadline;
+
+	snprintf(d->dir, sizeof(d->dir), "%s", dir);
+	snprintf(d->sock, sizeof(d->sock), "%s/slotd.sock", d->dir);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/slotd.log", d->dir);
+	d->pid = fork();
+	if (d->pid < 0)
+		return -errno;
+	if (d->pid == 0)
+		spawn(d, extra);
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline) {
+		int fd = test_connect(d->sock);
+
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (!test_daemon_alive(d))
+			return -ECHILD;
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+int test_daemon_start(struct test_daemon *d, const char *const *extra)
+{
+	char tmpl[] = "/tmp/slotd-test-XXXXXX";
+
+	if (!mkdtemp(tmpl))
+		return -errno;
+	return test_daemon_start_in(d, tmpl, extra);
+}
+
+bool test_daemon_alive(struct test_daemon *d)
+{
+	int st;
+
+	if (d->pid <= 0)
+		return false;
+	if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+		d->pid = -1;
+		return false;
+	}
+	return true;
+}
+
+/* Waits up to ms for pid; returns its wait status or -1. */
+static int wait_timeout(pid_t pid, long ms)
+{
+	long deadline = now_ms() + ms;
+	int st;
+
+	while (now_ms() < deadline) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return st;
+		if (r < 0)
+			return -1;
+		usleep(2000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+int test_daemon_stop(struct test_daemon *d)
+{
+	int st;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	st = wait_timeout(d->pid, 10000);
+	d->pid = -1;
+	if (st < 0 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+int test_send(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+char *test_recv_line(int fd, int timeout_ms)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	long deadline = now_ms() + timeout_ms;
+
+	while (buf && now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, (int)(deadline - now_ms())) <= 0)
+			break;
+		if (len + 1 >= cap) {
+			char *nb = realloc(buf, cap *= 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		/* One byte at a time: the reply line ends where we stop. */
+		n = read(fd, buf + len, 1);
+		if (n <= 0)
+			break;
+		if (buf[len] == '\n') {
+			buf[len] = 0;
+			return buf;
+		}
+		len++;
+	}
+	free(buf);
+	return NULL;
+}
+
+char *test_rpc_raw(int fd, const char *line)
+{
+	if (test_send(fd, line, strlen(line)) || test_send(fd, "\n", 1))
+		return NULL;
+	return test_recv_line(fd, 10000);
+}
+
+json_object *test_rpc(const char *sock, const char *method, const char *params)
+{
+	char *req, *rep;
+	json_object *o = NULL;
+	int fd = test_connect(sock);
+
+	if (fd < 0)
+		return NULL;
+	if (asprintf(&req, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\"%s%s}",
+		     method, params ? ",\"params\":" : "",
+		     params ? params : "") < 0) {
+		close(fd);
+		return NULL;
+	}
+	rep = test_rpc_raw(fd, req);
+	if (rep)
+		o = json_tokener_parse(rep);
+	free(req);
+	free(rep);
+	close(fd);
+	return o;
+}
+
+/* Reads fd to EOF into a malloc'd string. */
+static char *drain(int fd)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (len + 1 >= cap) {
+			char *nb = realloc(buf, cap *= 2);
+
+			if (!nb) {
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+		}
+	}
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}
+
+int test_run(const char *const *argv, char **out, char **err)
+{
+	char tmpl_o[] = "/tmp/slotd-run-o-XXXXXX", tmpl_e[] = "/tmp/slotd-run-e-XXXXXX";
+	int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e), st = -1;
+	pid_t pid;
+
+	if (fo < 0 || fe < 0)
+		goto out;
+	pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+
+		dup2(devnull, 0);
+		dup2(fo, 1);
+		dup2(fe, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		st = wait_timeout(pid, 30000);
+	if (st >= 0)
+		st = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	lseek(fo, 0, SEEK_SET);
+	lseek(fe, 0, SEEK_SET);
+	if (out)
+		*out = drain(fo);
+	if (err)
+		*err = drain(fe);
+out:
+	if (fo >= 0) {
+		close(fo);
+		unlink(tmpl_o);
+	}
+	if (fe >= 0) {
+		close(fe);
+		unlink(tmpl_e);
+	}
+	return st;
+}
+
+char *test_slurp(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *s;
+
+	if (fd < 0)
+		return NULL;
+	s = drain(fd);
+	close(fd);
+	return s;
+}
