@@ -1,0 +1,139 @@
+/* slotctl events watch: subscribe, then print each notification line until
+ * interrupted, --count N have arrived, or --timeout runs out. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "clients/slotctl.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* SIGINT/SIGTERM end the watch cleanly; a second one kills as usual. */
+static void stop_signals_catch(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal,
+				.sa_flags = SA_RESETHAND };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Prints one notification: compact JSON, or "method key=value ...". */
+static void event_print(struct slotctl *ctl, json_object *msg)
+{
+	json_object *method = NULL, *params = NULL;
+
+	if (ctl->json) {
+		puts(json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN |
+					JSON_C_TO_STRING_NOSLASHESCAPE));
+		fflush(stdout);
+		return;
+	}
+	json_object_object_get_ex(msg, "method", &method);
+	json_object_object_get_ex(msg, "params", &params);
+	fputs(slotctl_render_scalar(method), stdout);
+	if (json_object_is_type(params, json_type_object)) {
+		json_object_object_foreach(params, key, val)
+			printf(" %s=%s", key, slotctl_render_scalar(val));
+	} else if (params) {
+		printf(" %s", slotctl_render_scalar(params));
+	}
+	putchar('\n');
+	fflush(stdout);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Receives and prints notifications; returns the exit status. */
+static int watch_loop(struct slotctl *ctl, uint64_t count)
+{
+	long long deadline = ctl->timeout_set ? now_ms() + ctl->timeout_ms : -1;
+	uint64_t seen = 0;
+
+	while (!stop_requested && (!count || seen < count)) {
+		long long left = deadline < 0 ? -1 : deadline - now_ms();
+		json_object *msg;
+		int ret;
+
+		if (deadline >= 0 && left < 0)
+			left = 0;
+		ret = slotctl_conn_recv(ctl->conn, (int)left, &msg);
+		if (ret == -EINTR)
+			continue;
+		if (ret == -ETIMEDOUT && (!count || seen >= count))
+			break;
+		if (ret) {
+			slotctl_err("events watch: %s after %llu event(s)",
+				    ret == -ETIMEDOUT ? "timed out"
+				    : ret == -ECONNRESET ? "slotd closed the "
+				    "connection" : strerror(-ret),
+				    (unsigned long long)seen);
+			return SLOTCTL_EXIT_FAIL;
+		}
+		if (!json_object_object_get_ex(msg, "id", NULL)) {
+			event_print(ctl, msg);
+			seen++;
+		}
+		json_object_put(msg);
+	}
+	return SLOTCTL_EXIT_OK;
+}
+
+static const struct slotctl_optdesc watch_opts[] = {
+	{ "count", "N", "exit after N notifications" },
+	{ NULL },
+};
+
+static int events_watch(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	const char *count_s = slotctl_args_opt(a, "count");
+	json_object *p = json_object_new_object(), *topics, *result;
+	uint64_t count = 0;
+	int ret;
+
+	if (count_s && (slotctl_parse_u64(count_s, false, &count) || !count)) {
+		slotctl_err("events watch: --count '%s' is not a number > 0",
+			    count_s);
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	if (a->argc) {
+		topics = json_object_new_array();
+		for (int i = 0; i < a->argc; i++)
+			json_object_array_add(topics,
+				json_object_new_string(a->argv[i]));
+		json_object_object_add(p, "topics", topics);
+	}
+	ret = slotctl_call(ctl, "events.subscribe", p, &result);
+	if (ret)
+		return ret;
+	json_object_put(result);
+	stop_signals_catch();
+	return watch_loop(ctl, count);
+}
+
+static const struct slotctl_verb events_verbs[] = {
+	{ "watch", "[TOPIC...] [--count N]", "print notifications (one per "
+	  "line; --json: one JSON object per line) until interrupted; with "
+	  "--timeout SEC, for at most SEC seconds", 0, -1, watch_opts,
+	  events_watch },
+	{ 0 },
+};
+
+const struct slotctl_noun slotctl_noun_events = {
+	"events", "notifications from the daemon", events_verbs,
+};

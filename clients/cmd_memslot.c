@@ -1,0 +1,197 @@
+/* slotctl memslot VERB: create, move, delete and inspect a VM's memslots. */
+#include <string.h>
+
+#include "clients/slotctl.h"
+
+/* {"vm": VM, "slot": SLOT}, or NULL (message printed) on a bad SLOT. */
+static json_object *params_slot(const struct slotctl_args *a)
+{
+	json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "vm", json_object_new_string(a->argv[0]));
+	if (a->argc > 1 && slotctl_param_u64(p, "slot", a->argv[1], false)) {
+		json_object_put(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* "readonly,dirty_log" -> ["readonly","dirty_log"]. */
+static json_object *flags_array(const char *list)
+{
+	json_object *arr = json_object_new_array();
+	const char *s = list ? list : "";
+
+	while (*s) {
+		size_t n = strcspn(s, ",");
+
+		if (n)
+			json_object_array_add(arr,
+				json_object_new_string_len(s, (int)n));
+		s += n + (s[n] == ',');
+	}
+	return arr;
+}
+
+/* {"type": anon|memfd|hugetlb|file, "path", "offset", "shared"}. */
+static int backing_object(const struct slotctl_args *a, json_object **out)
+{
+	const char *type = slotctl_args_opt(a, "backing");
+	const char *path = slotctl_args_opt(a, "path");
+	const char *offset = slotctl_args_opt(a, "offset");
+	json_object *b = json_object_new_object();
+
+	if (!type)
+		type = path ? "file" : "anon";
+	json_object_object_add(b, "type", json_object_new_string(type));
+	if (path)
+		json_object_object_add(b, "path", json_object_new_string(path));
+	if (offset && slotctl_param_u64(b, "offset", offset, true)) {
+		json_object_put(b);
+		return -1;
+	}
+	if (slotctl_args_opt(a, "shared"))
+		json_object_object_add(b, "shared", json_object_new_boolean(1));
+	*out = b;
+	return 0;
+}
+
+static const struct slotctl_optdesc create_opts[] = {
+	{ "gpa", "G", "guest physical address (required)" },
+	{ "size", "S", "size in bytes (required); K/M/G/T suffixes" },
+	{ "slot", "N", "slot id (default: the lowest free one)" },
+	{ "flags", "F,...", "readonly, dirty_log" },
+	{ "backing", "KIND", "anon (default), memfd, hugetlb or file" },
+	{ "path", "P", "file to map (implies --backing file)" },
+	{ "offset", "O", "offset into the file" },
+	{ "shared", NULL, "map the backing MAP_SHARED" },
+	{ NULL },
+};
+
+static int memslot_create(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	const char *gpa = slotctl_args_opt(a, "gpa");
+	const char *size = slotctl_args_opt(a, "size");
+	const char *slot = slotctl_args_opt(a, "slot");
+	json_object *p = params_slot(a), *backing;
+
+	if (!gpa || !size) {
+		slotctl_err("memslot create: --gpa and --size are required");
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	if (slotctl_param_u64(p, "gpa", gpa, true) ||
+	    slotctl_param_u64(p, "size", size, true) ||
+	    (slot && slotctl_param_u64(p, "slot", slot, false)) ||
+	    backing_object(a, &backing)) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	json_object_object_add(p, "flags",
+			       flags_array(slotctl_args_opt(a, "flags")));
+	json_object_object_add(p, "backing", backing);
+	return slotctl_call_print(ctl, "memslot.create", p);
+}
+
+static int memslot_move(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	json_object *p = params_slot(a);
+
+	if (!p || slotctl_param_u64(p, "gpa", a->argv[2], true)) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	return slotctl_call_print(ctl, "memslot.move", p);
+}
+
+/* memslot delete|list VM [SLOT] -> memslot.VERB {vm[, slot]}. */
+static int memslot_by_slot(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	json_object *p = params_slot(a);
+	char method[64];
+
+	if (!p)
+		return SLOTCTL_EXIT_USAGE;
+	snprintf(method, sizeof(method), "memslot.%s", a->verb->name);
+	return slotctl_call_print(ctl, method, p);
+}
+
+static const struct slotctl_optdesc flags_opts[] = {
+	{ "dirty-log", "on|off", "track writes to the slot (required)" },
+	{ NULL },
+};
+
+static int memslot_flags(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	const char *dirty = slotctl_args_opt(a, "dirty-log");
+	json_object *p = params_slot(a);
+
+	if (!dirty)
+		slotctl_err("memslot flags: --dirty-log on|off is required");
+	if (!p || !dirty || slotctl_param_onoff(p, "dirty_log", dirty)) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	return slotctl_call_print(ctl, "memslot.set_flags", p);
+}
+
+static const struct slotctl_optdesc dirty_opts[] = {
+	{ "clear", NULL, "clear the log after reading it" },
+	{ NULL },
+};
+
+static int memslot_dirty_log(struct slotctl *ctl,
+			     const struct slotctl_args *a)
+{
+	json_object *p = params_slot(a);
+
+	if (!p)
+		return SLOTCTL_EXIT_USAGE;
+	json_object_object_add(p, "clear", json_object_new_boolean(
+			       slotctl_args_opt(a, "clear") != NULL));
+	return slotctl_call_print(ctl, "memslot.dirty_log", p);
+}
+
+static int memslot_transaction(struct slotctl *ctl,
+			       const struct slotctl_args *a)
+{
+	json_object *p, *ops = NULL;
+	const char *why = "not an array";
+
+	if (slotctl_parse_json(a->argv[1], &ops, &why) ||
+	    !json_object_is_type(ops, json_type_array)) {
+		slotctl_err("memslot transaction: JSON-OPS must be a JSON array "
+			    "of operations (%s): %s", why, a->argv[1]);
+		json_object_put(ops);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	p = json_object_new_object();
+	json_object_object_add(p, "vm", json_object_new_string(a->argv[0]));
+	json_object_object_add(p, "ops", ops);
+	return slotctl_call_print(ctl, "memslot.transaction", p);
+}
+
+static const struct slotctl_verb memslot_verbs[] = {
+	{ "create", "VM --gpa G --size S [--slot N] [--flags readonly,dirty_log] "
+	  "[--backing anon|memfd|hugetlb|file] [--path P] [--offset O] "
+	  "[--shared]", "map new guest memory into VM", 1, 1, create_opts,
+	  memslot_create },
+	{ "move", "VM SLOT GPA", "move a slot to a new guest address (same "
+	  "id, same backing)", 3, 3, NULL, memslot_move },
+	{ "delete", "VM SLOT", "delete a slot; its translations are zapped "
+	  "by the VM's policy", 2, 2, NULL, memslot_by_slot },
+	{ "list", "VM", "list the VM's memslots", 1, 1, NULL,
+	  memslot_by_slot },
+	{ "flags", "VM SLOT --dirty-log on|off", "start or stop dirty "
+	  "logging on a slot", 2, 2, flags_opts, memslot_flags },
+	{ "dirty-log", "VM SLOT [--clear]", "show the slot's dirty pages",
+	  2, 2, dirty_opts, memslot_dirty_log },
+	{ "transaction", "VM JSON-OPS", "apply several changes at once, e.g. "
+	  "'[{\"op\":\"delete\",\"slot\":1}]'", 2, 2, NULL,
+	  memslot_transaction },
+	{ 0 },
+};
+
+const struct slotctl_noun slotctl_noun_memslot = {
+	"memslot", "guest memory slots of a VM", memslot_verbs,
+};

@@ -1,0 +1,152 @@
+/* slotctl vm VERB: lifecycle, listing, console, stats and quirks of VMs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients/slotctl.h"
+
+/* {"name": NAME}: the params of most vm verbs. */
+static json_object *params_name(const char *key, const char *name)
+{
+	json_object *p = json_object_new_object();
+
+	json_object_object_add(p, key, json_object_new_string(name));
+	return p;
+}
+
+static const struct slotctl_optdesc create_opts[] = {
+	{ "type", "TYPE", "default or protected (precise zaps only, like TDX)" },
+	{ "vcpus", "N", "number of vCPUs" },
+	{ "memory", "SIZE", "guest RAM in bytes; K/M/G/T suffixes" },
+	{ "payload", "P", "guest payload to load (name or path)" },
+	{ NULL },
+};
+
+static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	json_object *p = params_name("name", a->argv[0]);
+	const char *type = slotctl_args_opt(a, "type");
+	const char *vcpus = slotctl_args_opt(a, "vcpus");
+	const char *memory = slotctl_args_opt(a, "memory");
+	const char *payload = slotctl_args_opt(a, "payload");
+
+	if (type)
+		json_object_object_add(p, "type", json_object_new_string(type));
+	if ((vcpus && slotctl_param_u64(p, "vcpus", vcpus, false)) ||
+	    (memory && slotctl_param_u64(p, "memory", memory, true))) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	if (payload)
+		json_object_object_add(p, "payload",
+				       json_object_new_string(payload));
+	return slotctl_call_print(ctl, "vm.create", p);
+}
+
+/* vm start|pause|resume|stop|destroy|info|stats NAME -> vm.VERB {name}. */
+static int vm_by_name(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	char method[64];
+
+	snprintf(method, sizeof(method), "vm.%s", a->verb->name);
+	return slotctl_call_print(ctl, method, params_name("name", a->argv[0]));
+}
+
+static int vm_list(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	(void)a;
+	return slotctl_call_print(ctl, "vm.list", NULL);
+}
+
+/* The console text of a vm.console result: a string, or its "output". */
+static const char *console_text(json_object *result)
+{
+	json_object *out;
+
+	if (json_object_is_type(result, json_type_string))
+		return json_object_get_string(result);
+	if (json_object_object_get_ex(result, "output", &out) &&
+	    json_object_is_type(out, json_type_string))
+		return json_object_get_string(out);
+	return NULL;
+}
+
+static const struct slotctl_optdesc console_opts[] = {
+	{ "tail", "N", "only the last N bytes of the console log" },
+	{ NULL },
+};
+
+static int vm_console(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	json_object *p = params_name("name", a->argv[0]), *result;
+	const char *tail = slotctl_args_opt(a, "tail"), *text;
+	int ret;
+
+	if (tail && slotctl_param_u64(p, "tail", tail, true)) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	ret = slotctl_call(ctl, "vm.console", p, &result);
+	if (ret)
+		return ret;
+	text = console_text(result);
+	if (ctl->json) {
+		slotctl_render_json(stdout, result);
+	} else if (!text) {
+		slotctl_render_human(stdout, result);
+	} else {
+		/* The guest's bytes as they are, ended by a newline. */
+		fputs(text, stdout);
+		if (*text && text[strlen(text) - 1] != '\n')
+			fputc('\n', stdout);
+	}
+	json_object_put(result);
+	return SLOTCTL_EXIT_OK;
+}
+
+static int vm_quirks(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	return slotctl_call_print(ctl, "vm.quirks.get",
+				  params_name("vm", a->argv[0]));
+}
+
+static int vm_quirk(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	json_object *p = params_name("vm", a->argv[0]);
+
+	json_object_object_add(p, "quirk", json_object_new_string(a->argv[1]));
+	if (slotctl_param_onoff(p, "enabled", a->argv[2])) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	return slotctl_call_print(ctl, "vm.quirks.set", p);
+}
+
+static const struct slotctl_verb vm_verbs[] = {
+	{ "create", "NAME [--type default|protected] [--vcpus N] "
+	  "[--memory SIZE] [--payload P]", "create a VM (not started)",
+	  1, 1, create_opts, vm_create },
+	{ "start", "NAME", "start the VM's vCPUs", 1, 1, NULL, vm_by_name },
+	{ "pause", "NAME", "pause the VM's vCPUs", 1, 1, NULL, vm_by_name },
+	{ "resume", "NAME", "resume a paused VM", 1, 1, NULL, vm_by_name },
+	{ "stop", "NAME", "stop the VM (it can be inspected, not resumed)",
+	  1, 1, NULL, vm_by_name },
+	{ "destroy", "NAME", "destroy the VM and free its memory", 1, 1,
+	  NULL, vm_by_name },
+	{ "info", "NAME", "show the VM's state, type, vCPUs and memory", 1, 1,
+	  NULL, vm_by_name },
+	{ "stats", "NAME", "show the VM's engine and kernel MMU counters",
+	  1, 1, NULL, vm_by_name },
+	{ "console", "NAME [--tail N]", "print the VM's console output", 1, 1,
+	  console_opts, vm_console },
+	{ "list", "", "list VMs", 0, 0, NULL, vm_list },
+	{ "quirks", "NAME", "show the VM's quirks and whether each is enabled",
+	  1, 1, NULL, vm_quirks },
+	{ "quirk", "NAME QUIRK on|off", "enable or disable one quirk "
+	  "(e.g. slot_zap_all off: zap only the changed slot)", 3, 3, NULL,
+	  vm_quirk },
+	{ 0 },
+};
+
+const struct slotctl_noun slotctl_noun_vm = {
+	"vm", "virtual machines", vm_verbs,
+};
