@@ -46,7 +46,9 @@ GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 VERSION := 0.1.0
 
 CPPFLAGS += -I. -D_GNU_SOURCE -MD -MP -DSLOTD_VERSION='"$(VERSION)"' \
-	-DSLOTD_GIT_REV='"$(GIT_REV)"' $(PKG_CFLAGS)
+	-DSLOTD_GIT_REV='"$(GIT_REV)"' $(PKG_CFLAGS) \
+	-DSLOTD_LIBURCU_VERSION='"$(shell pkg-config --modversion liburcu 2>/dev/null)"' \
+	-DSLOTD_LIBSYSTEMD_VERSION='"$(shell pkg-config --modversion libsystemd 2>/dev/null)"' 
 CFLAGS   += $(WARN) $(OPT) $(SANFLAGS) -pthread
 LDFLAGS  += $(SANFLAGS) -pthread
 LDLIBS   += $(PKG_LIBS) -lm
@@ -55,9 +57,9 @@ LDLIBS   += $(PKG_LIBS) -lm
 # MODULES narrows the build to some modules (e.g. MODULES=mmu while another
 # module is half-written); T=word keeps only test binaries whose path has it.
 MODULES ?= mmu rpc vmm daemon
-LIB_SRC := $(wildcard $(MODULES:%=%/*.c))
+LIB_SRC := $(wildcard $(MODULES:%=%/*.c) $(MODULES:%=%/*.S))
 LIB_SRC := $(filter-out daemon/main.c,$(LIB_SRC))
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+LIB_OBJ := $(patsubst %.S,$(O)/%.o,$(LIB_SRC:%.c=$(O)/%.o))
 LIB     := $(O)/libslotd.a
 # Objects other modules add to the archive (embedded payloads, ...).
 LIB_EXTRA_OBJ :=
@@ -81,6 +83,14 @@ $(O)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(O)/%.o: %.S
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  AS      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(SANFLAGS) -c -o $@ $<
+
+# .incbin is invisible to -MD.
+$(O)/rpc/openrpc_blob.o: schemas/openrpc.json
 
 $(LIB): $(LIB_OBJ) $(LIB_EXTRA_OBJ)
 	@$(if $(Q),echo "  AR      $@")

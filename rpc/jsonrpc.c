@@ -1,0 +1,309 @@
+/* JSON-RPC 2.0 message handling: parse, batch, validate, dispatch. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/internal.h"
+
+/* Exact messages of the specification for its own codes. */
+static const char *spec_message(int code)
+{
+	switch (code) {
+	case RPC_PARSE_ERROR:		return "Parse error";
+	case RPC_INVALID_REQUEST:	return "Invalid Request";
+	case RPC_METHOD_NOT_FOUND:	return "Method not found";
+	case RPC_INVALID_PARAMS:	return "Invalid params";
+	case RPC_INTERNAL_ERROR:	return "Internal error";
+	}
+	return "Server error";
+}
+
+static json_object *error_new(int code, const char *message, json_object *data)
+{
+	json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_int(code));
+	json_object_object_add(e, "message",
+			       json_object_new_string(message ? message :
+						      spec_message(code)));
+	if (data)
+		json_object_object_add(e, "data", data);
+	return e;
+}
+
+/* {"jsonrpc":"2.0", "result"|"error": ..., "id": id}, in the spec's order. */
+static json_object *reply_new(const char *kind, json_object *val, json_object *id)
+{
+	json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(r, kind, val);
+	json_object_object_add(r, "id", id ? json_object_get(id) : NULL);
+	return r;
+}
+
+/* A protocol-level error reply with the spec's message and a detail. */
+static json_object *proto_error(int code, json_object *id, const char *detail)
+{
+	json_object *data = NULL;
+
+	if (detail) {
+		data = json_object_new_object();
+		json_object_object_add(data, "detail",
+				       json_object_new_string(detail));
+	}
+	return reply_new("error", error_new(code, NULL, data), id);
+}
+
+int rpc_call_error(struct rpc_call *call, int code, const char *field,
+		   const char *fmt, ...)
+{
+	json_object *data = json_object_new_object();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (field && *field)
+		json_object_object_add(data, "field", json_object_new_string(field));
+	json_object_put(call->error);
+	call->error = error_new(code, msg, data);
+	return -EINVAL;
+}
+
+void rpc_call_error_data(struct rpc_call *call, const char *key, json_object *val)
+{
+	json_object *data;
+
+	if (!call->error || !json_object_object_get_ex(call->error, "data", &data)) {
+		json_object_put(val);
+		return;
+	}
+	json_object_object_add(data, key, val);
+}
+
+void *rpc_call_app(const struct rpc_call *call)
+{
+	return call->srv->cfg.app;
+}
+
+struct vmm *rpc_call_vmm(const struct rpc_call *call)
+{
+	return call->srv->cfg.vmm;
+}
+
+struct rpc_server *rpc_call_server(const struct rpc_call *call)
+{
+	return call->srv;
+}
+
+uint64_t rpc_call_conn(const struct rpc_call *call)
+{
+	return call->conn_id;
+}
+
+static int method_cmp(const void *key, const void *elem)
+{
+	const struct rpc_method *const *m = elem;
+
+	return strcmp(key, (*m)->name);
+}
+
+static const struct rpc_method *method_find(struct rpc_server *srv, const char *name)
+{
+	const struct rpc_method **m;
+
+	m = bsearch(name, srv->methods, srv->nmethods, sizeof(*m), method_cmp);
+	return m ? *m : NULL;
+}
+
+/* Checks the envelope; returns NULL when valid, else why not. */
+static const char *envelope_check(json_object *req, json_object **id)
+{
+	json_object *v, *m;
+
+	*id = NULL;
+	if (!json_object_is_type(req, json_type_object))
+		return "a request must be a JSON object";
+	if (json_object_object_get_ex(req, "id", &v)) {
+		if (v && !json_object_is_type(v, json_type_string) &&
+		    !json_object_is_type(v, json_type_int) &&
+		    !json_object_is_type(v, json_type_double))
+			return "\"id\" must be a string, a number or null";
+		*id = v;
+	}
+	if (!json_object_object_get_ex(req, "jsonrpc", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), "2.0"))
+		return "\"jsonrpc\" must be exactly \"2.0\"";
+	if (!json_object_object_get_ex(req, "method", &m) ||
+	    !json_object_is_type(m, json_type_string))
+		return "\"method\" must be a string";
+	if (json_object_object_get_ex(req, "params", &v) &&
+	    !json_object_is_type(v, json_type_object) &&
+	    !json_object_is_type(v, json_type_array))
+		return "\"params\" must be an object or an array";
+	return NULL;
+}
+
+/* Runs the handler; returns the result or error member and its kind. */
+static json_object *dispatch(struct rpc_server *srv, uint64_t conn_id,
+			     const char *name, json_object *params,
+			     const char **kind)
+{
+	struct rpc_call call = { .srv = srv, .conn_id = conn_id };
+	const struct rpc_method *m = method_find(srv, name);
+	json_object *schema, *result = NULL;
+	int r;
+
+	*kind = "error";
+	if (!m) {
+		json_object *data = json_object_new_object();
+
+		json_object_object_add(data, "method", json_object_new_string(name));
+		return error_new(RPC_METHOD_NOT_FOUND, NULL, data);
+	}
+	schema = rpc_schema_method(srv->openrpc, name);
+	if (schema && rpc_schema_check_params(&call, srv->openrpc, schema, params))
+		return call.error;
+	r = m->handler(&call, params, &result);
+	if (r == 0 && !call.error) {
+		*kind = "result";
+		return result;
+	}
+	json_object_put(result);
+	if (!call.error)
+		rpc_call_error(&call, RPC_INTERNAL_ERROR, NULL,
+			       "Internal error in %s: %s", name, strerror(r < 0 ? -r : EIO));
+	return call.error;
+}
+
+/* Handles one request object; NULL when it was a notification. */
+static json_object *handle_one(struct rpc_server *srv, uint64_t conn_id,
+			       json_object *req)
+{
+	json_object *id, *m, *params = NULL, *val;
+	const char *why = envelope_check(req, &id), *kind;
+	bool notification;
+
+	srv->requests++;
+	if (why) {
+		srv->errors++;
+		/* The id of an invalid request cannot be trusted: null. */
+		return proto_error(RPC_INVALID_REQUEST, NULL, why);
+	}
+	notification = !json_object_object_get_ex(req, "id", NULL);
+	json_object_object_get_ex(req, "method", &m);
+	json_object_object_get_ex(req, "params", &params);
+	val = dispatch(srv, conn_id, json_object_get_string(m), params, &kind);
+	if (!strcmp(kind, "error"))
+		srv->errors++;
+	if (notification) {
+		json_object_put(val);
+		return NULL;
+	}
+	return reply_new(kind, val, id);
+}
+
+static json_object *handle_batch(struct rpc_server *srv, uint64_t conn_id,
+				 json_object *batch)
+{
+	size_t n = json_object_array_length(batch);
+	json_object *out;
+	char why[96];
+
+	if (n == 0)
+		return proto_error(RPC_INVALID_REQUEST, NULL, "empty batch");
+	if (n > srv->cfg.max_batch) {
+		snprintf(why, sizeof(why), "batch of %zu entries exceeds the limit of %zu",
+			 n, srv->cfg.max_batch);
+		return proto_error(RPC_INVALID_REQUEST, NULL, why);
+	}
+	out = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = handle_one(srv, conn_id,
+					    json_object_array_get_idx(batch, i));
+
+		if (r)
+			json_object_array_add(out, r);
+	}
+	if (json_object_array_length(out) == 0) {
+		json_object_put(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Parses text strictly into *out (NULL for JSON null); -EINVAL with *why
+ * set when it is not one JSON text. */
+static int parse(const char *text, size_t len, json_object **out,
+		 char *why, size_t whylen)
+{
+	struct json_tokener *tok;
+	json_object *o;
+	enum json_tokener_error jerr;
+	size_t end;
+
+	*out = NULL;
+	if (!len) {
+		snprintf(why, whylen, "empty message");
+		return -EINVAL;
+	}
+	tok = json_tokener_new_ex(64);
+	if (!tok) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_continue && end == len) {
+		/* A bare scalar ("null", "12") ends only at end of input. */
+		o = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+	}
+	while (jerr == json_tokener_success && end < len && strchr(" \t\r\n", text[end]))
+		end++;
+	if (jerr == json_tokener_continue) {
+		snprintf(why, whylen, "unterminated JSON text");
+	} else if (jerr != json_tokener_success) {
+		snprintf(why, whylen, "%s at offset %zu", json_tokener_error_desc(jerr), end);
+	} else if (end < len) {
+		snprintf(why, whylen, "trailing data at offset %zu", end);
+		json_object_put(o);
+		jerr = json_tokener_error_parse_unexpected;
+	}
+	json_tokener_free(tok);
+	if (jerr != json_tokener_success)
+		return -EINVAL;
+	*out = o;
+	return 0;
+}
+
+char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
+			const char *text, size_t len)
+{
+	char why[160];
+	json_object *req, *rep;
+	char *out;
+
+	if (parse(text, len, &req, why, sizeof(why))) {
+		srv->requests++;
+		srv->errors++;
+		rep = proto_error(RPC_PARSE_ERROR, NULL, why);
+	} else if (json_object_is_type(req, json_type_array)) {
+		rep = handle_batch(srv, conn_id, req);
+	} else {
+		rep = handle_one(srv, conn_id, req);
+	}
+	json_object_put(req);
+	if (!rep)
+		return NULL;
+	out = strdup(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN |
+						    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(rep);
+	return out;
+}

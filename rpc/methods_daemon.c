@@ -1,0 +1,184 @@
+/* daemon.*, rpc.discover and events.* methods. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include <event2/event.h>
+
+#include "rpc/internal.h"
+#include "vmm/vmm.h"
+
+static int daemon_version(struct rpc_call *call, json_object *params,
+			  json_object **result)
+{
+	json_object *r = json_object_new_object(), *libs = json_object_new_object();
+	struct utsname u;
+
+	(void)call; (void)params;
+	json_object_object_add(r, "name", json_object_new_string("slotd"));
+	json_object_object_add(r, "version", json_object_new_string(SLOTD_VERSION));
+	json_object_object_add(r, "git_revision", json_object_new_string(SLOTD_GIT_REV));
+	json_object_object_add(r, "kernel_release",
+			       json_object_new_string(uname(&u) ? "unknown" : u.release));
+	json_object_object_add(libs, "json-c", json_object_new_string(json_c_version()));
+	json_object_object_add(libs, "libevent", json_object_new_string(event_get_version()));
+	json_object_object_add(libs, "liburcu", json_object_new_string(SLOTD_LIBURCU_VERSION));
+	json_object_object_add(libs, "libsystemd",
+			       json_object_new_string(SLOTD_LIBSYSTEMD_VERSION));
+	json_object_object_add(r, "libraries", libs);
+	*result = r;
+	return 0;
+}
+
+static json_object *quirks_json(const struct vmm_caps *caps)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++) {
+		const struct vmm_quirk_desc *q = &vmm_quirk_descs[i];
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "name", json_object_new_string(q->name));
+		json_object_object_add(o, "bit", json_object_new_int(__builtin_ctzll(q->bit)));
+		json_object_object_add(o, "supported",
+				       json_object_new_boolean(caps->supported_quirks & q->bit));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *vm_types_json(const struct vmm_caps *caps)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned t = 0; t < 64; t++)
+		if (caps->vm_types & (1ull << t))
+			json_object_array_add(a, json_object_new_string(vmm_kvm_vm_type_name(t)));
+	return a;
+}
+
+static void add_bool(json_object *o, const char *k, bool v)
+{
+	json_object_object_add(o, k, json_object_new_boolean(v));
+}
+
+static int daemon_capabilities(struct rpc_call *call, json_object *params,
+			       json_object **result)
+{
+	const struct vmm_caps *caps = vmm_caps_get(rpc_call_vmm(call));
+	json_object *r = json_object_new_object(), *st = json_object_new_array();
+	char mask[24];
+
+	(void)params;
+	add_bool(r, "kvm_available", caps->kvm_available);
+	json_object_object_add(r, "kvm_error", caps->kvm_available ? NULL :
+			       json_object_new_string(caps->kvm_error));
+	json_object_object_add(r, "api_version", json_object_new_int(caps->api_version));
+	json_object_object_add(r, "max_memslots", json_object_new_int(caps->max_memslots));
+	json_object_object_add(r, "max_vcpus", json_object_new_int(caps->max_vcpus));
+	json_object_object_add(r, "recommended_vcpus", json_object_new_int(caps->nr_vcpus));
+	json_object_object_add(r, "vm_types", caps->kvm_available ?
+			       vm_types_json(caps) : json_object_new_array());
+	json_object_array_add(st, json_object_new_string("default"));
+	json_object_array_add(st, json_object_new_string("protected"));
+	json_object_object_add(r, "slotd_vm_types", st);
+	add_bool(r, "user_memory2", caps->user_memory2);
+	add_bool(r, "guest_memfd", caps->guest_memfd);
+	add_bool(r, "readonly_mem", caps->readonly_mem);
+	add_bool(r, "stats_fd", caps->stats_fd);
+	add_bool(r, "memory_attributes", caps->memory_attributes);
+	add_bool(r, "disable_quirks2", caps->disable_quirks2);
+	snprintf(mask, sizeof(mask), "0x%llx", (unsigned long long)caps->supported_quirks);
+	json_object_object_add(r, "supported_quirks_mask", json_object_new_string(mask));
+	json_object_object_add(r, "quirks", quirks_json(caps));
+	*result = r;
+	return 0;
+}
+
+static int rpc_discover(struct rpc_call *call, json_object *params,
+			json_object **result)
+{
+	(void)params;
+	*result = json_object_get(rpc_server_openrpc(rpc_call_server(call)));
+	return 0;
+}
+
+/* Collects the topic bits named in params.topics (all when absent). */
+static int topics_mask(struct rpc_call *call, json_object *params, uint64_t *mask)
+{
+	json_object *t;
+
+	*mask = 0;
+	if (!params || !json_object_object_get_ex(params, "topics", &t)) {
+		*mask = (1ull << rpc_topic_count) - 1;
+		return 0;
+	}
+	for (size_t i = 0; i < json_object_array_length(t); i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(t, i));
+		int bit = rpc_topic_bit(name);
+		char field[32];
+
+		snprintf(field, sizeof(field), "topics[%zu]", i);
+		if (bit < 0)
+			return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+					      "Invalid params: unknown topic '%s'", name);
+		*mask |= 1ull << bit;
+	}
+	return 0;
+}
+
+static json_object *topics_json(uint64_t mask)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < rpc_topic_count; i++)
+		if (mask & (1ull << i))
+			json_object_array_add(a, json_object_new_string(rpc_topic_names[i]));
+	return a;
+}
+
+static int events_change(struct rpc_call *call, json_object *params,
+			 json_object **result, bool subscribe)
+{
+	struct rpc_conn *c = rpc_conn_find(rpc_call_server(call), rpc_call_conn(call));
+	json_object *r;
+	uint64_t mask;
+
+	if (!c)
+		return rpc_call_error(call, RPC_ERR_UNSUPPORTED, NULL,
+				      "events need a persistent connection (the Unix socket)");
+	if (topics_mask(call, params, &mask))
+		return -EINVAL;
+	c->topics = subscribe ? c->topics | mask : c->topics & ~mask;
+	r = json_object_new_object();
+	json_object_object_add(r, "topics", topics_json(c->topics));
+	*result = r;
+	return 0;
+}
+
+static int events_subscribe(struct rpc_call *call, json_object *params,
+			    json_object **result)
+{
+	return events_change(call, params, result, true);
+}
+
+static int events_unsubscribe(struct rpc_call *call, json_object *params,
+			      json_object **result)
+{
+	return events_change(call, params, result, false);
+}
+
+static const struct rpc_method daemon_methods[] = {
+	{ "daemon.version",	 daemon_version },
+	{ "daemon.capabilities", daemon_capabilities },
+	{ "rpc.discover",	 rpc_discover },
+	{ "events.subscribe",	 events_subscribe },
+	{ "events.unsubscribe",	 events_unsubscribe },
+};
+
+int rpc_methods_daemon_register(struct rpc_server *srv)
+{
+	return rpc_server_register(srv, daemon_methods,
+				   sizeof(daemon_methods) / sizeof(daemon_methods[0]));
+}

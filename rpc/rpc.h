@@ -1,0 +1,123 @@
+/* rpc: JSON-RPC 2.0 over newline-delimited Unix stream sockets (libevent +
+ * json-c).  Turns JSON into typed calls; json-c objects stay in this module.
+ * Functions return 0 or -errno. */
+#ifndef SLOTD_RPC_H
+#define SLOTD_RPC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+struct event_base;
+struct vmm;
+struct rpc_server;
+struct rpc_call;
+
+/* JSON-RPC 2.0 codes. */
+#define RPC_PARSE_ERROR		-32700
+#define RPC_INVALID_REQUEST	-32600
+#define RPC_METHOD_NOT_FOUND	-32601
+#define RPC_INVALID_PARAMS	-32602
+#define RPC_INTERNAL_ERROR	-32603
+/* slotd application codes (documented in schemas/openrpc.json). */
+#define RPC_ERR_KVM_UNAVAILABLE	-32001	/* /dev/kvm missing or not permitted */
+#define RPC_ERR_NOT_FOUND	-32002	/* no such VM, memslot, ... */
+#define RPC_ERR_EXISTS		-32003	/* name or id already taken, overlap */
+#define RPC_ERR_BAD_STATE	-32004	/* impossible lifecycle transition */
+#define RPC_ERR_KERNEL		-32005	/* KVM refused the operation */
+#define RPC_ERR_LIMIT		-32006	/* a configured or kernel limit */
+#define RPC_ERR_NOT_PERMITTED	-32007	/* forbidden by VM type or quirk rules */
+#define RPC_ERR_UNSUPPORTED	-32008	/* the host lacks a capability */
+#define RPC_ERR_OVERLOADED	-32009	/* too many connections */
+#define RPC_ERR_STATE_IO	-32010	/* state could not be written */
+
+/* A handler gets the call and its (schema-validated) params, which may be
+ * NULL when the method takes none.  It returns 0 with *result set (a new
+ * reference, or NULL for JSON null), or -errno after rpc_call_error(). */
+typedef int (*rpc_handler_fn)(struct rpc_call *call, json_object *params,
+			      json_object **result);
+
+struct rpc_method {
+	const char *name;
+	rpc_handler_fn handler;
+};
+
+struct rpc_config {
+	size_t max_message;	/* bytes in one line; default 1 MiB */
+	size_t max_batch;	/* entries in one batch; default 256 */
+	unsigned max_conns;	/* concurrent connections; default 256 */
+	size_t max_outbuf;	/* unread reply bytes before a client is
+				 * dropped; default 64 MiB */
+	const char *openrpc;	/* the OpenRPC document (JSON text); NULL:
+				 * the one built into slotd */
+	struct vmm *vmm;	/* the VMs the vm.* and memslot.* methods drive */
+	void *app;		/* handed to handlers via rpc_call_app() */
+};
+
+int rpc_server_create(struct event_base *base, const struct rpc_config *cfg,
+		      struct rpc_server **out);
+void rpc_server_destroy(struct rpc_server *srv);
+
+/* Adds methods to the dispatch table (the array must outlive the server). */
+int rpc_server_register(struct rpc_server *srv, const struct rpc_method *m,
+			size_t n);
+/* Adds the daemon.*, rpc.* and events.* methods. */
+int rpc_methods_daemon_register(struct rpc_server *srv);
+
+/* Serves a listening stream socket; the server owns fd from now on. */
+int rpc_server_listen(struct rpc_server *srv, int fd);
+/* Stops accepting; established connections keep being served. */
+void rpc_server_stop_listening(struct rpc_server *srv);
+/* Connections still open. */
+unsigned rpc_server_conn_count(const struct rpc_server *srv);
+/* True when no reply bytes are waiting to be written to any client. */
+bool rpc_server_flushed(const struct rpc_server *srv);
+
+/* Handles one JSON text as received from a client.  Returns the reply text
+ * (malloc'd, no trailing newline) or NULL when nothing is to be sent
+ * (notifications).  conn_id identifies the connection (0: none). */
+char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
+			const char *text, size_t len);
+
+/* Sends a notification {method, params} to every connection subscribed to
+ * topic.  Takes over the reference to params. */
+void rpc_server_notify(struct rpc_server *srv, const char *topic,
+		       json_object *params);
+
+/* The OpenRPC document this server validates against. */
+json_object *rpc_server_openrpc(struct rpc_server *srv);
+/* The method table, for tests that compare it with the document. */
+size_t rpc_server_method_count(const struct rpc_server *srv);
+const char *rpc_server_method_name(const struct rpc_server *srv, size_t i);
+
+/* Handler context. */
+void *rpc_call_app(const struct rpc_call *call);
+struct vmm *rpc_call_vmm(const struct rpc_call *call);
+struct rpc_server *rpc_call_server(const struct rpc_call *call);
+uint64_t rpc_call_conn(const struct rpc_call *call);
+
+/* Records the error this call answers with; field names the offending
+ * param ("" or NULL when none).  Returns -EINVAL for convenience. */
+__attribute__((format(printf, 4, 5)))
+int rpc_call_error(struct rpc_call *call, int code, const char *field,
+		   const char *fmt, ...);
+/* Adds a member to the error's data object (takes over val). */
+void rpc_call_error_data(struct rpc_call *call, const char *key,
+			 json_object *val);
+
+/* Param getters for handlers: params were validated against the schema, so
+ * these only fetch; absent optional members leave *out untouched. */
+const char *rpc_param_str(json_object *params, const char *key,
+			  const char *dflt);
+int64_t rpc_param_int(json_object *params, const char *key, int64_t dflt);
+bool rpc_param_bool(json_object *params, const char *key, bool dflt);
+/* Parses "4096", "0x1000", "256M", "1G" (K/M/G/T, binary) or a JSON
+ * integer into bytes; -EINVAL via rpc_call_error naming key on bad input. */
+int rpc_param_size(struct rpc_call *call, json_object *params,
+		   const char *key, uint64_t dflt, uint64_t *out);
+int rpc_parse_size(const char *s, uint64_t *out);
+
+#endif
