@@ -153,7 +153,7 @@ static int rpc_setup(struct slotd *d)
 	int r = rpc_server_create(d->base, &rc, &d->rpc);
 
 	if (!r)
-		r = rpc_methods_daemon_register(d->rpc);
+		r = rpc_methods_register_all(d->rpc);
 	if (!r)
 		r = rpc_server_listen(d->rpc, d->listen_fd);
 	if (!r)

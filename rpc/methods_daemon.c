@@ -182,3 +182,8 @@ int rpc_methods_daemon_register(struct rpc_server *srv)
 	return rpc_server_register(srv, daemon_methods,
 				   sizeof(daemon_methods) / sizeof(daemon_methods[0]));
 }
+
+int rpc_methods_register_all(struct rpc_server *srv)
+{
+	return rpc_methods_daemon_register(srv);
+}

@@ -66,6 +66,8 @@ int rpc_server_register(struct rpc_server *srv, const struct rpc_method *m,
 			size_t n);
 /* Adds the daemon.*, rpc.* and events.* methods. */
 int rpc_methods_daemon_register(struct rpc_server *srv);
+/* Adds every method slotd serves (what the daemon calls). */
+int rpc_methods_register_all(struct rpc_server *srv);
 
 /* Serves a listening stream socket; the server owns fd from now on. */
 int rpc_server_listen(struct rpc_server *srv, int fd);

@@ -1,0 +1,118 @@
+/* schemas/openrpc.json is the API's source of truth: the dispatch table and
+ * the document must name the same methods, and the document must be a
+ * well-formed OpenRPC 1.x document. */
+#include <criterion/criterion.h>
+#include <event2/event.h>
+#include <string.h>
+
+#include "rpc/rpc.h"
+
+static struct event_base *base;
+static struct rpc_server *srv;
+static json_object *doc;
+
+static void setup(void)
+{
+	struct rpc_config cfg = { 0 };
+
+	base = event_base_new();
+	cr_assert_eq(rpc_server_create(base, &cfg, &srv), 0);
+	cr_assert_eq(rpc_methods_register_all(srv), 0);
+	doc = rpc_server_openrpc(srv);
+}
+
+static void teardown(void)
+{
+	rpc_server_destroy(srv);
+	event_base_free(base);
+}
+
+TestSuite(rpc_schema, .init = setup, .fini = teardown);
+
+static json_object *methods(void)
+{
+	json_object *m;
+
+	cr_assert(json_object_object_get_ex(doc, "methods", &m), "no methods array");
+	return m;
+}
+
+static const char *method_name(json_object *m)
+{
+	json_object *n;
+
+	cr_assert(json_object_object_get_ex(m, "name", &n), "a method without name");
+	return json_object_get_string(n);
+}
+
+Test(rpc_schema, every_dispatched_method_is_documented)
+{
+	for (size_t i = 0; i < rpc_server_method_count(srv); i++) {
+		const char *name = rpc_server_method_name(srv, i);
+		bool found = false;
+
+		for (size_t j = 0; j < json_object_array_length(methods()); j++)
+			found |= !strcmp(method_name(json_object_array_get_idx(methods(), j)), name);
+		cr_expect(found, "method %s is dispatched but missing from schemas/openrpc.json", name);
+	}
+}
+
+Test(rpc_schema, every_documented_method_is_dispatched)
+{
+	for (size_t j = 0; j < json_object_array_length(methods()); j++) {
+		const char *name = method_name(json_object_array_get_idx(methods(), j));
+		bool found = false;
+
+		for (size_t i = 0; i < rpc_server_method_count(srv); i++)
+			found |= !strcmp(rpc_server_method_name(srv, i), name);
+		cr_expect(found, "schemas/openrpc.json documents %s but slotd does not dispatch it", name);
+	}
+}
+
+Test(rpc_schema, document_is_openrpc_1_with_params_results_and_errors)
+{
+	json_object *v, *info;
+
+	cr_assert(json_object_object_get_ex(doc, "openrpc", &v));
+	cr_assert(!strncmp(json_object_get_string(v), "1.", 2), "openrpc version %s",
+		  json_object_get_string(v));
+	cr_assert(json_object_object_get_ex(doc, "info", &info));
+	cr_assert(json_object_object_get_ex(info, "title", NULL));
+	cr_assert(json_object_object_get_ex(info, "version", NULL));
+	for (size_t j = 0; j < json_object_array_length(methods()); j++) {
+		json_object *m = json_object_array_get_idx(methods(), j);
+
+		cr_expect(json_object_object_get_ex(m, "params", &v) &&
+			  json_object_is_type(v, json_type_array), "%s: params array", method_name(m));
+		cr_expect(json_object_object_get_ex(m, "result", &v) &&
+			  json_object_object_get_ex(v, "schema", NULL), "%s: result schema", method_name(m));
+		cr_expect(json_object_object_get_ex(m, "errors", &v), "%s: errors", method_name(m));
+	}
+}
+
+Test(rpc_schema, application_error_codes_are_in_the_reserved_range)
+{
+	json_object *comp, *errs;
+
+	cr_assert(json_object_object_get_ex(doc, "components", &comp));
+	cr_assert(json_object_object_get_ex(comp, "errors", &errs));
+	json_object_object_foreach(errs, name, e) {
+		json_object *c;
+
+		cr_assert(json_object_object_get_ex(e, "code", &c), "%s has no code", name);
+		cr_expect(json_object_get_int(c) <= -32000 && json_object_get_int(c) >= -32099,
+			  "%s: code %d outside -32000..-32099", name, json_object_get_int(c));
+	}
+}
+
+Test(rpc_schema, rpc_discover_returns_the_document)
+{
+	const char *req = "{\"jsonrpc\":\"2.0\",\"method\":\"rpc.discover\",\"id\":1}";
+	char *got = rpc_server_handle(srv, 0, req, strlen(req));
+	json_object *r = json_tokener_parse(got), *res;
+
+	cr_assert(json_object_object_get_ex(r, "result", &res), "no result: %s", got);
+	cr_assert(json_object_equal(res, doc), "rpc.discover differs from the built-in document");
+	json_object_put(r);
+	free(got);
+}
