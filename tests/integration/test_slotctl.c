@@ -1,0 +1,377 @@
+/* slotctl against the real slotd: each test starts its own daemon on a
+ * private socket (tests/lib/daemon.h) and runs build/slotctl. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/daemon.h"
+
+static struct test_daemon daemon_;
+
+static void daemon_up(void)
+{
+	int ret = test_daemon_start(&daemon_, NULL);
+
+	cr_assert_eq(ret, 0, "expected %s to start on a private socket, got "
+		     "%d (%s)", test_slotd_bin(), ret, strerror(-ret));
+}
+
+static void daemon_down(void)
+{
+	const char *rm[] = { "/bin/rm", "-rf", daemon_.dir, NULL };
+
+	test_daemon_stop(&daemon_);
+	if (!strncmp(daemon_.dir, "/tmp/slotd-test-", 16))
+		test_run(rm, NULL, NULL);
+}
+
+TestSuite(slotctl, .init = daemon_up, .fini = daemon_down, .timeout = 60);
+
+/* Runs slotctl with the arguments (NULL-terminated) as they are. */
+static int ctl_run(char **out, char **err, ...)
+{
+	const char *argv[32];
+	int n = 0;
+	va_list ap;
+
+	argv[n++] = test_slotctl_bin();
+	va_start(ap, err);
+	while (n < 31 && (argv[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	return test_run(argv, out, err);
+}
+
+#define CTL(out, err, ...) \
+	ctl_run(out, err, "--socket", daemon_.sock, __VA_ARGS__, NULL)
+
+/* The result member of a direct call to the daemon (caller puts it). */
+static json_object *rpc_result(const char *method)
+{
+	json_object *reply = test_rpc(daemon_.sock, method, NULL), *res;
+
+	cr_assert_not_null(reply, "expected a reply to %s", method);
+	cr_assert(json_object_object_get_ex(reply, "result", &res),
+		  "expected a result for %s, got %s", method,
+		  json_object_to_json_string(reply));
+	json_object_get(res);
+	json_object_put(reply);
+	return res;
+}
+
+static const char *member_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, key, &v), "expected member %s "
+		  "in %s", key, json_object_to_json_string(o));
+	return json_object_get_string(v);
+}
+
+Test(slotctl, daemon_version_shows_name_and_version)
+{
+	json_object *ver = rpc_result("daemon.version");
+	char *out, *err;
+	int rc = CTL(&out, &err, "daemon", "version");
+
+	cr_assert_eq(rc, 0, "expected exit 0, got %d; stderr: %s", rc, err);
+	cr_assert(strstr(out, "slotd"), "expected 'slotd' in:\n%s", out);
+	cr_assert(strstr(out, member_str(ver, "version")),
+		  "expected version %s in:\n%s", member_str(ver, "version"),
+		  out);
+	cr_assert(strstr(out, "json-c"), "expected the library versions in:\n"
+		  "%s", out);
+	json_object_put(ver);
+	free(out);
+	free(err);
+}
+
+/* True when out has a line "key<spaces>value". */
+static bool has_kv_line(const char *out, const char *key, const char *value)
+{
+	size_t k = strlen(key), v = strlen(value);
+
+	for (const char *l = out; l; l = strchr(l, '\n'), l = l ? l + 1 : l) {
+		const char *val = l + k + strspn(l + k, " ");
+
+		if (!strncmp(l, key, k) && l[k] == ' ' &&
+		    !strncmp(val, value, v) && (val[v] == '\n' || !val[v]))
+			return true;
+	}
+	return false;
+}
+
+Test(slotctl, daemon_capabilities_table_shows_quirks_and_probed_limits)
+{
+	json_object *caps = rpc_result("daemon.capabilities"), *v;
+	char *out, *err;
+	int rc = CTL(&out, &err, "daemon", "capabilities");
+
+	cr_assert_eq(rc, 0, "expected exit 0, got %d; stderr: %s", rc, err);
+	cr_assert(strstr(out, "slot_zap_all"), "expected the quirk table with "
+		  "slot_zap_all in:\n%s", out);
+	cr_assert(strstr(out, "NAME") && strstr(out, "BIT"),
+		  "expected a table header NAME .. BIT in:\n%s", out);
+	if (access("/dev/kvm", R_OK | W_OK) == 0) {
+		cr_assert(json_object_object_get_ex(caps, "max_memslots", &v),
+			  "expected max_memslots in the RPC result");
+		cr_assert(has_kv_line(out, "max_memslots",
+				      json_object_get_string(v)),
+			  "expected a line 'max_memslots  %s' in:\n%s",
+			  json_object_get_string(v), out);
+	}
+	json_object_put(caps);
+	free(out);
+	free(err);
+}
+
+/* Asserts slotctl --json NOUN VERB prints exactly method's result. */
+static void assert_json_equals_rpc(const char *noun, const char *verb,
+				   const char *method)
+{
+	json_object *direct = rpc_result(method), *printed;
+	char *out, *err;
+	int rc = CTL(&out, &err, "--json", noun, verb);
+
+	cr_assert_eq(rc, 0, "expected exit 0, got %d; stderr: %s", rc, err);
+	printed = json_tokener_parse(out);
+	cr_assert_not_null(printed, "expected --json output to parse as JSON:"
+			   "\n%s", out);
+	cr_assert(json_object_equal(printed, direct), "expected --json output "
+		  "%s to equal the RPC result %s",
+		  json_object_to_json_string(printed),
+		  json_object_to_json_string(direct));
+	json_object_put(printed);
+	json_object_put(direct);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, json_output_equals_the_rpc_result)
+{
+	assert_json_equals_rpc("daemon", "version", "daemon.version");
+	assert_json_equals_rpc("daemon", "capabilities", "daemon.capabilities");
+}
+
+Test(slotctl, call_with_bad_json_params_fails_before_connecting)
+{
+	char *out, *err;
+	/* A socket that does not exist: the JSON must be refused first. */
+	int rc = ctl_run(&out, &err, "--socket", "/nonexistent/slotd.sock",
+			 "call", "events.subscribe", "{\"topics\":", NULL);
+
+	cr_assert_eq(rc, 2, "expected exit 2 (usage), got %d", rc);
+	cr_assert(strstr(err, "not valid JSON"), "expected 'not valid JSON' "
+		  "in stderr, got: %s", err);
+	cr_assert_null(strstr(err, "connect"), "expected no connection "
+		       "attempt, got: %s", err);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, call_passes_params_and_prints_the_result)
+{
+	char *out, *err;
+	int rc = CTL(&out, &err, "--json", "call", "events.subscribe",
+		     "{\"topics\":[\"memslot.deleted\"]}");
+	json_object *res, *topics;
+
+	cr_assert_eq(rc, 0, "expected exit 0, got %d; stderr: %s", rc, err);
+	res = json_tokener_parse(out);
+	cr_assert(json_object_object_get_ex(res, "topics", &topics) &&
+		  json_object_array_length(topics) == 1 &&
+		  !strcmp(json_object_get_string(
+			json_object_array_get_idx(topics, 0)),
+			"memslot.deleted"),
+		  "expected topics [\"memslot.deleted\"], got %s", out);
+	json_object_put(res);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, call_unknown_method_prints_32601_and_exits_1)
+{
+	char *out, *err;
+	int rc = CTL(&out, &err, "call", "no.such.method");
+
+	cr_assert_eq(rc, 1, "expected exit 1, got %d", rc);
+	cr_assert(strstr(err, "slotctl: error -32601:"), "expected 'slotctl: "
+		  "error -32601:' in stderr, got: %s", err);
+	cr_assert_str_empty(out, "expected nothing on stdout, got: %s", out);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, invalid_params_error_names_the_field)
+{
+	char *out, *err;
+	int rc = CTL(&out, &err, "events", "watch", "no.such.topic");
+
+	cr_assert_eq(rc, 1, "expected exit 1, got %d", rc);
+	cr_assert(strstr(err, "error -32602:"), "expected error -32602 in "
+		  "stderr, got: %s", err);
+	cr_assert(strstr(err, "(field: topics[0])"), "expected the field "
+		  "topics[0] named in stderr, got: %s", err);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, missing_socket_names_the_path_and_exits_1)
+{
+	char *out, *err;
+	int rc = ctl_run(&out, &err, "--socket", "/nonexistent/slotd.sock",
+			 "daemon", "version", NULL);
+
+	cr_assert_eq(rc, 1, "expected exit 1, got %d", rc);
+	cr_assert(strstr(err, "/nonexistent/slotd.sock"), "expected the socket "
+		  "path in stderr, got: %s", err);
+	cr_assert(strstr(err, "is slotd running"), "expected a hint that the "
+		  "daemon may not be running, got: %s", err);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, help_exits_0_at_every_level)
+{
+	static const char *const cmds[][3] = {
+		{ "--help" }, { "daemon", "--help" }, { "vm", "--help" },
+		{ "memslot", "--help" }, { "events", "--help" },
+		{ "call", "--help" }, { "memslot", "create", "--help" },
+		{ "vm", "quirk", "--help" }, { "events", "watch", "--help" },
+	};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *out, *err;
+		int rc = ctl_run(&out, &err, cmds[i][0], cmds[i][1],
+				 cmds[i][2], NULL);
+
+		cr_assert_eq(rc, 0, "slotctl %s %s %s: expected exit 0, got %d",
+			     cmds[i][0], cmds[i][1] ? cmds[i][1] : "",
+			     cmds[i][2] ? cmds[i][2] : "", rc);
+		cr_assert(strstr(out, "usage"), "slotctl %s %s: expected usage "
+			  "on stdout, got: %s", cmds[i][0],
+			  cmds[i][1] ? cmds[i][1] : "", out);
+		free(out);
+		free(err);
+	}
+}
+
+Test(slotctl, unknown_noun_or_verb_exits_2_with_usage)
+{
+	char *out, *err;
+	int rc = CTL(&out, &err, "vm", "frobnicate");
+
+	cr_assert_eq(rc, 2, "expected exit 2 for an unknown verb, got %d", rc);
+	cr_assert(strstr(err, "unknown verb") && strstr(err, "usage"),
+		  "expected 'unknown verb' and usage on stderr, got: %s", err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "frobnicate", "now");
+	cr_assert_eq(rc, 2, "expected exit 2 for an unknown noun, got %d", rc);
+	cr_assert(strstr(err, "unknown noun") && strstr(err, "usage"),
+		  "expected 'unknown noun' and usage on stderr, got: %s", err);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, bad_numbers_are_refused_before_sending)
+{
+	char *out, *err;
+	int rc = ctl_run(&out, &err, "--socket", "/nonexistent/slotd.sock",
+			 "memslot", "create", "vm0", "--gpa", "12Q", "--size",
+			 "4K", NULL);
+
+	cr_assert_eq(rc, 2, "expected exit 2, got %d", rc);
+	cr_assert(strstr(err, "gpa: '12Q' is not a number"), "expected the bad "
+		  "gpa named in stderr, got: %s", err);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, slotd_socket_env_is_honoured_and_socket_flag_wins)
+{
+	char *out, *err;
+	int rc;
+
+	setenv("SLOTD_SOCKET", daemon_.sock, 1);
+	rc = ctl_run(&out, &err, "daemon", "version", NULL);
+	cr_assert_eq(rc, 0, "expected exit 0 with SLOTD_SOCKET=%s, got %d: %s",
+		     daemon_.sock, rc, err);
+	free(out);
+	free(err);
+	setenv("SLOTD_SOCKET", "/nonexistent/env.sock", 1);
+	rc = ctl_run(&out, &err, "daemon", "version", NULL);
+	cr_assert_eq(rc, 1, "expected exit 1 with a bad SLOTD_SOCKET, got %d",
+		     rc);
+	cr_assert(strstr(err, "/nonexistent/env.sock"), "expected the env "
+		  "socket path in stderr, got: %s", err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "daemon", "version");
+	cr_assert_eq(rc, 0, "expected --socket to override SLOTD_SOCKET, got "
+		     "exit %d: %s", rc, err);
+	unsetenv("SLOTD_SOCKET");
+	free(out);
+	free(err);
+}
+
+Test(slotctl, events_watch_subscribes_and_stops_at_timeout)
+{
+	char *out, *err;
+	int rc = CTL(&out, &err, "--timeout", "0.3", "events", "watch");
+
+	cr_assert_eq(rc, 0, "expected exit 0 when --timeout ends the watch, "
+		     "got %d: %s", rc, err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "--timeout", "0.3", "events", "watch",
+		 "--count", "1");
+	cr_assert_eq(rc, 1, "expected exit 1 when --count is not reached, "
+		     "got %d", rc);
+	cr_assert(strstr(err, "timed out after 0 event"), "expected a timeout "
+		  "message, got: %s", err);
+	free(out);
+	free(err);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* A server that accepts connections (in the backlog) but never answers. */
+Test(slotctl, timeout_bounds_the_wait_for_a_silent_server)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char *out, *err;
+	long long t0;
+	int rc;
+
+	cr_assert_lt(strlen(daemon_.dir) + 13, sizeof(sa.sun_path));
+	memcpy(sa.sun_path, daemon_.dir, strlen(daemon_.dir));
+	strcat(sa.sun_path, "/silent.sock");
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind");
+	cr_assert_eq(listen(fd, 4), 0, "listen");
+	t0 = now_ms();
+	rc = ctl_run(&out, &err, "--socket", sa.sun_path, "--timeout", "0.5",
+		     "daemon", "version", NULL);
+	cr_assert_eq(rc, 1, "expected exit 1, got %d", rc);
+	cr_assert(now_ms() - t0 < 5000, "expected to give up after ~0.5 s, "
+		  "took %lld ms", now_ms() - t0);
+	cr_assert(strstr(err, "no reply") && strstr(err, sa.sun_path),
+		  "expected 'no reply' and the socket path, got: %s", err);
+	close(fd);
+	free(out);
+	free(err);
+}
