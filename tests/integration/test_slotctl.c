@@ -375,3 +375,38 @@ Test(slotctl, timeout_bounds_the_wait_for_a_silent_server)
 	free(out);
 	free(err);
 }
+
+/* Runs clients/slotd_client.py on the test daemon's socket. */
+static int py_run(const char *method, char **out, char **err)
+{
+	const char *src = getenv("SLOTD_SRCDIR");
+	char script[512];
+	const char *argv[] = { "/usr/bin/env", "python3", script, "--socket",
+			       daemon_.sock, method, NULL };
+
+	snprintf(script, sizeof(script), "%s/clients/slotd_client.py",
+		 src && *src ? src : ".");
+	return test_run(argv, out, err);
+}
+
+Test(slotctl, python_client_returns_the_result_or_the_error)
+{
+	json_object *direct = rpc_result("daemon.version"), *printed;
+	char *out, *err;
+	int rc = py_run("daemon.version", &out, &err);
+
+	cr_assert_eq(rc, 0, "expected exit 0, got %d: %s", rc, err);
+	printed = json_tokener_parse(out);
+	cr_assert(json_object_equal(printed, direct), "expected %s, got %s",
+		  json_object_to_json_string(direct), out);
+	json_object_put(printed);
+	json_object_put(direct);
+	free(out);
+	free(err);
+	rc = py_run("no.such.method", &out, &err);
+	cr_assert_eq(rc, 1, "expected exit 1, got %d", rc);
+	cr_assert(strstr(err, "error -32601"), "expected error -32601, got: %s",
+		  err);
+	free(out);
+	free(err);
+}

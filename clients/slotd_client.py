@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Small stdlib-only client of slotd's JSON-RPC 2.0 Unix socket.
+
+The socket carries one JSON text per '\\n'-terminated line in each
+direction.  Replies carry the request's id; notifications (events) carry a
+"method" and no id, and arrive only on a connection that subscribed.
+
+Library use::
+
+    from slotd_client import SlotdClient, SlotdError
+
+    with SlotdClient() as c:               # $SLOTD_SOCKET or /run/slotd/slotd.sock
+        print(c.call("daemon.version")["version"])
+        try:
+            c.call("vm.info", name="nope")
+        except SlotdError as e:
+            print(e.code, e.message, e.data)
+
+    with SlotdClient() as c:
+        for event in c.events(["memslot.deleted"]):   # blocks; Ctrl-C ends
+            print(event["method"], event.get("params"))
+
+Command line::
+
+    python3 clients/slotd_client.py daemon.capabilities
+    python3 clients/slotd_client.py events.subscribe '{"topics": ["memslot.created"]}'
+    python3 clients/slotd_client.py --socket /tmp/s.sock --watch memslot.created
+
+Exit status: 0 on success, 1 on a JSON-RPC error or when the daemon cannot
+be reached, 2 on bad usage.
+"""
+
+import argparse
+import json
+import os
+import socket
+import sys
+
+DEFAULT_SOCKET = "/run/slotd/slotd.sock"
+
+
+class SlotdError(Exception):
+    """A JSON-RPC error reply: code, message and the optional data object."""
+
+    def __init__(self, code, message, data=None):
+        super().__init__("error %s: %s" % (code, message))
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class SlotdClient:
+    """One connection to slotd.  Not thread-safe: use one per thread."""
+
+    def __init__(self, path=None, timeout=30.0):
+        self.path = path or os.environ.get("SLOTD_SOCKET") or DEFAULT_SOCKET
+        self.timeout = timeout
+        self._next_id = 1
+        self._pending = []          # notifications read while awaiting a reply
+        self._buf = b""
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(self.path)
+        except OSError as e:
+            self._sock.close()
+            raise ConnectionError("cannot connect to %s: %s; is slotd running?"
+                                  % (self.path, e.strerror or e)) from e
+
+    def close(self):
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _send(self, method, params):
+        req = {"jsonrpc": "2.0", "id": self._next_id, "method": method,
+               "params": params}
+        self._next_id += 1
+        self._sock.sendall(json.dumps(req, separators=(",", ":")).encode()
+                           + b"\n")
+        return req["id"]
+
+    def _recv(self, timeout):
+        """Next message (reply or notification); socket.timeout when none."""
+        self._sock.settimeout(timeout)
+        while b"\n" not in self._buf:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("slotd at %s closed the connection"
+                                      % self.path)
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line) if line.strip() else self._recv(timeout)
+
+    def call(self, method, **params):
+        """Calls method with named params; returns the result or raises
+        SlotdError.  Notifications that arrive meanwhile are kept for
+        events()."""
+        rid = self._send(method, params)
+        while True:
+            msg = self._recv(self.timeout)
+            if "id" not in msg:
+                self._pending.append(msg)
+                continue
+            if msg["id"] not in (rid, None):
+                continue
+            if "error" in msg:
+                err = msg["error"]
+                raise SlotdError(err.get("code"), err.get("message"),
+                                 err.get("data"))
+            return msg.get("result")
+
+    def events(self, topics=None, timeout=None):
+        """Subscribes (all topics when None) and yields each notification
+        as a dict; with timeout, stops after that many idle seconds."""
+        if topics:
+            self.call("events.subscribe", topics=list(topics))
+        else:
+            self.call("events.subscribe")
+        while True:
+            while self._pending:
+                yield self._pending.pop(0)
+            try:
+                msg = self._recv(timeout)
+            except socket.timeout:
+                return
+            if "id" not in msg:
+                yield msg
+
+
+def _main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Call one slotd JSON-RPC method and print its result.")
+    ap.add_argument("--socket", help="daemon socket (default $SLOTD_SOCKET "
+                    "or %s)" % DEFAULT_SOCKET)
+    ap.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds to wait for a reply (default 30)")
+    ap.add_argument("--watch", action="store_true",
+                    help="subscribe to the topics given as arguments and "
+                    "print notifications, one JSON object per line")
+    ap.add_argument("method", help="method name, or a topic with --watch")
+    ap.add_argument("params", nargs="*",
+                    help="JSON object of params (or more topics with --watch)")
+    args = ap.parse_args(argv)
+
+    if args.watch:
+        topics = [args.method] + args.params
+        try:
+            with SlotdClient(args.socket, args.timeout) as c:
+                for ev in c.events(topics):
+                    print(json.dumps(ev), flush=True)
+        except KeyboardInterrupt:
+            return 0
+        except (OSError, SlotdError) as e:
+            print("slotd_client: %s" % e, file=sys.stderr)
+            return 1
+        return 0
+
+    params = {}
+    if args.params:
+        try:
+            params = json.loads(" ".join(args.params))
+        except ValueError as e:
+            print("slotd_client: params are not valid JSON: %s" % e,
+                  file=sys.stderr)
+            return 2
+        if not isinstance(params, dict):
+            print("slotd_client: params must be a JSON object",
+                  file=sys.stderr)
+            return 2
+    try:
+        with SlotdClient(args.socket, args.timeout) as c:
+            result = c.call(args.method, **params)
+    except SlotdError as e:
+        field = (e.data or {}).get("field") if isinstance(e.data, dict) else None
+        print("slotd_client: error %s: %s%s" % (e.code, e.message,
+              " (field: %s)" % field if field else ""), file=sys.stderr)
+        return 1
+    except socket.timeout:
+        print("slotd_client: no reply within %g s" % args.timeout,
+              file=sys.stderr)
+        return 1
+    except OSError as e:
+        print("slotd_client: %s" % e, file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
