@@ -1,0 +1,169 @@
+/* mmu internals shared by the engine's files; not for other modules. */
+#ifndef SLOTD_MMU_INTERNAL_H
+#define SLOTD_MMU_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <urcu/urcu-qsbr.h>
+
+#include "mmu/mmu.h"
+
+#define PT_ENTRIES	512
+#define PT_LEVELS	4
+#define PT_BITS		9
+#define GFN_LIMIT	(1ull << (MMU_GPA_BITS - MMU_PAGE_SHIFT))
+
+/* Entry bits.  Tables are 64-byte aligned, leaves' hva 4 KiB aligned. */
+#define PTE_PRESENT	(1ull << 0)
+#define PTE_LEAF	(1ull << 1)
+#define PTE_WRITABLE	(1ull << 2)
+#define PTE_DIRTY_TRK	(1ull << 3)	/* write-protected for dirty logging */
+#define PTE_TABLE_MASK	(~63ull)
+#define PTE_HVA_MASK	(~4095ull)
+
+/* Leaf sizes: index 0 = 4 KiB (level 1), 1 = 2 MiB, 2 = 1 GiB (level 3). */
+#define LEAF_SIZES	3
+
+#define TLB_ENTRIES	64
+#define TLB_RANGE_MAX	512	/* pages; larger invalidations flush fully */
+#define TLB_GEN_BITS	19
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+/* TSan cannot see liburcu's asm barriers: tell it that a quiescent state
+ * happens before everything that runs after a grace period. */
+#define RCU_TSAN_RELEASE()	__tsan_release(&mmu_rcu_tsan_sync)
+#define RCU_TSAN_ACQUIRE()	__tsan_acquire(&mmu_rcu_tsan_sync)
+#else
+#define RCU_TSAN_RELEASE()	do { } while (0)
+#define RCU_TSAN_ACQUIRE()	do { } while (0)
+#endif
+extern int mmu_rcu_tsan_sync;
+
+#define ATOMIC_LOAD(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
+#define ATOMIC_STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ATOMIC_ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+
+/* Something freed through call_rcu once the writer lock is dropped. */
+struct mmu_defer {
+	struct rcu_head rh;
+	void (*fn)(struct rcu_head *rh);
+	struct mmu_defer *next;
+	struct mmu *mmu;
+};
+
+/* One radix table page.  Entries are read lock-free by walkers. */
+struct pt {
+	uint64_t e[PT_ENTRIES];
+	uint32_t nr_present;		/* writer only */
+	uint64_t nr_leaves[LEAF_SIZES];	/* in this subtree; writer only */
+	uint64_t nr_tables;		/* in this subtree, self included */
+	struct mmu_defer defer;
+};
+
+struct mmu_slot {
+	uint32_t id;
+	uint32_t flags;
+	uint64_t gfn;
+	uint64_t npages;
+	uintptr_t hva;
+	uint64_t *dirty;		/* bitmap while logging; writer only */
+};
+
+/* RCU-published, sorted by gfn. */
+struct slot_set {
+	struct mmu_defer defer;
+	size_t n;
+	struct mmu_slot s[];
+};
+
+/* The work of one writer call: frees queued for after the grace period. */
+struct mmu_op {
+	struct mmu_defer *head;
+};
+
+struct tlb_entry {
+	uint64_t tag;			/* written by owner, cleared by writers */
+	uintptr_t hva;			/* page hva | 1 if writable; owner only */
+};
+
+/* One thread's view of one VM. */
+struct mmu_reader {
+	struct mmu *mmu;
+	struct mmu_reader *next;	/* mmu->readers, under reader_lock */
+	struct mmu_reader *tls_next;	/* the thread's readers */
+	struct tlb_entry tlb[TLB_ENTRIES];
+};
+
+struct mmu {
+	pthread_mutex_t lock;		/* the writer lock */
+	struct pt *root;		/* atomic; replaced by zap-all */
+	struct slot_set *slots;		/* atomic; RCU-published */
+	uint64_t generation;		/* atomic */
+	uint64_t tlb_gen;		/* atomic; full flush bumps */
+	uint64_t tlb_seq;		/* atomic; every flush bumps */
+	bool protected_vm;
+	bool zap_all;			/* under lock */
+	bool tlb_off;
+	pthread_mutex_t reader_lock;
+	struct mmu_reader *readers;
+	struct mmu_stats st;		/* counters, under lock */
+	uint64_t tables_freed;		/* atomic; bumped by callbacks */
+	uint64_t rcu_pending;		/* atomic */
+};
+
+/* table.c */
+int pt_alloc(struct mmu *mmu, struct pt **out);
+void pt_defer_free(struct mmu_op *op, struct pt *t);
+void pt_free_now(struct pt *t);
+uint64_t pt_lookup(struct pt *root, uint64_t gfn, int *level);
+int pt_install(struct mmu *mmu, struct pt *root, uint64_t gfn, int max_level,
+	       uint64_t leaf_hva, uint64_t flags, uint64_t *entry, int *level);
+void pt_zap_range(struct mmu *mmu, uint64_t gfn, uint64_t npages,
+		  struct mmu_op *op);
+int pt_split_range(struct mmu *mmu, uint64_t gfn, uint64_t npages);
+void pt_wrprot_page(struct mmu *mmu, uint64_t gfn);
+int pt_set_writable(struct mmu *mmu, uint64_t gfn);
+uint64_t pt_level_pages(int level);
+
+/* slots.c */
+struct slot_set *slots_alloc(struct mmu *mmu, size_t n);
+const struct mmu_slot *slots_find_gfn(const struct slot_set *set,
+				      uint64_t gfn);
+struct mmu_slot *slots_find_id(struct slot_set *set, uint32_t id);
+bool slots_overlap(const struct slot_set *set, uint64_t gfn, uint64_t npages,
+		   uint32_t skip_id);
+struct slot_set *slots_copy_insert(struct mmu *mmu, const struct slot_set *set,
+				   const struct mmu_slot *slot);
+struct slot_set *slots_copy_remove(struct mmu *mmu, const struct slot_set *set,
+				   uint32_t id);
+void slots_publish(struct mmu *mmu, struct slot_set *set, struct mmu_op *op);
+
+struct slot_set *slots_copy(struct mmu *mmu, const struct slot_set *set);
+
+/* tlb.c */
+void tlb_flush_range(struct mmu *mmu, uint64_t gfn, uint64_t npages);
+void tlb_flush_full(struct mmu *mmu);
+void tlb_fill(struct mmu_reader *r, uint64_t gfn, uint64_t seq, uint64_t gen,
+	      uintptr_t page_hva, bool writable);
+
+/* A TLB tag: gfn, the full-flush generation's low bits, valid bit. */
+static inline uint64_t tlb_tag(uint64_t gfn, uint64_t gen)
+{
+	return (gfn << 20) | ((gen & ((1ull << TLB_GEN_BITS) - 1)) << 1) | 1;
+}
+
+/* rcu.c */
+void rcu_thread_get(void);
+void rcu_thread_put(void);
+bool rcu_thread_online(void);
+void rcu_wait_grace(void);
+void rcu_wait_callbacks(void);
+void op_defer(struct mmu_op *op, struct mmu_defer *d,
+	      void (*fn)(struct rcu_head *rh));
+void op_commit(struct mmu *mmu, struct mmu_op *op);
+uint64_t mmu_now_ns(void);
+
+#endif

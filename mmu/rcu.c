@@ -1,0 +1,154 @@
+/* RCU plumbing: QSBR thread states, deferred frees through call_rcu. */
+#include <time.h>
+
+#include "mmu/internal.h"
+
+int mmu_rcu_tsan_sync;
+
+/* The calling thread's QSBR state: readers registered, online or not. */
+static __thread int tls_nreg;
+static __thread bool tls_online;
+
+/* Registers the calling thread with RCU for its first reader; online. */
+void rcu_thread_get(void)
+{
+	if (tls_nreg++ == 0) {
+		urcu_qsbr_register_thread();
+		tls_online = true;
+	}
+}
+
+/* Unregisters the calling thread with its last reader. */
+void rcu_thread_put(void)
+{
+	if (--tls_nreg == 0) {
+		RCU_TSAN_RELEASE();
+		/* RCU: ends this thread's read-side use of every engine. */
+		urcu_qsbr_unregister_thread();
+		tls_online = false;
+	}
+}
+
+bool rcu_thread_online(void)
+{
+	return tls_online;
+}
+
+void mmu_reader_online(void)
+{
+	if (tls_nreg && !tls_online) {
+		/* RCU: from here on this thread may hold engine pointers. */
+		urcu_qsbr_thread_online();
+		tls_online = true;
+	}
+}
+
+void mmu_reader_offline(void)
+{
+	if (tls_nreg && tls_online) {
+		RCU_TSAN_RELEASE();
+		/* RCU: every pointer and hva this thread got is dropped. */
+		urcu_qsbr_thread_offline();
+		tls_online = false;
+	}
+}
+
+void mmu_reader_quiescent(void)
+{
+	if (tls_nreg && tls_online) {
+		RCU_TSAN_RELEASE();
+		/* RCU: every pointer and hva this thread got is dropped. */
+		urcu_qsbr_quiescent_state();
+	}
+}
+
+/* Makes the calling thread an online RCU thread, as call_rcu requires for
+ * QSBR; returns what rcu_writer_exit must undo. */
+static int rcu_writer_enter(void)
+{
+	if (tls_nreg == 0) {
+		urcu_qsbr_register_thread();
+		return 2;
+	}
+	if (!tls_online) {
+		urcu_qsbr_thread_online();
+		return 1;
+	}
+	return 0;
+}
+
+static void rcu_writer_exit(int state)
+{
+	if (state == 2)
+		urcu_qsbr_unregister_thread();
+	else if (state == 1)
+		urcu_qsbr_thread_offline();
+}
+
+/* Queues d to be freed by fn after the grace period that op_commit starts. */
+void op_defer(struct mmu_op *op, struct mmu_defer *d,
+	      void (*fn)(struct rcu_head *rh))
+{
+	d->fn = fn;
+	d->next = op->head;
+	op->head = d;
+}
+
+/* Hands op's frees to call_rcu.  Called without mmu->lock, after the
+ * writer unlinked them and flushed the software TLBs. */
+void op_commit(struct mmu *mmu, struct mmu_op *op)
+{
+	struct mmu_defer *d = op->head, *next;
+	int state;
+
+	if (!d)
+		return;
+	state = rcu_writer_enter();
+	RCU_TSAN_RELEASE();
+	for (; d; d = next) {
+		next = d->next;
+		ATOMIC_ADD(&mmu->rcu_pending, 1);
+		/* RCU: d is unreachable for new readers; fn frees it once every
+		 * reader online now has passed a quiescent state. */
+		urcu_qsbr_call_rcu(&d->rh, d->fn);
+	}
+	rcu_writer_exit(state);
+	op->head = NULL;
+}
+
+/* Waits for a grace period from any thread; a caller that is an online
+ * reader goes offline meanwhile (that is its quiescent state). */
+void rcu_wait_grace(void)
+{
+	bool was_online = tls_online;
+
+	if (was_online)
+		mmu_reader_offline();
+	/* RCU: returns once every reader online at the call has quiesced. */
+	urcu_qsbr_synchronize_rcu();
+	RCU_TSAN_ACQUIRE();
+	if (was_online)
+		mmu_reader_online();
+}
+
+/* Waits for every queued callback (all engines) to have run. */
+void rcu_wait_callbacks(void)
+{
+	bool was_online = tls_online;
+
+	if (was_online)
+		mmu_reader_offline();
+	/* RCU: rcu_barrier must not run from a read-side section. */
+	urcu_qsbr_barrier();
+	RCU_TSAN_ACQUIRE();
+	if (was_online)
+		mmu_reader_online();
+}
+
+uint64_t mmu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,120 @@
+/* The memslot set: a sorted array, copied on change and RCU-published. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmu/internal.h"
+
+/* call_rcu callback: no reader still searches the old array. */
+static void slots_free_cb(struct rcu_head *rh)
+{
+	struct mmu_defer *d = caa_container_of(rh, struct mmu_defer, rh);
+	struct mmu *mmu = d->mmu;
+
+	RCU_TSAN_ACQUIRE();
+	free(caa_container_of(d, struct slot_set, defer));
+	ATOMIC_ADD(&mmu->rcu_pending, (uint64_t)-1);
+}
+
+struct slot_set *slots_alloc(struct mmu *mmu, size_t n)
+{
+	struct slot_set *set = calloc(1, sizeof(*set) + n * sizeof(set->s[0]));
+
+	if (set) {
+		set->n = n;
+		set->defer.mmu = mmu;
+	}
+	return set;
+}
+
+/* Binary search for the slot holding gfn; NULL when none (MMIO). */
+const struct mmu_slot *slots_find_gfn(const struct slot_set *set, uint64_t gfn)
+{
+	size_t lo = 0, hi = set->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct mmu_slot *s = &set->s[mid];
+
+		if (gfn < s->gfn)
+			hi = mid;
+		else if (gfn >= s->gfn + s->npages)
+			lo = mid + 1;
+		else
+			return s;
+	}
+	return NULL;
+}
+
+struct mmu_slot *slots_find_id(struct slot_set *set, uint32_t id)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (set->s[i].id == id)
+			return &set->s[i];
+	return NULL;
+}
+
+/* Whether [gfn, gfn + npages) meets a slot other than skip_id. */
+bool slots_overlap(const struct slot_set *set, uint64_t gfn, uint64_t npages,
+		   uint32_t skip_id)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct mmu_slot *s = &set->s[i];
+
+		if (s->id != skip_id && gfn < s->gfn + s->npages &&
+		    s->gfn < gfn + npages)
+			return true;
+	}
+	return false;
+}
+
+/* A plain copy of set; NULL on -ENOMEM. */
+struct slot_set *slots_copy(struct mmu *mmu, const struct slot_set *set)
+{
+	struct slot_set *n = slots_alloc(mmu, set->n);
+
+	if (n)
+		memcpy(n->s, set->s, set->n * sizeof(n->s[0]));
+	return n;
+}
+
+/* A copy of set with slot added in gfn order; NULL on -ENOMEM. */
+struct slot_set *slots_copy_insert(struct mmu *mmu, const struct slot_set *set,
+				   const struct mmu_slot *slot)
+{
+	struct slot_set *n = slots_alloc(mmu, set->n + 1);
+	size_t at = 0;
+
+	if (!n)
+		return NULL;
+	while (at < set->n && set->s[at].gfn < slot->gfn)
+		at++;
+	memcpy(n->s, set->s, at * sizeof(n->s[0]));
+	n->s[at] = *slot;
+	memcpy(&n->s[at + 1], &set->s[at], (set->n - at) * sizeof(n->s[0]));
+	return n;
+}
+
+/* A copy of set without slot id; NULL on -ENOMEM. */
+struct slot_set *slots_copy_remove(struct mmu *mmu, const struct slot_set *set,
+				   uint32_t id)
+{
+	struct slot_set *n = slots_alloc(mmu, set->n - 1);
+	size_t j = 0;
+
+	if (!n)
+		return NULL;
+	for (size_t i = 0; i < set->n; i++)
+		if (set->s[i].id != id)
+			n->s[j++] = set->s[i];
+	return n;
+}
+
+/* Called with mmu->lock held.  Publishes set; the old one is freed after a
+ * grace period, since lock-free readers may be searching it. */
+void slots_publish(struct mmu *mmu, struct slot_set *set, struct mmu_op *op)
+{
+	struct slot_set *old = mmu->slots;
+
+	__atomic_store_n(&mmu->slots, set, __ATOMIC_RELEASE);
+	op_defer(op, &old->defer, slots_free_cb);
+}
