@@ -157,7 +157,9 @@ static int rpc_setup(struct slotd *d)
 	if (!r)
 		r = rpc_server_listen(d->rpc, d->listen_fd);
 	if (!r)
-		d->listen_fd = -1;
+		d->listen_fd = -1;	/* the server owns it now */
+	if (!r && d->cfg.http_addr)
+		r = rpc_server_http_listen(d->rpc, d->cfg.http_addr, d->cfg.http_token_file);
 	return r;
 }
 
@@ -213,7 +215,7 @@ int main(int argc, char **argv)
 	r = setup(&d);
 	if (r) {
 		slog_error("start-up failed: %s", strerror(-r));
-		if (d.socket_owned && d.listen_fd >= 0)
+		if (d.socket_owned)
 			unlink(d.cfg.socket_path);
 		teardown(&d);
 		return 1;

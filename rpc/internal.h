@@ -37,7 +37,11 @@ struct rpc_listener {
 	struct event *backoff;	/* re-enables accept after EMFILE */
 };
 
+struct rpc_http;
+void rpc_http_destroy(struct rpc_http *h);
+
 struct rpc_server {
+	struct rpc_http *http;
 	struct event_base *base;
 	struct rpc_config cfg;
 	const struct rpc_method **methods;	/* sorted by name */

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 struct event_base;
+struct evbuffer;
 struct vmm;
 struct rpc_server;
 struct rpc_call;
@@ -55,6 +56,8 @@ struct rpc_config {
 				 * the one built into slotd */
 	struct vmm *vmm;	/* the VMs the vm.* and memslot.* methods drive */
 	void *app;		/* handed to handlers via rpc_call_app() */
+	/* Appends the application's Prometheus lines to GET /metrics. */
+	void (*metrics)(struct evbuffer *out, void *app);
 };
 
 int rpc_server_create(struct event_base *base, const struct rpc_config *cfg,
@@ -71,6 +74,10 @@ int rpc_methods_register_all(struct rpc_server *srv);
 
 /* Serves a listening stream socket; the server owns fd from now on. */
 int rpc_server_listen(struct rpc_server *srv, int fd);
+/* Serves HTTP on addr ("unix:PATH" or loopback "HOST:PORT"; TCP needs a
+ * token file): POST /rpc, GET /metrics, GET /healthz. */
+int rpc_server_http_listen(struct rpc_server *srv, const char *addr,
+			   const char *token_file);
 /* Stops accepting; established connections keep being served. */
 void rpc_server_stop_listening(struct rpc_server *srv);
 /* Connections still open. */

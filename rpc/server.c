@@ -306,6 +306,8 @@ void rpc_server_stop_listening(struct rpc_server *srv)
 {
 	struct rpc_listener *l;
 
+	rpc_http_destroy(srv->http);
+	srv->http = NULL;
 	while ((l = TAILQ_FIRST(&srv->listeners))) {
 		TAILQ_REMOVE(&srv->listeners, l, link);
 		evconnlistener_free(l->lev);
