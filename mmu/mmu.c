@@ -347,6 +347,12 @@ void mmu_synchronize(struct mmu *mmu)
 	rcu_wait_grace();
 }
 
+void mmu_barrier(struct mmu *mmu)
+{
+	(void)mmu;
+	rcu_wait_callbacks();
+}
+
 /* Called with mmu->lock held.  Copies s's dirty bits out, clearing them
  * and write-protecting the pages again when clear; returns pages found. */
 static uint64_t mmu_dirty_collect(struct mmu *mmu, struct mmu_slot *s,

@@ -25,10 +25,10 @@
  *    calling thread's next quiescent state (quiescent, offline, unregister,
  *    or any call of a writer function listed below).
  *  - Writer functions (mmu_slot_*, mmu_policy_set, mmu_dirty_log_get,
- *    mmu_synchronize, mmu_destroy) may be called from any thread, registered
+ *    mmu_synchronize, mmu_barrier, mmu_destroy) may be called from any thread, registered
  *    or not.  They serialise on the VM's lock and never wait for a vCPU that
- *    is offline.  mmu_synchronize(), mmu_dirty_log_get(clear) and
- *    mmu_destroy() wait for a grace period, so they must not be called while
+ *    is offline.  mmu_synchronize(), mmu_barrier(), mmu_dirty_log_get(clear)
+ *    and mmu_destroy() wait for a grace period, so they must not be called while
  *    the caller holds a lock that an online reader may wait for.
  *  - Release callbacks run on liburcu's call_rcu thread: keep them short,
  *    never call writer functions of the engine from them.
@@ -113,8 +113,12 @@ int mmu_slot_move(struct mmu *mmu, uint32_t id, uint64_t new_gpa);
  * logging splits the slot's huge leaves and write-protects them from the
  * calling thread; disabling it zaps the slot so huge leaves come back. */
 int mmu_slot_set_flags(struct mmu *mmu, uint32_t id, uint32_t flags);
-/* Waits for a grace period: releases of earlier deletions are then due. */
+/* Waits for a grace period: releases of earlier deletions are then due
+ * (they run soon after, on the call_rcu thread). */
 void mmu_synchronize(struct mmu *mmu);
+/* Waits until every release callback and deferred free queued so far (by
+ * any engine) has run: rcu_barrier. */
+void mmu_barrier(struct mmu *mmu);
 
 /* Copies the slot's dirty bitmap (bit i = page i of the slot) into bitmap
  * (bytes >= ceil(npages / 64) * 8, else -ENOSPC); with clear, clears it and
