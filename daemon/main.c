@@ -2,7 +2,9 @@
  * graceful shutdown. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +16,18 @@
 #include "daemon/daemon.h"
 #include "rpc/rpc.h"
 #include "vmm/vmm.h"
+#include <json-c/json.h>
+#include <time.h>
 
 #define DRAIN_TIMEOUT_MS 2000
+#define STATE_QUEUE_LEN	 256
+
+/* A VM state change, queued by whatever thread saw it. */
+struct state_change {
+	char vm[64];
+	enum vmm_vm_state old_state, new_state;
+	uint64_t ns;
+};
 
 struct slotd {
 	struct slotd_config cfg;
@@ -29,7 +41,91 @@ struct slotd {
 	bool socket_owned;
 	int state_lock;
 	int ready_pipe;		/* write end: tells the parent we serve */
+	/* vCPU threads report state changes here; the loop publishes them. */
+	pthread_mutex_t q_lock;
+	struct state_change q[STATE_QUEUE_LEN];
+	unsigned q_len;
+	unsigned q_dropped;
+	int q_efd;
+	struct event *q_ev;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* vmm callback, on any thread: queue the change and wake the loop. */
+static void state_changed(struct vmm_vm *vm, enum vmm_vm_state old_state,
+			  enum vmm_vm_state new_state, void *arg)
+{
+	struct slotd *d = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&d->q_lock);
+	if (d->q_len < STATE_QUEUE_LEN) {
+		struct state_change *c = &d->q[d->q_len++];
+
+		snprintf(c->vm, sizeof(c->vm), "%s", vmm_vm_name(vm));
+		c->old_state = old_state;
+		c->new_state = new_state;
+		c->ns = now_ns();
+	} else {
+		d->q_dropped++;
+	}
+	pthread_mutex_unlock(&d->q_lock);
+	if (write(d->q_efd, &one, sizeof(one)) < 0) {
+		/* The counter is already non-zero: the loop will look. */
+	}
+}
+
+static void publish_change(struct slotd *d, const struct state_change *c)
+{
+	json_object *p = json_object_new_object();
+	struct vmm_vm *vm = vmm_vm_find(d->vmm, c->vm);
+	struct vmm_vm_info in;
+
+	json_object_object_add(p, "vm", json_object_new_string(c->vm));
+	json_object_object_add(p, "old_state",
+			       json_object_new_string(vmm_vm_state_name(c->old_state)));
+	json_object_object_add(p, "new_state",
+			       json_object_new_string(vmm_vm_state_name(c->new_state)));
+	json_object_object_add(p, "time_ns", json_object_new_uint64(c->ns));
+	if (vm && c->new_state == VMM_VM_CRASHED && !vmm_vm_info_get(vm, &in))
+		json_object_object_add(p, "reason", json_object_new_string(in.crash_reason));
+	if (vm && c->new_state == VMM_VM_STOPPED && !vmm_vm_info_get(vm, &in) &&
+	    in.has_exit_status)
+		json_object_object_add(p, "exit_status", json_object_new_int64(in.exit_status));
+	slog_info("vm %s: %s -> %s", c->vm, vmm_vm_state_name(c->old_state),
+		  vmm_vm_state_name(c->new_state));
+	rpc_server_notify(d->rpc, "vm.state_changed", p);
+}
+
+static void queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct slotd *d = arg;
+	struct state_change batch[STATE_QUEUE_LEN];
+	unsigned n, dropped;
+	uint64_t v;
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		slog_warn("state queue: %s", strerror(errno));
+	pthread_mutex_lock(&d->q_lock);
+	n = d->q_len;
+	memcpy(batch, d->q, n * sizeof(batch[0]));
+	d->q_len = 0;
+	dropped = d->q_dropped;
+	d->q_dropped = 0;
+	pthread_mutex_unlock(&d->q_lock);
+	if (dropped)
+		slog_warn("%u VM state change events dropped (queue full)", dropped);
+	for (unsigned i = 0; i < n; i++)
+		publish_change(d, &batch[i]);
+}
 
 /* Waits for replies to reach clients, then leaves the loop. */
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -126,10 +222,21 @@ static void ready(struct slotd *d)
 
 static int kvm_setup(struct slotd *d)
 {
-	struct vmm_config vc = { .kvm_path = d->cfg.kvm_path };
+	struct vmm_config vc = {
+		.kvm_path = d->cfg.kvm_path,
+		.on_state_change = state_changed,
+		.cb_arg = d,
+	};
 	const struct vmm_caps *caps;
-	int r = vmm_create(&vc, &d->vmm);
+	int r;
 
+	d->q_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->q_efd < 0)
+		return -errno;
+	d->q_ev = event_new(d->base, d->q_efd, EV_READ | EV_PERSIST, queue_cb, d);
+	if (!d->q_ev || event_add(d->q_ev, NULL))
+		return -ENOMEM;
+	r = vmm_create(&vc, &d->vmm);
 	if (r)
 		return r;
 	caps = vmm_caps_get(d->vmm);
@@ -185,8 +292,14 @@ static int setup(struct slotd *d)
 
 static void teardown(struct slotd *d)
 {
-	rpc_server_destroy(d->rpc);
+	/* VMs first: their last state changes must find the queue alive. */
 	vmm_destroy(d->vmm);
+	rpc_server_destroy(d->rpc);
+	if (d->q_ev)
+		event_free(d->q_ev);
+	if (d->q_efd >= 0)
+		close(d->q_efd);
+	pthread_mutex_destroy(&d->q_lock);
 	for (size_t i = 0; i < sizeof(d->sigs) / sizeof(d->sigs[0]); i++)
 		if (d->sigs[i])
 			event_free(d->sigs[i]);
@@ -203,7 +316,10 @@ static void teardown(struct slotd *d)
 
 int main(int argc, char **argv)
 {
-	struct slotd d = { .listen_fd = -1, .state_lock = -1, .ready_pipe = -1 };
+	struct slotd d = {
+		.listen_fd = -1, .state_lock = -1, .ready_pipe = -1, .q_efd = -1,
+		.q_lock = PTHREAD_MUTEX_INITIALIZER,
+	};
 	int r = daemon_config_parse(&d.cfg, argc, argv);
 
 	if (r)

@@ -72,6 +72,13 @@ json_object *rpc_schema_method(json_object *openrpc, const char *name);
 int rpc_schema_check_params(struct rpc_call *call, json_object *openrpc,
 			    json_object *method, json_object *params);
 
+/* Base64 of len bytes (malloc'd), and back (-EINVAL on malformed text). */
+char *rpc_base64_encode(const unsigned char *in, size_t len);
+int rpc_base64_decode(const char *in, unsigned char **out, size_t *outlen);
+
+/* Adds the vm.* methods. */
+int rpc_methods_vm_register(struct rpc_server *srv);
+
 struct rpc_conn *rpc_conn_find(struct rpc_server *srv, uint64_t id);
 
 /* The OpenRPC document built into the binary (schemas/openrpc.json). */

@@ -185,5 +185,7 @@ int rpc_methods_daemon_register(struct rpc_server *srv)
 
 int rpc_methods_register_all(struct rpc_server *srv)
 {
-	return rpc_methods_daemon_register(srv);
+	int r = rpc_methods_daemon_register(srv);
+
+	return r ? r : rpc_methods_vm_register(srv);
 }

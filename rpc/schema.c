@@ -160,7 +160,7 @@ static int check_number(struct check *c, json_object *s, json_object *v,
 static int check_string(struct check *c, json_object *s, json_object *v,
 			const char *path)
 {
-	json_object *b;
+	json_object *b, *d;
 	int len;
 	regex_t re;
 	char lim[24];
@@ -182,6 +182,8 @@ static int check_string(struct check *c, json_object *s, json_object *v,
 		return fail(c, path, "has a schema pattern slotd cannot compile");
 	len = regexec(&re, json_object_get_string(v), 0, NULL, 0);
 	regfree(&re);
+	if (len && json_object_object_get_ex(s, "description", &d))
+		return fail(c, path, "must be %s", json_object_get_string(d));
 	if (len)
 		return fail(c, path, "must match %s", json_object_get_string(b));
 	return 0;

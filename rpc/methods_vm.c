@@ -1,0 +1,401 @@
+/* vm.* methods: JSON in, typed vmm_* calls, JSON out. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/internal.h"
+#include "vmm/vmm.h"
+
+#define CONSOLE_TAIL_MAX	(64 * 1024)
+
+/* Maps a vmm error to the JSON-RPC error a person can act on. */
+static int vm_error(struct rpc_call *call, int r, const struct vmm_err *e)
+{
+	const char *msg = e && e->msg[0] ? e->msg : strerror(-r);
+	const char *field = e ? e->field : NULL;
+	int code;
+
+	switch (-r) {
+	case ENODEV:	code = RPC_ERR_KVM_UNAVAILABLE; break;
+	case ENOENT:	code = RPC_ERR_NOT_FOUND; break;
+	case EEXIST:	code = RPC_ERR_EXISTS; break;
+	case EBUSY:
+	case ETIMEDOUT:	code = RPC_ERR_BAD_STATE; break;
+	case EINVAL:
+	case EFAULT:	code = RPC_INVALID_PARAMS; break;
+	case EPERM:
+	case EACCES:	code = RPC_ERR_NOT_PERMITTED; break;
+	case EOPNOTSUPP: code = RPC_ERR_UNSUPPORTED; break;
+	case ENOMEM:
+	case ENOSPC:
+	case E2BIG:	code = RPC_ERR_LIMIT; break;
+	default:	code = RPC_ERR_KERNEL; break;
+	}
+	rpc_call_error(call, code, field, "%s", msg);
+	rpc_call_error_data(call, "errno", json_object_new_string(strerrorname_np(-r) ?
+					   strerrorname_np(-r) : "unknown"));
+	return r;
+}
+
+/* The VM named by params.name, or an error naming it. */
+static struct vmm_vm *vm_lookup(struct rpc_call *call, json_object *params)
+{
+	const char *name = rpc_param_str(params, "name", "");
+	struct vmm_vm *vm;
+
+	if (!vmm_caps_get(rpc_call_vmm(call))->kvm_available) {
+		rpc_call_error(call, RPC_ERR_KVM_UNAVAILABLE, NULL,
+			       "KVM is unavailable on this host: %s",
+			       vmm_caps_get(rpc_call_vmm(call))->kvm_error);
+		return NULL;
+	}
+	vm = vmm_vm_find(rpc_call_vmm(call), name);
+	if (!vm)
+		rpc_call_error(call, RPC_ERR_NOT_FOUND, "name",
+			       "no VM named '%s' (vm.list shows them)", name);
+	return vm;
+}
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static json_object *quirks_json(uint64_t enabled)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
+		if (enabled & vmm_quirk_descs[i].bit)
+			json_object_array_add(a, json_object_new_string(vmm_quirk_descs[i].name));
+	return a;
+}
+
+static json_object *memslots_json(struct vmm_vm *vm)
+{
+	json_object *a = json_object_new_array();
+	struct vmm_memslot_info s[64];
+	size_t n = 0;
+	char gpa[24];
+
+	vmm_vm_memslots_get(vm, s, 64, &n);
+	for (size_t i = 0; i < n && i < 64; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "slot", json_object_new_int((int)s[i].id));
+		snprintf(gpa, sizeof(gpa), "0x%" PRIx64, s[i].gpa);
+		add_str(o, "gpa", gpa);
+		add_u64(o, "size", s[i].size);
+		json_object_object_add(o, "readonly",
+				       json_object_new_boolean(s[i].flags & 2 /* KVM_MEM_READONLY */));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *info_json(struct vmm_vm *vm, bool full)
+{
+	json_object *o = json_object_new_object();
+	struct vmm_vm_info in;
+
+	vmm_vm_info_get(vm, &in);
+	add_str(o, "name", in.name);
+	add_str(o, "state", vmm_vm_state_name(in.state));
+	add_str(o, "type", vmm_vm_type_name(in.type));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)in.vcpus));
+	add_u64(o, "memory", in.memory_bytes);
+	json_object_object_add(o, "uptime_s", json_object_new_double(in.uptime_ns / 1e9));
+	if (!full)
+		return o;
+	add_str(o, "kvm_vm_type", vmm_kvm_vm_type_name(in.kvm_vm_type));
+	json_object_object_add(o, "rules_by_slotd", json_object_new_boolean(in.rules_by_slotd));
+	add_str(o, "payload", in.payload);
+	json_object_object_add(o, "memslots", memslots_json(vm));
+	json_object_object_add(o, "quirks_enabled", quirks_json(vmm_vm_quirks_enabled(vm)));
+	json_object_object_add(o, "exit_status", in.has_exit_status ?
+			       json_object_new_int64(in.exit_status) : NULL);
+	json_object_object_add(o, "crash_reason", in.crash_reason[0] ?
+			       json_object_new_string(in.crash_reason) : NULL);
+	add_u64(o, "exits_total", in.exits_total);
+	add_u64(o, "exits_io", in.exits_io);
+	add_u64(o, "exits_mmio", in.exits_mmio);
+	add_u64(o, "console_bytes", in.console_bytes);
+	add_u64(o, "reports", in.reports);
+	return o;
+}
+
+static int vm_create(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm_params p = {
+		.name = rpc_param_str(params, "name", ""),
+		.vcpus = (unsigned)rpc_param_int(params, "vcpus", 1),
+		.payload = rpc_param_str(params, "payload", "builtin:hello"),
+		.mmio_policy = strcmp(rpc_param_str(params, "mmio", "ignore"), "crash") ?
+			       VMM_MMIO_IGNORE : VMM_MMIO_CRASH,
+	};
+	struct vmm_err e = { 0 };
+	struct vmm_vm *vm;
+	json_object *args;
+	int r;
+
+	if (!vmm_caps_get(rpc_call_vmm(call))->kvm_available)
+		return vm_error(call, -ENODEV, NULL);
+	if (rpc_param_size(call, params, "memory", 64ull << 20, &p.memory_bytes))
+		return -EINVAL;
+	vmm_vm_type_parse(rpc_param_str(params, "type", "default"), &p.type);
+	if (json_object_object_get_ex(params, "args", &args))
+		for (size_t i = 0; i < json_object_array_length(args) && i < VMM_NARGS; i++)
+			p.args[i] = json_object_get_uint64(json_object_array_get_idx(args, i));
+	r = vmm_vm_create(rpc_call_vmm(call), &p, &vm, &e);
+	if (r)
+		return vm_error(call, r, &e);
+	*result = info_json(vm, true);
+	return 0;
+}
+
+typedef int (*vm_action_fn)(struct vmm_vm *vm, struct vmm_err *err);
+
+/* Runs a lifecycle action and answers with the VM's new info. */
+static int vm_action(struct rpc_call *call, json_object *params,
+		     json_object **result, vm_action_fn fn)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+	struct vmm_err e = { 0 };
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	r = fn(vm, &e);
+	if (r)
+		return vm_error(call, r, &e);
+	*result = info_json(vm, false);
+	return 0;
+}
+
+static int vm_start(struct rpc_call *c, json_object *p, json_object **r)
+{
+	return vm_action(c, p, r, vmm_vm_start);
+}
+
+static int vm_pause(struct rpc_call *c, json_object *p, json_object **r)
+{
+	return vm_action(c, p, r, vmm_vm_pause);
+}
+
+static int vm_resume(struct rpc_call *c, json_object *p, json_object **r)
+{
+	return vm_action(c, p, r, vmm_vm_resume);
+}
+
+static int vm_stop(struct rpc_call *c, json_object *p, json_object **r)
+{
+	return vm_action(c, p, r, vmm_vm_stop);
+}
+
+static int vm_destroy(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+	struct vmm_err e = { 0 };
+	char name[VMM_NAME_MAX];
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	snprintf(name, sizeof(name), "%s", vmm_vm_name(vm));
+	r = vmm_vm_destroy(vm, &e);
+	if (r)
+		return vm_error(call, r, &e);
+	*result = json_object_new_object();
+	add_str(*result, "name", name);
+	add_str(*result, "state", "destroyed");
+	return 0;
+}
+
+static int list_one(struct vmm_vm *vm, void *arg)
+{
+	json_object_array_add(arg, info_json(vm, false));
+	return 0;
+}
+
+static int vm_list(struct rpc_call *call, json_object *params, json_object **result)
+{
+	json_object *a = json_object_new_array();
+
+	(void)params;
+	if (vmm_caps_get(rpc_call_vmm(call))->kvm_available)
+		vmm_vm_foreach(rpc_call_vmm(call), list_one, a);
+	*result = json_object_new_object();
+	json_object_object_add(*result, "vms", a);
+	return 0;
+}
+
+static int vm_info(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+
+	if (!vm)
+		return -EINVAL;
+	*result = info_json(vm, true);
+	return 0;
+}
+
+/* Console bytes as text: non-ASCII and control bytes other than \n, \r
+ * and \t become '?', so the reply is always valid JSON. */
+static int vm_console(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+	size_t tail = (size_t)rpc_param_int(params, "tail", CONSOLE_TAIL_MAX), n = 0;
+	char *buf;
+	struct vmm_vm_info in;
+
+	if (!vm)
+		return -EINVAL;
+	if (tail > CONSOLE_TAIL_MAX)
+		tail = CONSOLE_TAIL_MAX;
+	buf = malloc(tail + 1);
+	if (!buf)
+		return -ENOMEM;
+	vmm_vm_console_read(vm, tail, buf, tail, &n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] >= 0x7f ||
+		    ((unsigned char)buf[i] < 0x20 && !strchr("\n\r\t", buf[i])))
+			buf[i] = '?';
+	vmm_vm_info_get(vm, &in);
+	*result = json_object_new_object();
+	add_str(*result, "name", vmm_vm_name(vm));
+	json_object_object_add(*result, "data", json_object_new_string_len(buf, (int)n));
+	add_u64(*result, "total_bytes", in.console_bytes);
+	free(buf);
+	return 0;
+}
+
+/* Groups stats as {source: {"vm"|"vcpuN": {name: value}}}. */
+static int stat_add(const struct vmm_stat *st, void *arg)
+{
+	json_object *root = arg, *src, *grp;
+	char key[16];
+
+	if (!json_object_object_get_ex(root, st->source, &src)) {
+		src = json_object_new_object();
+		json_object_object_add(root, st->source, src);
+	}
+	if (st->vcpu < 0)
+		snprintf(key, sizeof(key), "vm");
+	else
+		snprintf(key, sizeof(key), "vcpu%d", st->vcpu);
+	if (!json_object_object_get_ex(src, key, &grp)) {
+		grp = json_object_new_object();
+		json_object_object_add(src, key, grp);
+	}
+	add_u64(grp, st->name, st->value);
+	return 0;
+}
+
+static int vm_stats(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+	json_object *o;
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	o = json_object_new_object();
+	add_str(o, "name", vmm_vm_name(vm));
+	r = vmm_vm_stats_foreach(vm, stat_add, o);
+	if (r) {
+		json_object_put(o);
+		return vm_error(call, r, NULL);
+	}
+	*result = o;
+	return 0;
+}
+
+static int gpa_param(struct rpc_call *call, json_object *params, uint64_t *gpa)
+{
+	return rpc_param_size(call, params, "gpa", 0, gpa);
+}
+
+static int vm_memory_read(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+	struct vmm_err e = { 0 };
+	uint64_t gpa, len;
+	unsigned char *buf;
+	char *b64;
+	int r;
+
+	if (!vm || gpa_param(call, params, &gpa) ||
+	    rpc_param_size(call, params, "length", 0, &len))
+		return -EINVAL;
+	if (len == 0 || len > VMM_MEMORY_IO_MAX)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "length",
+				      "Invalid params: 'length' must be 1..%u bytes", VMM_MEMORY_IO_MAX);
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	r = vmm_vm_memory_read(vm, gpa, buf, len, &e);
+	if (r) {
+		free(buf);
+		return vm_error(call, r, &e);
+	}
+	b64 = rpc_base64_encode(buf, len);
+	free(buf);
+	*result = json_object_new_object();
+	add_u64(*result, "length", len);
+	add_str(*result, "data", b64 ? b64 : "");
+	free(b64);
+	return 0;
+}
+
+static int vm_memory_write(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+	struct vmm_err e = { 0 };
+	unsigned char *buf;
+	uint64_t gpa;
+	size_t len;
+	int r;
+
+	if (!vm || gpa_param(call, params, &gpa))
+		return -EINVAL;
+	if (rpc_base64_decode(rpc_param_str(params, "data", ""), &buf, &len))
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "data",
+				      "Invalid params: 'data' must be base64 (RFC 4648)");
+	r = len ? vmm_vm_memory_write(vm, gpa, buf, len, &e) : -EINVAL;
+	free(buf);
+	if (r == -EINVAL && !len)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "data",
+				      "Invalid params: 'data' is empty");
+	if (r)
+		return vm_error(call, r, &e);
+	*result = json_object_new_object();
+	add_u64(*result, "length", len);
+	return 0;
+}
+
+static const struct rpc_method vm_methods[] = {
+	{ "vm.create",		vm_create },
+	{ "vm.start",		vm_start },
+	{ "vm.pause",		vm_pause },
+	{ "vm.resume",		vm_resume },
+	{ "vm.stop",		vm_stop },
+	{ "vm.destroy",		vm_destroy },
+	{ "vm.list",		vm_list },
+	{ "vm.info",		vm_info },
+	{ "vm.console",		vm_console },
+	{ "vm.stats",		vm_stats },
+	{ "vm.memory.read",	vm_memory_read },
+	{ "vm.memory.write",	vm_memory_write },
+};
+
+int rpc_methods_vm_register(struct rpc_server *srv)
+{
+	return rpc_server_register(srv, vm_methods, sizeof(vm_methods) / sizeof(vm_methods[0]));
+}
