@@ -1,0 +1,214 @@
+/* vm.* through the real daemon on the real /dev/kvm: lifecycle, console,
+ * guest memory, stats, events, and the errors a person gets. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/lib/daemon.h"
+
+static struct test_daemon d;
+
+static void start(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK))
+		cr_skip_test("no usable /dev/kvm on this host: the vm.* tests need it");
+	cr_assert_eq(test_daemon_start(&d, NULL), 0, "log: %s", test_slurp(d.log));
+}
+
+static void stop(void)
+{
+	if (d.pid > 0)
+		test_daemon_stop(&d);
+}
+
+TestSuite(vm_rpc, .init = start, .fini = stop);
+
+/* Calls method and returns result (asserting success); caller puts reply. */
+static json_object *ok(const char *method, const char *params, json_object **reply)
+{
+	json_object *res;
+
+	*reply = test_rpc(d.sock, method, params);
+	cr_assert_not_null(*reply, "%s: no reply; log:\n%s", method, test_slurp(d.log));
+	cr_assert(json_object_object_get_ex(*reply, "result", &res), "%s %s: %s", method,
+		  params, json_object_to_json_string(*reply));
+	return res;
+}
+
+/* Asserts an error with code (and data.field when field is not NULL). */
+static void err(const char *method, const char *params, int code, const char *field)
+{
+	json_object *r = test_rpc(d.sock, method, params), *e, *c, *data, *f;
+
+	cr_assert(r && json_object_object_get_ex(r, "error", &e), "%s %s: expected error %d, got %s",
+		  method, params, code, json_object_to_json_string(r));
+	json_object_object_get_ex(e, "code", &c);
+	cr_assert_eq(json_object_get_int(c), code, "%s %s: expected %d, got %s", method, params,
+		     code, json_object_to_json_string(e));
+	if (field) {
+		cr_assert(json_object_object_get_ex(e, "data", &data) &&
+			  json_object_object_get_ex(data, "field", &f), "no data.field: %s",
+			  json_object_to_json_string(e));
+		cr_assert_str_eq(json_object_get_string(f), field);
+	}
+	json_object_put(r);
+}
+
+static const char *str(json_object *o, const char *k)
+{
+	json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, k, &v), "no %s in %s", k, json_object_to_json_string(o));
+	return json_object_get_string(v);
+}
+
+/* Polls vm.info until state is want (10 s). */
+static void wait_state(const char *name, const char *want)
+{
+	char p[128];
+	char last[32] = "";
+
+	snprintf(p, sizeof(p), "{\"name\":\"%s\"}", name);
+	for (int i = 0; i < 1000; i++) {
+		json_object *r, *res = ok("vm.info", p, &r);
+
+		snprintf(last, sizeof(last), "%s", str(res, "state"));
+		json_object_put(r);
+		if (!strcmp(last, want))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("VM %s: expected state %s, still %s", name, want, last);
+}
+
+Test(vm_rpc, hello_prints_and_powers_off_with_status_zero)
+{
+	json_object *r, *res;
+
+	res = ok("vm.create", "{\"name\":\"hello\",\"memory\":\"32M\",\"payload\":\"builtin:hello\"}", &r);
+	cr_assert_str_eq(str(res, "state"), "defined");
+	json_object_put(r);
+	res = ok("vm.start", "{\"name\":\"hello\"}", &r);
+	/* hello may power off before the reply is built. */
+	cr_assert(!strcmp(str(res, "state"), "running") || !strcmp(str(res, "state"), "stopped"),
+		  "state after start: %s", str(res, "state"));
+	json_object_put(r);
+	wait_state("hello", "stopped");
+	res = ok("vm.console", "{\"name\":\"hello\"}", &r);
+	cr_assert(strstr(str(res, "data"), "Hello from slotd guest"), "console: %s", str(res, "data"));
+	json_object_put(r);
+	res = ok("vm.info", "{\"name\":\"hello\"}", &r);
+	cr_assert_str_eq(str(res, "exit_status"), "0");
+	json_object_put(r);
+}
+
+Test(vm_rpc, impossible_transitions_and_unknown_vms_are_clear_errors)
+{
+	json_object *r;
+
+	ok("vm.create", "{\"name\":\"t\",\"memory\":\"16M\",\"payload\":\"builtin:busy\"}", &r);
+	json_object_put(r);
+	err("vm.pause", "{\"name\":\"t\"}", -32004, NULL);
+	err("vm.resume", "{\"name\":\"t\"}", -32004, NULL);
+	err("vm.stop", "{\"name\":\"t\"}", -32004, NULL);
+	err("vm.create", "{\"name\":\"t\",\"memory\":\"16M\"}", -32003, "name");
+	err("vm.start", "{\"name\":\"nope\"}", -32002, "name");
+	err("vm.info", "{}", -32602, "name");
+	err("vm.create", "{\"name\":\"x y\"}", -32602, "name");
+	err("vm.create", "{\"name\":\"x\",\"memory\":\"12Q\"}", -32602, "memory");
+	err("vm.create", "{\"name\":\"x\",\"vcpus\":0}", -32602, "vcpus");
+	err("vm.create", "{\"name\":\"x\",\"type\":\"tdx\"}", -32602, "type");
+	err("vm.create", "{\"name\":\"x\",\"payload\":\"builtin:nope\"}", -32002, "payload");
+	ok("vm.start", "{\"name\":\"t\"}", &r);
+	json_object_put(r);
+	ok("vm.pause", "{\"name\":\"t\"}", &r);
+	json_object_put(r);
+	err("vm.pause", "{\"name\":\"t\"}", -32004, NULL);
+	ok("vm.resume", "{\"name\":\"t\"}", &r);
+	json_object_put(r);
+	ok("vm.stop", "{\"name\":\"t\"}", &r);
+	json_object_put(r);
+	ok("vm.destroy", "{\"name\":\"t\"}", &r);
+	json_object_put(r);
+	err("vm.info", "{\"name\":\"t\"}", -32002, "name");
+}
+
+Test(vm_rpc, memory_write_then_read_round_trips_and_bounds_are_checked)
+{
+	json_object *r, *res;
+
+	ok("vm.create", "{\"name\":\"m\",\"memory\":\"16M\",\"payload\":\"builtin:busy\"}", &r);
+	json_object_put(r);
+	/* "slotd!" */
+	ok("vm.memory.write", "{\"name\":\"m\",\"gpa\":\"0x800000\",\"data\":\"c2xvdGQh\"}", &r);
+	json_object_put(r);
+	res = ok("vm.memory.read", "{\"name\":\"m\",\"gpa\":8388608,\"length\":6}", &r);
+	cr_assert_str_eq(str(res, "data"), "c2xvdGQh");
+	json_object_put(r);
+	err("vm.memory.write", "{\"name\":\"m\",\"gpa\":0,\"data\":\"not base64!\"}", -32602, "data");
+	err("vm.memory.read", "{\"name\":\"m\",\"gpa\":\"16M\",\"length\":1}", -32602, NULL);
+	err("vm.memory.read", "{\"name\":\"m\",\"gpa\":0,\"length\":\"2M\"}", -32602, "length");
+}
+
+Test(vm_rpc, stats_show_kernel_counters_and_exits)
+{
+	json_object *r, *res, *kvm, *vm;
+
+	ok("vm.create", "{\"name\":\"s\",\"memory\":\"16M\",\"payload\":\"builtin:hello\"}", &r);
+	json_object_put(r);
+	ok("vm.start", "{\"name\":\"s\"}", &r);
+	json_object_put(r);
+	wait_state("s", "stopped");
+	res = ok("vm.stats", "{\"name\":\"s\"}", &r);
+	cr_assert(json_object_object_get_ex(res, "kvm", &kvm) &&
+		  json_object_object_get_ex(kvm, "vm", &vm), "stats: %s", json_object_to_json_string(res));
+	cr_assert(json_object_object_get_ex(vm, "remote_tlb_flush", NULL), "no remote_tlb_flush");
+	cr_assert(json_object_object_get_ex(vm, "mmu_shadow_zapped", NULL) ||
+		  json_object_object_get_ex(vm, "pages_4k", NULL), "no MMU counters");
+	cr_assert(json_object_object_get_ex(res, "exits", NULL), "no exit counts: %s",
+		  json_object_to_json_string(res));
+	json_object_put(r);
+}
+
+Test(vm_rpc, a_crashing_guest_is_reported_and_the_daemon_serves_on)
+{
+	json_object *r, *res;
+	int fd = test_connect(d.sock);
+	char *line;
+	bool seen = false;
+
+	line = test_rpc_raw(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"events.subscribe\",\"params\":{\"topics\":[\"vm.state_changed\"]}}");
+	cr_assert(line && strstr(line, "vm.state_changed"), "subscribe: %s", line);
+	free(line);
+	ok("vm.create", "{\"name\":\"c\",\"memory\":\"16M\",\"payload\":\"builtin:crash\"}", &r);
+	json_object_put(r);
+	ok("vm.start", "{\"name\":\"c\"}", &r);
+	json_object_put(r);
+	wait_state("c", "crashed");
+	res = ok("vm.info", "{\"name\":\"c\"}", &r);
+	cr_assert(strlen(str(res, "crash_reason")) > 0, "no crash reason");
+	json_object_put(r);
+	for (int i = 0; i < 3 && !seen; i++) {
+		line = test_recv_line(fd, 5000);
+		seen = line && strstr(line, "\"new_state\":\"crashed\"") && strstr(line, "\"reason\"");
+		free(line);
+	}
+	cr_assert(seen, "no vm.state_changed notification with the crash reason");
+	close(fd);
+	ok("daemon.version", NULL, &r);
+	json_object_put(r);
+}
+
+Test(vm_rpc, without_kvm_vm_methods_say_so, .init = NULL)
+{
+	const char *extra[] = { "--kvm-device", "/nonexistent/kvm", NULL };
+	json_object *r, *res;
+
+	cr_assert_eq(test_daemon_start(&d, extra), 0);
+	err("vm.create", "{\"name\":\"a\"}", -32001, NULL);
+	err("vm.info", "{\"name\":\"a\"}", -32001, NULL);
+	res = ok("vm.list", NULL, &r);
+	cr_assert(json_object_object_get_ex(res, "vms", NULL));
+	json_object_put(r);
+}
