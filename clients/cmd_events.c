@@ -41,8 +41,12 @@ static void event_print(struct slotctl *ctl, json_object *msg)
 	json_object_object_get_ex(msg, "params", &params);
 	fputs(slotctl_render_scalar(method), stdout);
 	if (json_object_is_type(params, json_type_object)) {
-		json_object_object_foreach(params, key, val)
-			printf(" %s=%s", key, slotctl_render_scalar(val));
+		json_object_object_foreach(params, key, val) {
+			const char *v = slotctl_render_scalar(val);
+
+			/* logfmt: values with blanks are quoted. */
+			printf(strpbrk(v, " \t") ? " %s=\"%s\"" : " %s=%s", key, v);
+		}
 	} else if (params) {
 		printf(" %s", slotctl_render_scalar(params));
 	}
@@ -129,7 +133,9 @@ static int events_watch(struct slotctl *ctl, const struct slotctl_args *a)
 static const struct slotctl_verb events_verbs[] = {
 	{ "watch", "[TOPIC...] [--count N]", "print notifications (one per "
 	  "line; --json: one JSON object per line) until interrupted; with "
-	  "--timeout SEC, for at most SEC seconds", 0, -1, watch_opts,
+	  "--timeout SEC, for at most SEC seconds.  Topics (default all): "
+	  "vm.state_changed, vm.quirk_changed, memslot.created, "
+	  "memslot.moved, memslot.deleted", 0, -1, watch_opts,
 	  events_watch },
 	{ 0 },
 };

@@ -17,9 +17,37 @@ static const struct slotctl_optdesc create_opts[] = {
 	{ "type", "TYPE", "default or protected (precise zaps only, like TDX)" },
 	{ "vcpus", "N", "number of vCPUs" },
 	{ "memory", "SIZE", "guest RAM in bytes; K/M/G/T suffixes" },
-	{ "payload", "P", "guest payload to load (name or path)" },
+	{ "payload", "P", "builtin:NAME or the path of a static ELF64 "
+	  "executable (default builtin:hello)" },
+	{ "args", "N,...", "boot arguments handed to the payload" },
+	{ "mmio", "ignore|crash", "what a guest access outside every memslot "
+	  "does" },
 	{ NULL },
 };
+
+/* params.args = [N, ...] from "N,N,..."; prints why not. */
+static int args_array(json_object *params, const char *list)
+{
+	json_object *arr = json_object_new_array(), *tmp;
+	char *copy = strdup(list), *save = NULL;
+	int ret = 0;
+
+	for (char *s = strtok_r(copy, ",", &save); s && !ret;
+	     s = strtok_r(NULL, ",", &save)) {
+		tmp = json_object_new_object();
+		ret = slotctl_param_u64(tmp, "args", s, true);
+		if (!ret)
+			json_object_array_add(arr, json_object_get(
+				json_object_object_get(tmp, "args")));
+		json_object_put(tmp);
+	}
+	free(copy);
+	if (ret)
+		json_object_put(arr);
+	else
+		json_object_object_add(params, "args", arr);
+	return ret;
+}
 
 static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
 {
@@ -28,6 +56,8 @@ static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
 	const char *vcpus = slotctl_args_opt(a, "vcpus");
 	const char *memory = slotctl_args_opt(a, "memory");
 	const char *payload = slotctl_args_opt(a, "payload");
+	const char *mmio = slotctl_args_opt(a, "mmio");
+	const char *args = slotctl_args_opt(a, "args");
 
 	if (type)
 		json_object_object_add(p, "type", json_object_new_string(type));
@@ -39,6 +69,12 @@ static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
 	if (payload)
 		json_object_object_add(p, "payload",
 				       json_object_new_string(payload));
+	if (mmio)
+		json_object_object_add(p, "mmio", json_object_new_string(mmio));
+	if (args && args_array(p, args)) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
 	return slotctl_call_print(ctl, "vm.create", p);
 }
 
@@ -57,14 +93,12 @@ static int vm_list(struct slotctl *ctl, const struct slotctl_args *a)
 	return slotctl_call_print(ctl, "vm.list", NULL);
 }
 
-/* The console text of a vm.console result: a string, or its "output". */
+/* The console text of a vm.console result {name, data, total_bytes}. */
 static const char *console_text(json_object *result)
 {
 	json_object *out;
 
-	if (json_object_is_type(result, json_type_string))
-		return json_object_get_string(result);
-	if (json_object_object_get_ex(result, "output", &out) &&
+	if (json_object_object_get_ex(result, "data", &out) &&
 	    json_object_is_type(out, json_type_string))
 		return json_object_get_string(out);
 	return NULL;
@@ -123,7 +157,8 @@ static int vm_quirk(struct slotctl *ctl, const struct slotctl_args *a)
 
 static const struct slotctl_verb vm_verbs[] = {
 	{ "create", "NAME [--type default|protected] [--vcpus N] "
-	  "[--memory SIZE] [--payload P]", "create a VM (not started)",
+	  "[--memory SIZE] [--payload P] [--args N,...] [--mmio ignore|crash]",
+	  "create a VM (not started)",
 	  1, 1, create_opts, vm_create },
 	{ "start", "NAME", "start the VM's vCPUs", 1, 1, NULL, vm_by_name },
 	{ "pause", "NAME", "pause the VM's vCPUs", 1, 1, NULL, vm_by_name },

@@ -21,10 +21,17 @@ void slotctl_render_json(FILE *f, json_object *obj)
 
 const char *slotctl_render_scalar(json_object *o)
 {
+	static char num[32];
+
 	if (!o)
 		return "-";
 	if (json_object_is_type(o, json_type_string))
 		return json_object_get_string(o);
+	/* 5.7683e-05, not json-c's round-trip 5.7683000000000003e-05. */
+	if (json_object_is_type(o, json_type_double)) {
+		snprintf(num, sizeof(num), "%.6g", json_object_get_double(o));
+		return num;
+	}
 	return json_object_to_json_string_ext(o, json_flags);
 }
 

@@ -1,12 +1,15 @@
 /* slotctl against the real slotd: each test starts its own daemon on a
  * private socket (tests/lib/daemon.h) and runs build/slotctl. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,4 +412,133 @@ Test(slotctl, python_client_returns_the_result_or_the_error)
 		  err);
 	free(out);
 	free(err);
+}
+
+/* Skips the test unless the daemon reports a usable KVM. */
+static void require_kvm(void)
+{
+	json_object *caps = rpc_result("daemon.capabilities"), *v;
+	bool ok = json_object_object_get_ex(caps, "kvm_available", &v) &&
+		  json_object_get_boolean(v);
+
+	json_object_put(caps);
+	if (!ok)
+		cr_skip_test("KVM is not available to slotd on this host");
+}
+
+Test(slotctl, vm_create_list_info_destroy_round_trip)
+{
+	json_object *info, *v;
+	char *out, *err;
+	int rc;
+
+	require_kvm();
+	rc = CTL(&out, &err, "vm", "create", "cli0", "--memory", "16M");
+	cr_assert_eq(rc, 0, "vm create: expected exit 0, got %d: %s", rc, err);
+	cr_assert(has_kv_line(out, "name", "cli0"), "expected 'name  cli0' "
+		  "in:\n%s", out);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "list");
+	cr_assert_eq(rc, 0, "vm list: expected exit 0, got %d: %s", rc, err);
+	cr_assert(!strncmp(out, "NAME", 4) && strstr(out, "\ncli0 "),
+		  "expected a table with a header and a cli0 row, got:\n%s",
+		  out);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "--json", "vm", "info", "cli0");
+	cr_assert_eq(rc, 0, "vm info: expected exit 0, got %d: %s", rc, err);
+	info = json_tokener_parse(out);
+	/* 16M on the command line is 16 MiB at the daemon. */
+	cr_assert(json_object_object_get_ex(info, "memory", &v) &&
+		  json_object_get_int64(v) == 16 << 20,
+		  "expected memory 16777216, got %s", out);
+	json_object_put(info);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "destroy", "cli0");
+	cr_assert_eq(rc, 0, "vm destroy: expected exit 0, got %d: %s", rc, err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "info", "cli0");
+	cr_assert_eq(rc, 1, "vm info after destroy: expected exit 1, got %d",
+		     rc);
+	cr_assert(strstr(err, "slotctl: error -32002:"), "expected NotFound "
+		  "(-32002), got: %s", err);
+	free(out);
+	free(err);
+}
+
+/* Starts slotctl with args in the background, stdout to path. */
+static pid_t ctl_spawn(const char *path, const char *const *args)
+{
+	const char *argv[16] = { test_slotctl_bin(), "--socket", daemon_.sock };
+	int n = 3;
+	pid_t pid;
+
+	for (int i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Waits up to ms for pid; returns its exit status or -1. */
+static int wait_exit(pid_t pid, long ms)
+{
+	long long deadline = now_ms() + ms;
+	int st;
+
+	while (now_ms() < deadline) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+Test(slotctl, events_watch_prints_vm_state_changes)
+{
+	static const char *const watch[] = { "events", "watch",
+		"vm.state_changed", "--count", "1", "--timeout", "20", NULL };
+	char path[300], name[16], *out, *err, *text;
+	pid_t pid;
+	int rc = -1, st;
+
+	require_kvm();
+	snprintf(path, sizeof(path), "%s/events.out", daemon_.dir);
+	pid = ctl_spawn(path, watch);
+	cr_assert_gt(pid, 0, "fork failed");
+	/* Keep changing states until the watcher, once subscribed, sees one. */
+	for (int i = 0; i < 50; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+			pid = 0;
+			break;
+		}
+		snprintf(name, sizeof(name), "ev%d", i);
+		CTL(&out, &err, "vm", "create", name, "--memory", "4M");
+		free(out);
+		free(err);
+		CTL(&out, &err, "vm", "start", name);
+		free(out);
+		free(err);
+		usleep(200000);
+	}
+	if (pid)
+		rc = wait_exit(pid, 20000);
+	text = test_slurp(path);
+	cr_assert_eq(rc, 0, "expected the watcher to exit 0, got %d", rc);
+	cr_assert(text && strstr(text, "vm.state_changed vm=ev"), "expected a "
+		  "'vm.state_changed vm=ev..' line, got: %s", text);
+	free(text);
 }
