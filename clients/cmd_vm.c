@@ -174,6 +174,12 @@ static const struct slotctl_verb vm_verbs[] = {
 	{ "console", "NAME [--tail N]", "print the VM's console output", 1, 1,
 	  console_opts, vm_console },
 	{ "list", "", "list VMs", 0, 0, NULL, vm_list },
+	{ "memory-read", "NAME GPA LENGTH [--raw]", "read guest memory by "
+	  "GPA (hexdump; --raw: the bytes)", 3, 3,
+	  slotctl_vm_memory_read_opts, slotctl_vm_memory_read },
+	{ "memory-write", "NAME GPA DATA [--hex]", "write DATA (text, or hex "
+	  "digits with --hex) to guest memory at GPA", 3, 3,
+	  slotctl_vm_memory_write_opts, slotctl_vm_memory_write },
 	{ "quirks", "NAME", "show the VM's quirks and whether each is enabled",
 	  1, 1, NULL, vm_quirks },
 	{ "quirk", "NAME QUIRK on|off", "enable or disable one quirk "

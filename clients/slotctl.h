@@ -73,6 +73,13 @@ extern const struct slotctl_noun slotctl_noun_vm;
 extern const struct slotctl_noun slotctl_noun_memslot;
 extern const struct slotctl_noun slotctl_noun_events;
 
+/* cmd_vm_memory.c: the vm memory-read and memory-write verbs. */
+extern const struct slotctl_optdesc slotctl_vm_memory_read_opts[];
+extern const struct slotctl_optdesc slotctl_vm_memory_write_opts[];
+int slotctl_vm_memory_read(struct slotctl *ctl, const struct slotctl_args *a);
+int slotctl_vm_memory_write(struct slotctl *ctl,
+			    const struct slotctl_args *a);
+
 /* Value of option name of the current verb: NULL when not given. */
 const char *slotctl_args_opt(const struct slotctl_args *a, const char *name);
 

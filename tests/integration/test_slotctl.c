@@ -542,3 +542,33 @@ Test(slotctl, events_watch_prints_vm_state_changes)
 		  "'vm.state_changed vm=ev..' line, got: %s", text);
 	free(text);
 }
+
+Test(slotctl, vm_memory_write_then_read_round_trips_bytes)
+{
+	char *out, *err;
+	int rc;
+
+	require_kvm();
+	rc = CTL(&out, &err, "vm", "create", "mem0", "--memory", "4M");
+	cr_assert_eq(rc, 0, "vm create: expected exit 0, got %d: %s", rc, err);
+	free(out);
+	free(err);
+	/* Lengths 5 and 2 exercise both base64 padding cases. */
+	rc = CTL(&out, &err, "vm", "memory-write", "mem0", "0x2000", "hello");
+	cr_assert_eq(rc, 0, "memory-write: expected exit 0, got %d: %s", rc,
+		     err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "memory-write", "mem0", "0x2005", "--hex",
+		 "de ad");
+	cr_assert_eq(rc, 0, "memory-write --hex: expected exit 0, got %d: %s",
+		     rc, err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "memory-read", "mem0", "8K", "7");
+	cr_assert_eq(rc, 0, "memory-read: expected exit 0, got %d: %s", rc, err);
+	cr_assert(strstr(out, "000000002000: 68 65 6c 6c 6f de ad"), "expected "
+		  "the hexdump of 'hello' de ad at 0x2000, got:\n%s", out);
+	free(out);
+	free(err);
+}
