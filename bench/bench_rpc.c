@@ -68,6 +68,7 @@ static long env_long(const char *name, long def)
 	return v && *v ? strtol(v, NULL, 10) : def;
 }
 
+/* Connects c to the daemon's socket. */
 static int conn_open(const char *path, struct bench_conn *c)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -269,6 +270,7 @@ static int client_loop(struct bench_client *cl, struct bench_conn *c)
 	return ret ? ret : c->bad ? -EPROTO : 0;
 }
 
+/* One throughput client: connect, wait for all, run to the deadline. */
 static void *client_main(void *arg)
 {
 	struct bench_client *cl = arg;
@@ -312,6 +314,7 @@ static int bench_rate(const char *sock, int nclients, int depth, double sec,
 	return ret;
 }
 
+/* Part 2: every configuration, with its ratio to 1 client x 1. */
 static int bench_rates(const char *sock, double sec)
 {
 	static const int conf[][2] = { { 1, 1 }, { 16, 1 }, { 1, 8 }, { 16, 8 } };

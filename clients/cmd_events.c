@@ -102,6 +102,7 @@ static const struct slotctl_optdesc watch_opts[] = {
 	{ NULL },
 };
 
+/* events watch [TOPIC...]: subscribe on this connection, then print. */
 static int events_watch(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	const char *count_s = slotctl_args_opt(a, "count");

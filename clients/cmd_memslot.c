@@ -68,6 +68,7 @@ static const struct slotctl_optdesc create_opts[] = {
 	{ NULL },
 };
 
+/* memslot create VM --gpa --size ... -> memslot.create. */
 static int memslot_create(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	const char *gpa = slotctl_args_opt(a, "gpa");
@@ -121,6 +122,7 @@ static const struct slotctl_optdesc flags_opts[] = {
 	{ NULL },
 };
 
+/* memslot flags VM SLOT --dirty-log on|off -> memslot.set_flags. */
 static int memslot_flags(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	const char *dirty = slotctl_args_opt(a, "dirty-log");
@@ -152,6 +154,7 @@ static int memslot_dirty_log(struct slotctl *ctl,
 	return slotctl_call_print(ctl, "memslot.dirty_log", p);
 }
 
+/* memslot transaction VM JSON-OPS: ops checked to be an array first. */
 static int memslot_transaction(struct slotctl *ctl,
 			       const struct slotctl_args *a)
 {

@@ -49,6 +49,7 @@ static int args_array(json_object *params, const char *list)
 	return ret;
 }
 
+/* vm create NAME [options] -> vm.create; sizes converted to bytes. */
 static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	json_object *p = params_name("name", a->argv[0]);
@@ -109,6 +110,7 @@ static const struct slotctl_optdesc console_opts[] = {
 	{ NULL },
 };
 
+/* vm console NAME: the guest's output as it is, not a table. */
 static int vm_console(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	json_object *p = params_name("name", a->argv[0]), *result;
@@ -143,6 +145,7 @@ static int vm_quirks(struct slotctl *ctl, const struct slotctl_args *a)
 				  params_name("vm", a->argv[0]));
 }
 
+/* vm quirk NAME QUIRK on|off -> vm.quirks.set {vm, quirk, enabled}. */
 static int vm_quirk(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	json_object *p = params_name("vm", a->argv[0]);

@@ -228,6 +228,7 @@ static void render_list(FILE *f, json_object *a, int indent)
 	}
 }
 
+/* Prints any value at indent: object, table, list or inline. */
 static void render_value(FILE *f, json_object *v, int indent)
 {
 	if (json_object_is_type(v, json_type_object)) {

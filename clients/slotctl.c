@@ -49,6 +49,7 @@ const char *slotctl_args_opt(const struct slotctl_args *a, const char *name)
 	return NULL;
 }
 
+/* Top-level help: the nouns and the global options. */
 static void usage_top(FILE *f)
 {
 	fputs("usage: slotctl [--socket PATH] [--json] [--timeout SEC] "
@@ -69,6 +70,7 @@ static void print_cmd(FILE *f, const struct slotctl_noun *n,
 		v->name ? v->name : "", *syn ? " " : "", syn);
 }
 
+/* Help of a noun: the synopsis and one line of each verb. */
 static void usage_noun(FILE *f, const struct slotctl_noun *n)
 {
 	fprintf(f, "usage:\n");
@@ -84,6 +86,7 @@ static void usage_noun(FILE *f, const struct slotctl_noun *n)
 		n->name);
 }
 
+/* Help of a verb: synopsis, description, its options. */
 static void usage_verb(FILE *f, const struct slotctl_noun *n,
 		       const struct slotctl_verb *v)
 {
@@ -272,6 +275,7 @@ static const struct slotctl_noun *noun_find(const char *name)
 	return NULL;
 }
 
+/* Global options, then NOUN, then the noun's own dispatch. */
 int main(int argc, char **argv)
 {
 	struct slotctl ctl = { .timeout_ms = SLOTCTL_DEFAULT_TIMEOUT_MS };

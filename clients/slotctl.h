@@ -76,7 +76,9 @@ extern const struct slotctl_noun slotctl_noun_events;
 /* cmd_vm_memory.c: the vm memory-read and memory-write verbs. */
 extern const struct slotctl_optdesc slotctl_vm_memory_read_opts[];
 extern const struct slotctl_optdesc slotctl_vm_memory_write_opts[];
+/* vm memory-read NAME GPA LENGTH: hexdump, --raw bytes or --json. */
 int slotctl_vm_memory_read(struct slotctl *ctl, const struct slotctl_args *a);
+/* vm memory-write NAME GPA DATA: text, or hex digits with --hex. */
 int slotctl_vm_memory_write(struct slotctl *ctl,
 			    const struct slotctl_args *a);
 
