@@ -205,3 +205,67 @@ Test(systemd, tmpfiles_creates_runtime_and_state_directories)
 	assert_dir_mode(path, 0700);
 	free(err);
 }
+
+/* The service text, read from the source tree (caller frees). */
+static char *service_text(void)
+{
+	char path[PATH_MAX], *text;
+
+	src_path(path, sizeof(path), "systemd/slotd.service");
+	text = test_slurp(path);
+	cr_assert_not_null(text, "expected to read %s", path);
+	return text;
+}
+
+Test(systemd, execstart_flags_are_known_to_the_daemon)
+{
+	char *unit = service_text(), *help, *err, *line, *save = NULL;
+	const char *argv[] = { test_slotd_bin(), "--help", NULL };
+	int rc = test_run(argv, &help, &err), flags = 0;
+
+	cr_assert_eq(rc, 0, "slotd --help: expected exit 0, got %d", rc);
+	line = strstr(unit, "\nExecStart=");
+	cr_assert_not_null(line, "expected an ExecStart= line");
+	line = strtok_r(line + 1, "\n", &save);
+	for (char *w = strtok_r(line, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save)) {
+		if (strncmp(w, "--", 2))
+			continue;
+		flags++;
+		cr_assert(strstr(help, w), "ExecStart= uses %s, which slotd "
+			  "--help does not list:\n%s", w, help);
+	}
+	cr_assert_geq(flags, 3, "expected --foreground --socket --state-dir");
+	free(unit);
+	free(help);
+	free(err);
+}
+
+Test(systemd, memory_deny_write_execute_only_while_no_code_maps_exec)
+{
+	char *unit = service_text(), *src = NULL, *out, *err;
+	const char *env = getenv("SLOTD_SRCDIR");
+	int rc;
+
+	if (!strstr(unit, "\nMemoryDenyWriteExecute=yes")) {
+		free(unit);
+		cr_skip_test("slotd.service does not set MemoryDenyWriteExecute");
+	}
+	src = realpath(env && *env ? env : ".", NULL);
+	{
+		/* vmm/guest is guest code, not mapped by slotd. */
+		const char *argv[] = { "/bin/grep", "-rln", "--include=*.c",
+			"--include=*.h", "--include=*.S", "--exclude-dir=guest",
+			"PROT_EXEC", "daemon", "rpc", "vmm", "mmu", NULL };
+
+		cr_assert_eq(chdir(src), 0, "chdir %s", src);
+		rc = test_run(argv, &out, &err);
+	}
+	cr_assert_eq(rc, 1, "expected no PROT_EXEC in slotd's sources while "
+		     "the unit sets MemoryDenyWriteExecute=yes (systemd would "
+		     "refuse the mapping); grep exit %d, found in:\n%s", rc, out);
+	free(unit);
+	free(src);
+	free(out);
+	free(err);
+}
