@@ -115,12 +115,16 @@ class SlotdClient:
             return msg.get("result")
 
     def events(self, topics=None, timeout=None):
-        """Subscribes (all topics when None) and yields each notification
-        as a dict; with timeout, stops after that many idle seconds."""
+        """Subscribes now (all topics when None) and returns an iterator of
+        notifications, each a dict; with timeout, the iterator ends after
+        that many idle seconds."""
         if topics:
             self.call("events.subscribe", topics=list(topics))
         else:
             self.call("events.subscribe")
+        return self._notifications(timeout)
+
+    def _notifications(self, timeout):
         while True:
             while self._pending:
                 yield self._pending.pop(0)

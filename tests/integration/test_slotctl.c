@@ -572,3 +572,36 @@ Test(slotctl, vm_memory_write_then_read_round_trips_bytes)
 	free(out);
 	free(err);
 }
+
+/* Subscribes with the Python client, starts a VM on a second connection
+ * and prints the first event the iterator yields. */
+static const char py_events_script[] =
+	"import sys\n"
+	"sys.path.insert(0, sys.argv[1] + '/clients')\n"
+	"from slotd_client import SlotdClient\n"
+	"w = SlotdClient(sys.argv[2], timeout=10)\n"
+	"events = w.events(['vm.state_changed'], timeout=10)\n"
+	"c = SlotdClient(sys.argv[2], timeout=10)\n"
+	"def kick():\n"
+	"    c.call('vm.create', name='py0', memory='4M')\n"
+	"    c.call('vm.start', name='py0')\n"
+	"kick()\n"
+	"ev = next(events)\n"
+	"print(ev['method'], ev['params']['vm'], ev['params']['new_state'])\n";
+
+Test(slotctl, python_client_events_iterator_yields_notifications)
+{
+	const char *src = getenv("SLOTD_SRCDIR");
+	const char *argv[] = { "/usr/bin/env", "python3", "-c",
+		py_events_script, src && *src ? src : ".", daemon_.sock, NULL };
+	char *out, *err;
+	int rc;
+
+	require_kvm();
+	rc = test_run(argv, &out, &err);
+	cr_assert_eq(rc, 0, "expected exit 0, got %d: %s", rc, err);
+	cr_assert(!strncmp(out, "vm.state_changed py0 ", 21), "expected "
+		  "'vm.state_changed py0 <state>', got: %s", out);
+	free(out);
+	free(err);
+}
