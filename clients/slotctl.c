@@ -22,13 +22,15 @@ static const struct slotctl_noun *const nouns[] = {
 	NULL,
 };
 
-enum { OPT_SOCKET = 's', OPT_JSON = 'j', OPT_TIMEOUT = 't', OPT_HELP = 'h' };
+enum { OPT_SOCKET = 's', OPT_JSON = 'j', OPT_TIMEOUT = 't', OPT_HELP = 'h',
+       OPT_VERSION = 'V' };
 
 static const struct option global_opts[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
 };
 #define N_GLOBAL_OPTS (int)(sizeof(global_opts) / sizeof(global_opts[0]))
 
@@ -39,7 +41,8 @@ static const char global_help[] =
 	"  -j, --json          print the raw result as JSON\n"
 	"  -t, --timeout SEC   give up waiting for a reply after SEC seconds "
 	"(default 30)\n"
-	"  -h, --help          show help (also after NOUN or NOUN VERB)\n";
+	"  -h, --help          show help (also after NOUN or NOUN VERB)\n"
+	"  -V, --version       show slotctl's own version\n";
 
 const char *slotctl_args_opt(const struct slotctl_args *a, const char *name)
 {
@@ -47,6 +50,11 @@ const char *slotctl_args_opt(const struct slotctl_args *a, const char *name)
 		if (!strcmp(a->verb->opts[i].name, name))
 			return a->opt[i];
 	return NULL;
+}
+
+static void version_print(void)
+{
+	printf("slotctl %s (%s)\n", SLOTD_VERSION, SLOTD_GIT_REV);
 }
 
 /* Top-level help: the nouns and the global options. */
@@ -147,8 +155,8 @@ static int verb_getopt_table(const struct slotctl_verb *v, struct option *t)
 	return n;
 }
 
-/* Parses argv (argv[0] is the verb) into a; returns 0, 1 for --help, or
- * -EINVAL with the message printed. */
+/* Parses argv (argv[0] is the verb) into a; returns 0, 1 for --help, 2
+ * for --version, or -EINVAL with the message printed. */
 static int verb_parse(struct slotctl *ctl, const struct slotctl_verb *v,
 		      int argc, char **argv, struct slotctl_args *a)
 {
@@ -160,11 +168,13 @@ static int verb_parse(struct slotctl *ctl, const struct slotctl_verb *v,
 	a->verb = v;
 	optind = 0;	/* glibc: restart, permuting options after arguments */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hjs:t:", table, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hjs:t:V", table, NULL)) != -1) {
 		if (c >= 256)
 			a->opt[c - 256] = optarg ? optarg : "";
 		else if (c == OPT_HELP)
 			return 1;
+		else if (c == OPT_VERSION)
+			return 2;
 		else if (c == '?') {
 			slotctl_err("unknown option or missing value: %s",
 				    argv[optind - 1]);
@@ -199,8 +209,11 @@ static int verb_run(struct slotctl *ctl, const struct slotctl_noun *n,
 	struct slotctl_args a;
 	int ret = verb_parse(ctl, v, argc, argv, &a);
 
-	if (ret == 1) {
-		usage_verb(stdout, n, v);
+	if (ret == 1 || ret == 2) {
+		if (ret == 1)
+			usage_verb(stdout, n, v);
+		else
+			version_print();
 		return SLOTCTL_EXIT_OK;
 	}
 	if (!ret)
@@ -245,7 +258,7 @@ static int noun_run(struct slotctl *ctl, const struct slotctl_noun *n,
 }
 
 /* Parses the options before the noun; returns the index of the noun, 0
- * for --help, or -1 on a bad option. */
+ * for --help, -2 for --version, or -1 on a bad option. */
 static int global_parse(struct slotctl *ctl, int argc, char **argv)
 {
 	struct option table[N_GLOBAL_OPTS + 1] = { { 0 } };
@@ -253,9 +266,11 @@ static int global_parse(struct slotctl *ctl, int argc, char **argv)
 
 	memcpy(table, global_opts, sizeof(global_opts));
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+hjs:t:", table, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hjs:t:V", table, NULL)) != -1) {
 		if (c == OPT_HELP)
 			return 0;
+		if (c == OPT_VERSION)
+			return -2;
 		if (c == '?') {
 			slotctl_err("unknown option or missing value: %s",
 				    argv[optind - 1]);
@@ -286,6 +301,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	ctl.socket = env && *env ? env : SLOTCTL_DEFAULT_SOCKET;
 	i = global_parse(&ctl, argc, argv);
+	if (i == -2) {
+		version_print();
+		return SLOTCTL_EXIT_OK;
+	}
 	if (i == 0 || (i > 0 && i < argc && !strcmp(argv[i], "help"))) {
 		usage_top(stdout);
 		return SLOTCTL_EXIT_OK;
