@@ -164,6 +164,7 @@ void rcu_wait_callbacks(void);
 void op_defer(struct mmu_op *op, struct mmu_defer *d,
 	      void (*fn)(struct rcu_head *rh));
 void op_commit(struct mmu *mmu, struct mmu_op *op);
+void op_done(struct mmu *mmu);
 uint64_t mmu_now_ns(void);
 
 #endif

@@ -170,14 +170,17 @@ int mmu_slot_create(struct mmu *mmu, uint32_t id, uint64_t gpa,
 /* call_rcu callback: no reader can reach the deleted slot's memory. */
 static void slot_release_cb(struct rcu_head *rh)
 {
-	struct mmu_defer *d = caa_container_of(rh, struct mmu_defer, rh);
-	struct slot_release *rel = caa_container_of(d, struct slot_release, defer);
-	struct mmu *mmu = d->mmu;
+	struct mmu_defer *d;
+	struct slot_release *rel;
+	struct mmu *mmu;
 
 	RCU_TSAN_ACQUIRE();
+	d = caa_container_of(rh, struct mmu_defer, rh);
+	rel = caa_container_of(d, struct slot_release, defer);
+	mmu = d->mmu;
 	rel->fn(rel->arg);
 	free(rel);
-	ATOMIC_ADD(&mmu->rcu_pending, (uint64_t)-1);
+	op_done(mmu);
 }
 
 /* Called with mmu->lock held.  Unpublishes slot id and zaps its range. */

@@ -94,6 +94,13 @@ void op_defer(struct mmu_op *op, struct mmu_defer *d,
 	op->head = d;
 }
 
+/* Ends a callback: counted, and ordered before rcu_barrier's return. */
+void op_done(struct mmu *mmu)
+{
+	ATOMIC_ADD(&mmu->rcu_pending, (uint64_t)-1);
+	RCU_TSAN_RELEASE();
+}
+
 /* Hands op's frees to call_rcu.  Called without mmu->lock, after the
  * writer unlinked them and flushed the software TLBs. */
 void op_commit(struct mmu *mmu, struct mmu_op *op)
@@ -104,13 +111,16 @@ void op_commit(struct mmu *mmu, struct mmu_op *op)
 	if (!d)
 		return;
 	state = rcu_writer_enter();
-	RCU_TSAN_RELEASE();
 	for (; d; d = next) {
+		void (*fn)(struct rcu_head *rh) = d->fn;
+
 		next = d->next;
 		ATOMIC_ADD(&mmu->rcu_pending, 1);
+		/* Everything this thread did to d so far precedes fn. */
+		RCU_TSAN_RELEASE();
 		/* RCU: d is unreachable for new readers; fn frees it once every
 		 * reader online now has passed a quiescent state. */
-		urcu_qsbr_call_rcu(&d->rh, d->fn);
+		urcu_qsbr_call_rcu(&d->rh, fn);
 	}
 	rcu_writer_exit(state);
 	op->head = NULL;

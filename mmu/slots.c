@@ -7,12 +7,14 @@
 /* call_rcu callback: no reader still searches the old array. */
 static void slots_free_cb(struct rcu_head *rh)
 {
-	struct mmu_defer *d = caa_container_of(rh, struct mmu_defer, rh);
-	struct mmu *mmu = d->mmu;
+	struct mmu_defer *d;
+	struct mmu *mmu;
 
 	RCU_TSAN_ACQUIRE();
+	d = caa_container_of(rh, struct mmu_defer, rh);
+	mmu = d->mmu;
 	free(caa_container_of(d, struct slot_set, defer));
-	ATOMIC_ADD(&mmu->rcu_pending, (uint64_t)-1);
+	op_done(mmu);
 }
 
 struct slot_set *slots_alloc(struct mmu *mmu, size_t n)

@@ -96,13 +96,15 @@ void pt_free_now(struct pt *t)
 /* call_rcu callback: the grace period is over, no walker holds the tree. */
 static void pt_free_cb(struct rcu_head *rh)
 {
-	struct mmu_defer *d = caa_container_of(rh, struct mmu_defer, rh);
-	struct pt *t = caa_container_of(d, struct pt, defer);
-	struct mmu *mmu = d->mmu;
+	struct mmu_defer *d;
+	struct mmu *mmu;
 
 	RCU_TSAN_ACQUIRE();
-	ATOMIC_ADD(&mmu->tables_freed, pt_free_tree(t));
-	ATOMIC_ADD(&mmu->rcu_pending, (uint64_t)-1);
+	d = caa_container_of(rh, struct mmu_defer, rh);
+	mmu = d->mmu;
+	ATOMIC_ADD(&mmu->tables_freed,
+		   pt_free_tree(caa_container_of(d, struct pt, defer)));
+	op_done(mmu);
 }
 
 void pt_defer_free(struct mmu_op *op, struct pt *t)

@@ -186,7 +186,7 @@ unsigned mmu_ref_scale(unsigned n)
 	unsigned div = 1;
 
 #if defined(__SANITIZE_THREAD__)
-	div = 8;
+	div = 4;
 #elif defined(__SANITIZE_ADDRESS__)
 	div = 2;
 #endif

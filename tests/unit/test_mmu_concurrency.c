@@ -76,9 +76,11 @@ static void reader_step(struct conc *c, struct reader_arg *a)
 
 	if (mmu_translate(c->mmu, gpa & ~7ull, 8, MMU_ACCESS_READ, &hva) == 0)
 		reader_check(c, start, hva);
-	if (mmu_read(c->mmu, gpa & ~63ull, buf, sizeof(buf)) == 0)
+	/* Across a page end: bytes [4048, 4096) and the next page's [0, 48),
+	 * which no one writes once the slot exists. */
+	if (mmu_read(c->mmu, (gpa | 4095) - 47, buf, sizeof(buf)) == 0)
 		(void)buf[0];
-	/* Each reader writes its own 8 bytes of a page: no race among them. */
+	/* Each reader writes its own 8 bytes at [64, 88): no race among them. */
 	gpa = (gpa & ~4095ull) + 64 + 8 * (uint64_t)a->index;
 	(void)mmu_write(c->mmu, gpa, &val, sizeof(val));
 }
