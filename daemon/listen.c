@@ -121,7 +121,7 @@ static int bind_own(const struct slotd_config *cfg, int *out)
 
 int daemon_listen(const struct slotd_config *cfg, int *fd, bool *owned)
 {
-	int n = sd_listen_fds(1);
+	int n = sd_listen_fds(1), r;
 
 	if (n > 1)
 		slog_warn("socket activation passed %d sockets; serving the first", n);
@@ -136,8 +136,9 @@ int daemon_listen(const struct slotd_config *cfg, int *fd, bool *owned)
 		*owned = false;
 		return 0;
 	}
-	*owned = true;
-	return bind_own(cfg, fd);
+	r = bind_own(cfg, fd);
+	*owned = r == 0;	/* only a path we bound is ours to remove */
+	return r;
 }
 
 int daemon_state_dir_open(const char *dir)

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ struct slotd {
 	struct event_base *base;
 	struct rpc_server *rpc;
 	struct vmm *vmm;
-	struct event *sigs[4];
+	int sig_fd;
+	struct event *sig_ev;
 	struct event *drain;
 	int drain_ms;
 	int listen_fd;
@@ -134,11 +136,12 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { .tv_usec = 10 * 1000 };
 
 	(void)fd; (void)what;
-	d->drain_ms += 10;
-	if (rpc_server_flushed(d->rpc) || d->drain_ms >= DRAIN_TIMEOUT_MS) {
+	/* The first pass only lets pending reads run. */
+	if (d->drain_ms > 0 && (rpc_server_flushed(d->rpc) || d->drain_ms >= DRAIN_TIMEOUT_MS)) {
 		event_base_loopbreak(d->base);
 		return;
 	}
+	d->drain_ms += 10;
 	event_add(d->drain, &tv);
 }
 
@@ -155,30 +158,47 @@ static void shutdown_begin(struct slotd *d, const char *why)
 	drain_cb(-1, 0, d);
 }
 
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
+static void signal_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct slotd *d = arg;
+	struct signalfd_siginfo si;
 
 	(void)what;
-	if (sig == SIGHUP) {
-		int r = slog_reopen();
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			int r = slog_reopen();
 
-		slog_info("SIGHUP: log reopened%s%s", r ? ": " : "", r ? strerror(-r) : "");
-		return;
+			slog_info("SIGHUP: log reopened%s%s", r ? ": " : "", r ? strerror(-r) : "");
+			continue;
+		}
+		shutdown_begin(d, strsignal((int)si.ssi_signo));
 	}
-	shutdown_begin(d, strsignal(sig));
+}
+
+/* SIGTERM, SIGINT and SIGHUP are blocked in every thread (the mask is set
+ * before any thread exists) and read from a signalfd by the loop, so no
+ * vCPU thread can be killed by them, even during teardown. */
+static int signals_block(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	return pthread_sigmask(SIG_BLOCK, set, NULL) ? -EINVAL : 0;
 }
 
 static int signals_setup(struct slotd *d)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	sigset_t set;
 
-	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		d->sigs[i] = evsignal_new(d->base, sigs[i], signal_cb, d);
-		if (!d->sigs[i] || evsignal_add(d->sigs[i], NULL))
-			return -ENOMEM;
-	}
+	signals_block(&set);	/* again: cheap, and gives us the set */
+	d->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->sig_fd < 0)
+		return -errno;
+	d->sig_ev = event_new(d->base, d->sig_fd, EV_READ | EV_PERSIST, signal_cb, d);
+	if (!d->sig_ev || event_add(d->sig_ev, NULL))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -292,6 +312,7 @@ static int setup(struct slotd *d)
 
 static void teardown(struct slotd *d)
 {
+
 	/* VMs first: their last state changes must find the queue alive. */
 	vmm_destroy(d->vmm);
 	rpc_server_destroy(d->rpc);
@@ -300,9 +321,10 @@ static void teardown(struct slotd *d)
 	if (d->q_efd >= 0)
 		close(d->q_efd);
 	pthread_mutex_destroy(&d->q_lock);
-	for (size_t i = 0; i < sizeof(d->sigs) / sizeof(d->sigs[0]); i++)
-		if (d->sigs[i])
-			event_free(d->sigs[i]);
+	if (d->sig_ev)
+		event_free(d->sig_ev);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
 	if (d->drain)
 		event_free(d->drain);
 	if (d->base)
@@ -318,12 +340,18 @@ int main(int argc, char **argv)
 {
 	struct slotd d = {
 		.listen_fd = -1, .state_lock = -1, .ready_pipe = -1, .q_efd = -1,
+		.sig_fd = -1,
 		.q_lock = PTHREAD_MUTEX_INITIALIZER,
 	};
 	int r = daemon_config_parse(&d.cfg, argc, argv);
 
-	if (r)
+	if (r) {
+		daemon_config_free(&d.cfg);
 		return r > 0 ? 0 : 2;
+	}
+	/* Before anything can be signalled: a SIGHUP or SIGTERM during
+	 * start-up waits in the signalfd instead of killing us. */
+	signals_block(&(sigset_t){ 0 });
 	slog_level_set(d.cfg.log_level);
 	slog_journal_set(getenv("JOURNAL_STREAM") != NULL);
 	if (d.cfg.log_file && slog_file_set(d.cfg.log_file))

@@ -82,7 +82,7 @@ int rpc_server_http_listen(struct rpc_server *srv, const char *addr,
 void rpc_server_stop_listening(struct rpc_server *srv);
 /* Connections still open. */
 unsigned rpc_server_conn_count(const struct rpc_server *srv);
-/* True when no reply bytes are waiting to be written to any client. */
+/* True when no client has unread request bytes or unwritten replies. */
 bool rpc_server_flushed(const struct rpc_server *srv);
 
 /* Handles one JSON text as received from a client.  Returns the reply text

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -309,6 +310,11 @@ void rpc_server_stop_listening(struct rpc_server *srv)
 	rpc_http_destroy(srv->http);
 	srv->http = NULL;
 	while ((l = TAILQ_FIRST(&srv->listeners))) {
+		int lfd = evconnlistener_get_fd(l->lev), fd;
+
+		/* Clients that connected before we stopped are served. */
+		while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+			accept_cb(l->lev, fd, NULL, 0, srv);
 		TAILQ_REMOVE(&srv->listeners, l, link);
 		evconnlistener_free(l->lev);
 		event_free(l->backoff);
@@ -324,10 +330,17 @@ unsigned rpc_server_conn_count(const struct rpc_server *srv)
 bool rpc_server_flushed(const struct rpc_server *srv)
 {
 	struct rpc_conn *c;
+	int unread;
 
-	TAILQ_FOREACH(c, &srv->conns, link)
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)))
+	TAILQ_FOREACH(c, &srv->conns, link) {
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) ||
+		    evbuffer_get_length(bufferevent_get_input(c->bev)))
 			return false;
+		/* Requests already sent but not yet read are in flight too. */
+		if (!c->closing && ioctl(bufferevent_getfd(c->bev), FIONREAD, &unread) == 0 &&
+		    unread > 0)
+			return false;
+	}
 	return true;
 }
 

@@ -34,7 +34,7 @@ static void start(void)
 static void stop(void)
 {
 	if (d.pid > 0)
-		test_daemon_stop(&d);
+		cr_expect_eq(test_daemon_stop(&d), 0, "slotd did not exit cleanly (its log is above)");
 }
 
 /* The daemon still answers daemon.version on a fresh connection. */
@@ -305,7 +305,7 @@ Test(daemon, second_daemon_on_the_same_state_dir_refuses_to_start, .init = start
 
 Test(daemon, stale_socket_is_removed_and_replaced, .fini = stop)
 {
-	char dir[] = "/tmp/slotd-stale-XXXXXX", sock[300];
+	char dir[] = "/tmp/slotd-stale-XXXXXX", sock[300], *log;
 	int fd;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -319,7 +319,9 @@ Test(daemon, stale_socket_is_removed_and_replaced, .fini = stop)
 	close(fd);
 	cr_assert_eq(test_daemon_start_in(&d, dir, NULL), 0, "log: %s", test_slurp(d.log));
 	assert_serves();
-	cr_assert(strstr(test_slurp(d.log), "stale"), "the log should say it removed a stale socket");
+	log = test_slurp(d.log);
+	cr_assert(log && strstr(log, "stale"), "the log should say it removed a stale socket: %s", log);
+	free(log);
 }
 
 Test(daemon, sigterm_finishes_and_removes_its_socket, .init = start, .fini = stop)
@@ -327,6 +329,7 @@ Test(daemon, sigterm_finishes_and_removes_its_socket, .init = start, .fini = sto
 	int fd = test_connect(d.sock), st;
 	char *log;
 
+	d.own_dir = false;	/* the log is read after the stop */
 	/* A request in flight when SIGTERM lands still gets its reply. */
 	cr_assert_eq(test_send(fd, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"rpc.discover\"}\n", 49), 0);
 	kill(d.pid, SIGTERM);
@@ -339,7 +342,7 @@ Test(daemon, sigterm_finishes_and_removes_its_socket, .init = start, .fini = sto
 	cr_assert_eq(st, 0, "exit status %d", st);
 	cr_assert_neq(access(d.sock, F_OK), 0, "socket file left behind");
 	log = test_slurp(d.log);
-	cr_assert(strstr(log, "shutting down"), "log: %s", log);
+	cr_assert(log && strstr(log, "shutting down"), "log: %s", log);
 	free(log);
 }
 

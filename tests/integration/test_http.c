@@ -33,7 +33,8 @@ static void start(void)
 
 static void stop(void)
 {
-	test_daemon_stop(&d);
+	if (d.pid > 0)
+		cr_expect_eq(test_daemon_stop(&d), 0, "slotd did not exit cleanly (its log is above)");
 }
 
 /* One HTTP/1.0 exchange; returns the whole response (malloc'd). */

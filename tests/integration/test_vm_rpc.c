@@ -19,7 +19,7 @@ static void start(void)
 static void stop(void)
 {
 	if (d.pid > 0)
-		test_daemon_stop(&d);
+		cr_expect_eq(test_daemon_stop(&d), 0, "slotd did not exit cleanly (its log is above)");
 }
 
 TestSuite(vm_rpc, .init = start, .fini = stop);

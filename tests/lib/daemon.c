@@ -1,6 +1,7 @@
 /* Test helpers for driving the real slotd binary. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,6 +89,7 @@ int test_daemon_start_in(struct test_daemon *d, const char *dir,
 {
 	long deadline;
 
+	d->own_dir = false;
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);
 	snprintf(d->sock, sizeof(d->sock), "%s/slotd.sock", d->dir);
 	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
@@ -116,9 +118,13 @@ int test_daemon_start(struct test_daemon *d, const char *const *extra)
 {
 	char tmpl[] = "/tmp/slotd-test-XXXXXX";
 
+	int r;
+
 	if (!mkdtemp(tmpl))
 		return -errno;
-	return test_daemon_start_in(d, tmpl, extra);
+	r = test_daemon_start_in(d, tmpl, extra);
+	d->own_dir = true;
+	return r;
 }
 
 bool test_daemon_alive(struct test_daemon *d)
@@ -154,6 +160,12 @@ static int wait_timeout(pid_t pid, long ms)
 	return -1;
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
 int test_daemon_stop(struct test_daemon *d)
 {
 	int st;
@@ -163,9 +175,17 @@ int test_daemon_stop(struct test_daemon *d)
 	kill(d->pid, SIGTERM);
 	st = wait_timeout(d->pid, 10000);
 	d->pid = -1;
-	if (st < 0 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
+	st = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	if (st != 0) {
+		char *log = test_slurp(d->log);
+
+		fprintf(stderr, "slotd exited with status %d; its log (%s):\n%s\n", st,
+			d->log, log ? log : "(none)");
+		free(log);
+	} else if (d->own_dir) {
+		nftw(d->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	return st;
 }
 
 int test_send(int fd, const void *buf, size_t len)

@@ -13,6 +13,8 @@ struct test_daemon {
 	char sock[320];		/* dir/slotd.sock */
 	char state[320];	/* dir/state */
 	char log[320];		/* dir/slotd.log: the daemon's stderr */
+	bool own_dir;		/* made by test_daemon_start: removed on a
+				 * clean stop, kept for a post-mortem else */
 };
 
 /* Path of build/slotd ($SLOTD_BIN) and build/slotctl ($SLOTCTL_BIN). */
@@ -25,7 +27,9 @@ int test_daemon_start(struct test_daemon *d, const char *const *extra);
 /* Like test_daemon_start with a caller-chosen directory (kept on stop). */
 int test_daemon_start_in(struct test_daemon *d, const char *dir,
 			 const char *const *extra);
-/* SIGTERM, wait up to 10 s (then SIGKILL); returns the exit status or -1. */
+/* SIGTERM, wait up to 10 s (then SIGKILL); returns the exit status or -1.
+ * A non-zero status (a sanitizer report makes one) is also printed with
+ * the daemon's log to stderr, where the test log shows it. */
 int test_daemon_stop(struct test_daemon *d);
 /* True while the process is alive. */
 bool test_daemon_alive(struct test_daemon *d);
