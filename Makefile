@@ -132,8 +132,9 @@ demo: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $(O)/slotd $(O)/slotctl $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 systemd/slotd.service systemd/slotd.socket \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/
+	sed 's#/usr/local/bin/slotd#$(PREFIX)/bin/slotd#' systemd/slotd.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/slotd.service
+	install -m 0644 systemd/slotd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	install -d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/lib/sysusers.d
 	install -m 0644 systemd/slotd-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/slotd.conf
 	install -m 0644 systemd/slotd-sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/slotd.conf
