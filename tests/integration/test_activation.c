@@ -30,6 +30,7 @@ static void teardown(void)
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
 	}
+	test_rmtree(dir);
 }
 
 TestSuite(activation, .init = setup, .fini = teardown);

@@ -166,6 +166,11 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path);
 }
 
+void test_rmtree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int test_daemon_stop(struct test_daemon *d)
 {
 	int st;
@@ -183,7 +188,7 @@ int test_daemon_stop(struct test_daemon *d)
 			d->log, log ? log : "(none)");
 		free(log);
 	} else if (d->own_dir) {
-		nftw(d->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		test_rmtree(d->dir);
 	}
 	return st;
 }

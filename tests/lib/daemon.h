@@ -52,6 +52,9 @@ json_object *test_rpc(const char *sock, const char *method, const char *params);
  * or -1 when it could not run or was killed. */
 int test_run(const char *const *argv, char **out, char **err);
 
+/* rm -rf dir (for test fixtures). */
+void test_rmtree(const char *dir);
+
 /* Reads a whole file into a malloc'd string (NULL on error). */
 char *test_slurp(const char *path);
 
