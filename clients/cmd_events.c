@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 
 #include "clients/slotctl.h"
 
@@ -54,22 +53,15 @@ static void event_print(struct slotctl *ctl, json_object *msg)
 	fflush(stdout);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Receives and prints notifications; returns the exit status. */
 static int watch_loop(struct slotctl *ctl, uint64_t count)
 {
-	long long deadline = ctl->timeout_set ? now_ms() + ctl->timeout_ms : -1;
+	long long deadline = ctl->timeout_set ?
+			     slotctl_now_ms() + ctl->timeout_ms : -1;
 	uint64_t seen = 0;
 
 	while (!stop_requested && (!count || seen < count)) {
-		long long left = deadline < 0 ? -1 : deadline - now_ms();
+		long long left = deadline < 0 ? -1 : deadline - slotctl_now_ms();
 		json_object *msg;
 		int ret;
 

@@ -24,7 +24,7 @@ struct slotctl_conn {
 	size_t len, cap;
 };
 
-static long long now_ms(void)
+long long slotctl_now_ms(void)
 {
 	struct timespec ts;
 
@@ -39,7 +39,7 @@ static int left_ms(long long deadline)
 
 	if (deadline < 0)
 		return -1;
-	left = deadline - now_ms();
+	left = deadline - slotctl_now_ms();
 	if (left <= 0)
 		return 0;
 	return left > 1 << 30 ? 1 << 30 : (int)left;
@@ -47,7 +47,7 @@ static int left_ms(long long deadline)
 
 static long long deadline_of(int timeout_ms)
 {
-	return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	return timeout_ms < 0 ? -1 : slotctl_now_ms() + timeout_ms;
 }
 
 /* Connects a socket to path; a full backlog waits at most timeout_ms. */

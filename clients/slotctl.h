@@ -86,6 +86,8 @@ int slotctl_vm_memory_write(struct slotctl *ctl,
 const char *slotctl_args_opt(const struct slotctl_args *a, const char *name);
 
 /* conn.c: one JSON-RPC connection, one JSON text per line. */
+/* CLOCK_MONOTONIC in milliseconds, for deadlines. */
+long long slotctl_now_ms(void);
 int slotctl_conn_open(const char *path, int timeout_ms,
 		      struct slotctl_conn **out);
 void slotctl_conn_close(struct slotctl_conn *c);
