@@ -2,12 +2,226 @@
 #ifndef SLOTD_VMM_INTERNAL_H
 #define SLOTD_VMM_INTERNAL_H
 
+#include <pthread.h>
+#include <stdarg.h>
+
 #include "vmm/vmm.h"
 #include "vmm/kvm_compat.h"
+#include "vmm/guest/abi.h"
+
+#define VMM_CONSOLE_RING	(64 * 1024)
+#define VMM_REPORT_RING		4096
+#define VMM_EXIT_REASONS	64	/* exit counters kept per vCPU */
+#define VMM_PAYLOAD_MAX		(64u << 20)
 
 struct vmm {
 	int kvm_fd;			/* -1 when KVM is unavailable */
 	struct vmm_caps caps;
+	struct vmm_config cfg;		/* strings below are owned copies */
+	char *console_dir;
+	pthread_mutex_t lock;		/* protects the VM list */
+	struct vmm_vm *vms;		/* creation order */
+	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, lazily */
 };
+
+/* One memslot: a range of GPA backed by host memory (slot 0 = boot RAM). */
+struct vmm_memslot {
+	uint32_t id;
+	uint32_t flags;			/* KVM_MEM_* */
+	uint64_t gpa;
+	uint64_t size;
+	void *hva;
+	int fd;				/* backing memfd, owned; -1 if none */
+};
+
+/* A KVM binary stats fd with its descriptors parsed. */
+struct vmm_stats_src {
+	int fd;
+	uint64_t data_offset;
+	unsigned count;
+	struct vmm_stats_desc *descs;
+	size_t data_size;		/* bytes of the data block we read */
+};
+
+struct vmm_stats_desc {
+	char name[64];
+	uint32_t flags;
+	uint32_t offset;
+	uint16_t size;
+};
+
+enum vcpu_req {
+	VCPU_REQ_RUN,
+	VCPU_REQ_PAUSE,
+	VCPU_REQ_STOP,
+};
+
+struct vmm_vcpu {
+	struct vmm_vm *vm;
+	unsigned index;
+	int fd;
+	struct vmm_stats_src stats;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_live;		/* created and not yet joined */
+	bool quiescent;			/* waiting in the loop; vm->lock */
+	bool parked;			/* guest asked to idle; vm->lock */
+	uint32_t report_tag;		/* report port latch (vCPU thread) */
+	uint32_t report_lo;
+	uint32_t dma_lo;		/* DMA port latch (vCPU thread) */
+	uint64_t exits[VMM_EXIT_REASONS];	/* __atomic, relaxed */
+};
+
+/* The 16550 registers the guest can observe. */
+struct vmm_serial {
+	uint8_t ier, lcr, mcr, scr, dll, dlm;
+};
+
+struct vmm_console {
+	pthread_mutex_t lock;
+	char ring[VMM_CONSOLE_RING];
+	uint64_t total;			/* bytes ever written */
+	int log_fd;			/* -1: no log file */
+	char line[256];			/* pending bytes for the log file */
+	size_t line_len;
+	struct vmm_report reports[VMM_REPORT_RING];
+	uint64_t nr_reports;		/* records ever committed */
+};
+
+/* Device counters, updated on vCPU threads with __atomic relaxed. */
+struct vmm_dev_counters {
+	uint64_t serial_bytes;
+	uint64_t dma_ops;
+	uint64_t dma_errors;
+	uint64_t mmio_unmapped;
+	uint64_t io_unhandled;
+	uint64_t reports;
+};
+
+struct vmm_vm {
+	struct vmm *vmm;
+	struct vmm_vm *next;
+	char name[VMM_NAME_MAX];
+	enum vmm_vm_type type;
+	unsigned kvm_type;
+	bool rules_by_slotd;
+	enum vmm_mmio_policy mmio_policy;
+	int fd;
+	uint64_t memory_bytes;
+	uint64_t args[VMM_NARGS];
+	char payload_spec[256];
+	const uint8_t *image;		/* payload ELF bytes */
+	size_t image_size;
+	uint8_t *image_owned;		/* malloc'd copy for file payloads */
+	uint64_t payload_start, payload_end, entry;
+	uint64_t tsc_khz;
+	uint64_t idmap_end;
+	uint64_t quirks_disabled;
+
+	unsigned nr_vcpus;
+	struct vmm_vcpu *vcpus;
+
+	pthread_mutex_t lock;		/* state, req and vCPU handshakes */
+	pthread_cond_t cond;
+	enum vmm_vm_state state;
+	enum vcpu_req req;
+	unsigned nr_alive;		/* vCPU threads in their loop */
+	unsigned nr_quiescent;		/* of those, waiting on cond */
+	uint64_t start_ns, end_ns;	/* end_ns 0 while running/paused */
+	bool has_exit_status;
+	uint32_t exit_status;
+	char crash_reason[256];
+
+	pthread_rwlock_t slots_lock;	/* readers: device DMA, memory API */
+	struct vmm_memslot *slots;	/* sorted by gpa */
+	unsigned nr_slots;
+	unsigned cap_slots;
+
+	pthread_mutex_t dev_lock;	/* serial registers */
+	struct vmm_serial serial;
+	uint32_t dma_status;		/* last DMA status, __atomic */
+	struct vmm_dev_counters dev;
+	struct vmm_console console;
+
+	struct vmm_stats_src stats;	/* VM-wide; vCPUs keep their fd */
+};
+
+/* err.c */
+int vmm_err_set(struct vmm_err *err, int code, const char *field,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+uint64_t vmm_now_ns(void);
+
+/* memslot.c */
+int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
+		   uint64_t size, void *hva, int fd, uint32_t flags);
+int vm_boot_ram_create(struct vmm_vm *vm);
+void vm_memslots_free(struct vmm_vm *vm);
+void *vm_gpa_hva_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t len,
+			bool write, uint64_t *avail);
+int vm_gpa_copy(struct vmm_vm *vm, uint64_t gpa, void *buf, uint64_t len,
+		bool write);
+int vm_boot_ram_clear(struct vmm_vm *vm);
+
+/* vm.c */
+int vm_boot_prepare(struct vmm_vm *vm, struct vmm_err *err);
+void vm_destroy_all(struct vmm *vmm);
+
+/* payload.c */
+int vm_payload_open(struct vmm_vm *vm, const char *spec, struct vmm_err *err);
+int vm_payload_load(struct vmm_vm *vm, struct vmm_err *err);
+
+/* boot.c */
+int vm_boot_tables_build(struct vmm_vm *vm);
+int vm_boot_params_write(struct vmm_vm *vm);
+int vcpu_boot_regs_set(struct vmm_vcpu *vcpu);
+int vcpu_cpuid_set(struct vmm_vcpu *vcpu);
+bool vmm_cpuid_has_1g_pages(struct vmm *vmm);
+
+/* vcpu.c */
+int vcpu_init(struct vmm_vm *vm, unsigned index);
+void vcpu_fini(struct vmm_vcpu *vcpu);
+int vm_vcpus_spawn(struct vmm_vm *vm);
+void vm_vcpus_kick(struct vmm_vm *vm);
+void vm_vcpus_join(struct vmm_vm *vm);
+void vm_guest_poweroff(struct vmm_vcpu *vcpu, uint32_t status);
+void vm_guest_crash(struct vmm_vcpu *vcpu, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void vmm_kick_install(void);
+
+/* lifecycle.c */
+int vm_halt_for_destroy(struct vmm_vm *vm, struct vmm_err *err);
+void vm_state_notify(struct vmm_vm *vm, enum vmm_vm_state old_state,
+		     enum vmm_vm_state new_state);
+
+/* devices.c */
+void dev_io(struct vmm_vcpu *vcpu, struct kvm_run *run);
+void dev_mmio(struct vmm_vcpu *vcpu, struct kvm_run *run);
+uint64_t dma_fnv64(uint64_t h, const void *p, size_t len);
+
+/* console.c */
+int console_init(struct vmm_console *c, const char *dir, const char *name);
+void console_fini(struct vmm_console *c);
+void console_putc(struct vmm_vm *vm, char ch);
+void console_puts(struct vmm_vm *vm, const char *s);
+void console_flush(struct vmm_console *c);
+void console_report(struct vmm_vm *vm, unsigned vcpu, uint32_t tag,
+		    uint64_t value);
+
+/* stats.c */
+int stats_src_open(struct vmm_stats_src *src, int kvm_obj_fd);
+void stats_src_close(struct vmm_stats_src *src);
+int stats_src_foreach(struct vmm_stats_src *src, const char *source, int vcpu,
+		      int (*fn)(const struct vmm_stat *st, void *arg),
+		      void *arg);
+
+/* Built-in payloads, embedded by mk/guest.mk (vmm_payloads.S). */
+struct vmm_builtin_payload {
+	const char *name;
+	const uint8_t *start;
+	const uint8_t *end;
+};
+extern const struct vmm_builtin_payload vmm_builtin_payloads[];
+extern const uint64_t vmm_builtin_payload_count;
 
 #endif

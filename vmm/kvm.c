@@ -99,6 +99,26 @@ static int kvm_open(const char *path, struct vmm_caps *caps)
 	return fd;
 }
 
+/* KVM_GET_SUPPORTED_CPUID, growing the buffer until it fits. */
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
+{
+	struct kvm_cpuid2 *c = NULL;
+
+	for (unsigned n = 64; n <= 4096; n *= 2) {
+		free(c);
+		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		if (!c)
+			return NULL;
+		c->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		if (errno != E2BIG)
+			break;
+	}
+	free(c);
+	return NULL;
+}
+
 int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 {
 	const char *path = cfg && cfg->kvm_path ? cfg->kvm_path : "/dev/kvm";
@@ -106,10 +126,24 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 
 	if (!vmm)
 		return -ENOMEM;
+	if (cfg)
+		vmm->cfg = *cfg;
+	vmm->cfg.kvm_path = NULL;
+	vmm->cfg.console_dir = NULL;	/* use the owned copy */
+	if (cfg && cfg->console_dir) {
+		vmm->console_dir = strdup(cfg->console_dir);
+		if (!vmm->console_dir) {
+			free(vmm);
+			return -ENOMEM;
+		}
+	}
+	pthread_mutex_init(&vmm->lock, NULL);
 	vmm->kvm_fd = kvm_open(path, &vmm->caps);
 	if (vmm->kvm_fd >= 0) {
 		vmm->caps.kvm_available = true;
 		vmm_kvm_probe(vmm->kvm_fd, &vmm->caps);
+		vmm->cpuid = supported_cpuid(vmm->kvm_fd);
+		vmm_kick_install();
 	}
 	*out = vmm;
 	return 0;
@@ -119,8 +153,12 @@ void vmm_destroy(struct vmm *vmm)
 {
 	if (!vmm)
 		return;
+	vm_destroy_all(vmm);
 	if (vmm->kvm_fd >= 0)
 		close(vmm->kvm_fd);
+	pthread_mutex_destroy(&vmm->lock);
+	free(vmm->cpuid);
+	free(vmm->console_dir);
 	free(vmm);
 }
 

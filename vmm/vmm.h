@@ -44,12 +44,40 @@ struct vmm_caps {
 /* Names KVM VM type N ("default", "sw_protected", "tdx", ...). */
 const char *vmm_kvm_vm_type_name(unsigned type);
 
+enum vmm_vm_state {
+	VMM_VM_DEFINED,			/* created, never started */
+	VMM_VM_RUNNING,
+	VMM_VM_PAUSED,
+	VMM_VM_STOPPED,			/* stopped by a call or by the guest */
+	VMM_VM_CRASHED,			/* see vmm_vm_info.crash_reason */
+};
+
+struct vmm_vm;
+
+/* Called after a VM changed state, without any vmm lock held.  It may run
+ * on a vCPU thread (guest power-off, crash) or on the thread that called
+ * the vmm_vm_* function.  It must not block and must not destroy, stop or
+ * start that VM (a vCPU thread cannot join itself): bounce to the event
+ * loop (eventfd) and act there. */
+typedef void (*vmm_state_fn)(struct vmm_vm *vm, enum vmm_vm_state old_state,
+			     enum vmm_vm_state new_state, void *arg);
+
 struct vmm_config {
 	const char *kvm_path;		/* default "/dev/kvm" */
+	const char *console_dir;	/* NAME.log per VM there; NULL: none */
+	vmm_state_fn on_state_change;	/* optional */
+	void *cb_arg;
+	unsigned stop_timeout_ms;	/* vCPU handshakes; default 2000 */
 };
 
 /* Opens /dev/kvm and probes it.  A missing or forbidden /dev/kvm is not an
- * error: the vmm is created with caps.kvm_available false. */
+ * error: the vmm is created with caps.kvm_available false and VM calls
+ * return -ENODEV.  vmm_destroy stops and destroys every VM.
+ *
+ * Threading: vmm_vm_* control calls (create, destroy, lifecycle, quirks)
+ * are meant for one control thread (the event loop) or callers that
+ * serialise them; reads (info, console, reports, memory, stats, foreach,
+ * find) may run on any thread concurrently with the VM's vCPU threads. */
 int vmm_create(const struct vmm_config *cfg, struct vmm **out);
 void vmm_destroy(struct vmm *vmm);
 
@@ -57,5 +85,188 @@ const struct vmm_caps *vmm_caps_get(const struct vmm *vmm);
 
 /* Fills caps by probing the KVM device fd (exposed for tests). */
 void vmm_kvm_probe(int kvm_fd, struct vmm_caps *caps);
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Why a call failed, for a person: code is the -errno also returned, field
+ * names the parameter at fault ("name", "memory", ...) or is NULL.  Every
+ * function taking a struct vmm_err * accepts NULL. */
+struct vmm_err {
+	int code;
+	const char *field;
+	char msg[256];
+};
+
+/* ---- VMs ------------------------------------------------------------- */
+
+#define VMM_NAME_MAX		64	/* including the NUL */
+#define VMM_MAX_VCPUS		64
+#define VMM_NARGS		8	/* == VMM_BOOT_NARGS of the guest ABI */
+
+enum vmm_vm_type {
+	VMM_VM_TYPE_DEFAULT,
+	VMM_VM_TYPE_PROTECTED,		/* TDX-like rules, see vmm_vm_info */
+};
+
+/* What an access to a GPA without a memslot (KVM_EXIT_MMIO) does. */
+enum vmm_mmio_policy {
+	VMM_MMIO_IGNORE,		/* reads all-ones, writes dropped, counted */
+	VMM_MMIO_CRASH,			/* the VM crashes, naming the GPA */
+};
+
+struct vmm_vm_params {
+	const char *name;		/* 1..63 of [A-Za-z0-9._-] */
+	enum vmm_vm_type type;
+	unsigned vcpus;			/* 1..VMM_MAX_VCPUS (and host limit) */
+	uint64_t memory_bytes;		/* boot RAM, >= 4 MiB, 4 KiB multiple */
+	const char *payload;		/* "builtin:NAME" or ELF64 path */
+	uint64_t args[VMM_NARGS];	/* boot_params.args of the guest */
+	enum vmm_mmio_policy mmio_policy;
+};
+
+/* Creates a VM in state defined: KVM VM, memslot 0, payload, page tables,
+ * GDT, CPUID and vCPUs.  -EEXIST name taken, -EINVAL bad parameter (see
+ * err->field), -ENODEV no KVM, -ENOENT payload not found. */
+int vmm_vm_create(struct vmm *vmm, const struct vmm_vm_params *params,
+		  struct vmm_vm **out, struct vmm_err *err);
+/* Stops (if needed) and frees a VM; its memory goes back to the system. */
+int vmm_vm_destroy(struct vmm_vm *vm, struct vmm_err *err);
+/* The VM of that name, or NULL.  Valid until vmm_vm_destroy. */
+struct vmm_vm *vmm_vm_find(struct vmm *vmm, const char *name);
+const char *vmm_vm_name(const struct vmm_vm *vm);
+
+/* Lifecycle, one state machine (an impossible transition is -EBUSY):
+ *   start:  defined|stopped|crashed -> running (stopped/crashed: reboot,
+ *           RAM cleared and the payload reloaded)
+ *   pause:  running -> paused        resume: paused -> running
+ *   stop:   running|paused -> stopped
+ *   destroy: any state.
+ * The guest itself goes running -> stopped (power port) or -> crashed.
+ * pause/stop kick the vCPUs out of KVM_RUN and wait for them up to
+ * stop_timeout_ms (-ETIMEDOUT). */
+int vmm_vm_start(struct vmm_vm *vm, struct vmm_err *err);
+int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err);
+int vmm_vm_resume(struct vmm_vm *vm, struct vmm_err *err);
+int vmm_vm_stop(struct vmm_vm *vm, struct vmm_err *err);
+
+/* Waits until the VM is in one of the states of mask (1 << state), up to
+ * timeout_ms; 0 or -ETIMEDOUT.  For tests and tools; not for the loop. */
+int vmm_vm_wait_state(struct vmm_vm *vm, unsigned mask, unsigned timeout_ms);
+
+/* Calls fn for each VM in creation order under the vmm lock; fn must not
+ * create or destroy VMs.  A non-zero return of fn stops and is returned. */
+int vmm_vm_foreach(struct vmm *vmm, int (*fn)(struct vmm_vm *vm, void *arg),
+		   void *arg);
+
+struct vmm_vm_info {
+	char name[VMM_NAME_MAX];
+	enum vmm_vm_state state;
+	enum vmm_vm_type type;
+	unsigned kvm_vm_type;		/* KVM_X86_*_VM the kernel VM has */
+	bool rules_by_slotd;		/* protected rules enforced by slotd,
+					 * host has no matching KVM VM type */
+	unsigned vcpus;
+	uint64_t memory_bytes;
+	unsigned nr_memslots;
+	uint64_t quirks_disabled;	/* KVM_X86_QUIRK_* bits disabled */
+	uint64_t uptime_ns;		/* since the last start; frozen when
+					 * stopped or crashed */
+	bool has_exit_status;		/* guest powered off */
+	uint32_t exit_status;
+	char crash_reason[256];		/* "" unless crashed */
+	char payload[256];
+	uint64_t exits_total;		/* all vCPUs, all reasons */
+	uint64_t exits_io;
+	uint64_t exits_mmio;
+	uint64_t console_bytes;		/* written by the guest, ever */
+	uint64_t reports;		/* report records, ever */
+};
+
+int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info);
+
+/* Memslots as the VM sees them (the slot engine extends this list). */
+struct vmm_memslot_info {
+	uint32_t id;
+	uint32_t flags;			/* KVM_MEM_* */
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t hva;
+};
+
+/* Copies up to max memslots into slots (sorted by GPA); *count gets the
+ * total number, which may exceed max. */
+int vmm_vm_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info *slots,
+			size_t max, size_t *count);
+
+/* Quirks: bit set = enabled on the kernel VM.  They can only be disabled
+ * (KVM_CAP_DISABLE_QUIRKS2), never re-enabled; a protected VM refuses
+ * slot_zap_all.  -EPERM for a refused change, -EOPNOTSUPP if the host
+ * cannot disable that quirk, -ENOENT unknown name. */
+uint64_t vmm_vm_quirks_enabled(struct vmm_vm *vm);
+int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
+		     struct vmm_err *err);
+
+/* ---- console, reports, memory, stats ---------------------------------- */
+
+/* Copies the last min(tail, len) bytes of the console (tail 0: as much as
+ * fits) into buf; *n gets the count.  The ring keeps the last 64 KiB. */
+int vmm_vm_console_read(struct vmm_vm *vm, size_t tail, char *buf, size_t len,
+			size_t *n);
+
+/* One record of the report port (VMM_REPORT_* tags of vmm/guest/abi.h). */
+struct vmm_report {
+	uint64_t seq;			/* 0, 1, 2 ... per VM */
+	uint64_t host_ns;		/* CLOCK_MONOTONIC when committed */
+	uint32_t vcpu;
+	uint32_t tag;
+	uint64_t value;
+};
+
+/* Copies records with seq >= from (oldest kept first, the last 4096 are
+ * kept) into recs; *n gets the count. */
+int vmm_vm_reports_read(struct vmm_vm *vm, uint64_t from,
+			struct vmm_report *recs, size_t max, size_t *n);
+
+#define VMM_MEMORY_IO_MAX	(1u << 20)
+
+/* Reads/writes guest memory by GPA, bounds- and permission-checked:
+ * -EFAULT range not backed by memslots, -EACCES write to a read-only slot
+ * or any access to a protected VM's memory, -EINVAL length 0 or above
+ * VMM_MEMORY_IO_MAX. */
+int vmm_vm_memory_read(struct vmm_vm *vm, uint64_t gpa, void *buf, size_t len,
+		       struct vmm_err *err);
+int vmm_vm_memory_write(struct vmm_vm *vm, uint64_t gpa, const void *buf,
+			size_t len, struct vmm_err *err);
+
+/* One statistic.  source: "kvm" (the VM's or a vCPU's binary stats fd),
+ * "exits" (per-vCPU KVM exit counts by reason name) or "devices". */
+struct vmm_stat {
+	const char *source;
+	int vcpu;			/* -1: VM-wide */
+	const char *name;		/* "remote_tlb_flush", "io", ... */
+	uint64_t value;			/* histograms: sum of buckets */
+	bool cumulative;		/* false: instant or peak value */
+};
+
+/* Calls fn for every statistic of the VM; a non-zero return stops. */
+int vmm_vm_stats_foreach(struct vmm_vm *vm,
+			 int (*fn)(const struct vmm_stat *st, void *arg),
+			 void *arg);
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* "268435456", "256M", "1G", "64k", "2GiB", "512MB" -> bytes (binary
+ * units).  -EINVAL on junk, -ERANGE on overflow. */
+int vmm_parse_size(const char *s, uint64_t *out);
+const char *vmm_vm_state_name(enum vmm_vm_state state);
+const char *vmm_vm_type_name(enum vmm_vm_type type);
+/* "default" / "protected" -> type; -EINVAL otherwise. */
+int vmm_vm_type_parse(const char *s, enum vmm_vm_type *out);
+const char *vmm_exit_reason_name(unsigned reason);
+/* Names of the built-in payloads, NULL-terminated order via index. */
+const char *vmm_builtin_payload_name(size_t index);
+/* The realtime signal that kicks vCPU threads out of KVM_RUN; vmm_create
+ * installs an empty handler for it.  The daemon must leave it alone. */
+int vmm_kick_signal(void);
 
 #endif

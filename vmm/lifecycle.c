@@ -1,0 +1,226 @@
+/* The VM state machine, in one place:
+ *   defined|stopped|crashed --start--> running
+ *   running --pause--> paused --resume--> running
+ *   running|paused --stop--> stopped
+ *   running --guest power-off--> stopped, --guest fault--> crashed
+ * Control calls run on the control thread; guest-initiated transitions on
+ * vCPU threads (vcpu.c).  vm->lock orders them. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "vmm/internal.h"
+
+#define BIT(s) (1u << (s))
+
+void vm_state_notify(struct vmm_vm *vm, enum vmm_vm_state old_state,
+		     enum vmm_vm_state new_state)
+{
+	const struct vmm_config *cfg = &vm->vmm->cfg;
+
+	if (cfg->on_state_change && old_state != new_state)
+		cfg->on_state_change(vm, old_state, new_state, cfg->cb_arg);
+}
+
+/* -EBUSY naming the state and the states the verb is allowed from. */
+static int bad_transition(struct vmm_vm *vm, enum vmm_vm_state st,
+			  const char *verb, const char *allowed,
+			  struct vmm_err *err)
+{
+	return vmm_err_set(err, -EBUSY, "state",
+			   "cannot %s VM '%s': it is %s (allowed when %s)",
+			   verb, vm->name, vmm_vm_state_name(st), allowed);
+}
+
+static struct timespec deadline_in(unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+static unsigned handshake_ms(struct vmm_vm *vm)
+{
+	return vm->vmm->cfg.stop_timeout_ms ? vm->vmm->cfg.stop_timeout_ms : 2000;
+}
+
+int vmm_vm_start(struct vmm_vm *vm, struct vmm_err *err)
+{
+	enum vmm_vm_state st;
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	st = vm->state;
+	pthread_mutex_unlock(&vm->lock);
+	if (!(BIT(st) & (BIT(VMM_VM_DEFINED) | BIT(VMM_VM_STOPPED) |
+			 BIT(VMM_VM_CRASHED))))
+		return bad_transition(vm, st, "start", "defined, stopped or crashed", err);
+	/* Threads of a guest-initiated stop have exited; reap them. */
+	vm_vcpus_join(vm);
+	if (st != VMM_VM_DEFINED) {
+		r = vm_boot_ram_clear(vm);
+		if (r)
+			return vmm_err_set(err, r, NULL, "clearing RAM: %s", strerror(-r));
+		r = vm_boot_prepare(vm, err);
+		if (r)
+			return r;
+	}
+	pthread_mutex_lock(&vm->lock);
+	vm->req = VCPU_REQ_RUN;
+	vm->has_exit_status = false;
+	vm->exit_status = 0;
+	vm->crash_reason[0] = '\0';
+	vm->start_ns = vmm_now_ns();
+	vm->end_ns = 0;
+	vm->state = VMM_VM_RUNNING;
+	r = vm_vcpus_spawn(vm);
+	if (r)
+		vm->state = st;
+	pthread_mutex_unlock(&vm->lock);
+	if (r) {
+		vm_vcpus_join(vm);
+		return vmm_err_set(err, r, NULL, "starting vCPU threads: %s",
+				   strerror(-r));
+	}
+	vm_state_notify(vm, st, VMM_VM_RUNNING);
+	return 0;
+}
+
+/* Waits until every live vCPU is quiescent, the VM left running, or the
+ * deadline passed.  Called with vm->lock held. */
+static int wait_quiescent_locked(struct vmm_vm *vm, unsigned ms)
+{
+	struct timespec dl = deadline_in(ms);
+
+	while (vm->state == VMM_VM_RUNNING && vm->nr_quiescent < vm->nr_alive)
+		if (pthread_cond_timedwait(&vm->cond, &vm->lock, &dl) == ETIMEDOUT)
+			return -ETIMEDOUT;
+	return 0;
+}
+
+int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
+{
+	enum vmm_vm_state st;
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	st = vm->state;
+	if (st != VMM_VM_RUNNING) {
+		pthread_mutex_unlock(&vm->lock);
+		return bad_transition(vm, st, "pause", "running", err);
+	}
+	vm->req = VCPU_REQ_PAUSE;
+	vm_vcpus_kick(vm);
+	r = wait_quiescent_locked(vm, handshake_ms(vm));
+	if (r == 0 && vm->state == VMM_VM_RUNNING) {
+		vm->state = VMM_VM_PAUSED;
+		pthread_cond_broadcast(&vm->cond);
+	} else if (r == 0) {
+		st = vm->state;		/* the guest stopped or crashed */
+		r = bad_transition(vm, st, "pause", "running", err);
+	} else {
+		vm->req = VCPU_REQ_RUN;	/* give up, keep running */
+		pthread_cond_broadcast(&vm->cond);
+		r = vmm_err_set(err, -ETIMEDOUT, NULL,
+				"vCPUs of '%s' did not pause within %u ms",
+				vm->name, handshake_ms(vm));
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (!r)
+		vm_state_notify(vm, VMM_VM_RUNNING, VMM_VM_PAUSED);
+	return r;
+}
+
+int vmm_vm_resume(struct vmm_vm *vm, struct vmm_err *err)
+{
+	enum vmm_vm_state st;
+
+	pthread_mutex_lock(&vm->lock);
+	st = vm->state;
+	if (st != VMM_VM_PAUSED) {
+		pthread_mutex_unlock(&vm->lock);
+		return bad_transition(vm, st, "resume", "paused", err);
+	}
+	vm->req = VCPU_REQ_RUN;
+	vm->state = VMM_VM_RUNNING;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	vm_state_notify(vm, VMM_VM_PAUSED, VMM_VM_RUNNING);
+	return 0;
+}
+
+/* Tells every vCPU thread to exit and waits up to ms for them.
+ * Called with vm->lock held. */
+static int halt_locked(struct vmm_vm *vm, unsigned ms)
+{
+	struct timespec dl = deadline_in(ms);
+
+	vm->req = VCPU_REQ_STOP;
+	vm_vcpus_kick(vm);
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->nr_alive > 0)
+		if (pthread_cond_timedwait(&vm->cond, &vm->lock, &dl) == ETIMEDOUT)
+			return -ETIMEDOUT;
+	return 0;
+}
+
+int vmm_vm_stop(struct vmm_vm *vm, struct vmm_err *err)
+{
+	enum vmm_vm_state st;
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	st = vm->state;
+	if (st != VMM_VM_RUNNING && st != VMM_VM_PAUSED) {
+		pthread_mutex_unlock(&vm->lock);
+		return bad_transition(vm, st, "stop", "running or paused", err);
+	}
+	r = halt_locked(vm, handshake_ms(vm));
+	if (!r) {
+		vm->state = VMM_VM_STOPPED;
+		vm->end_ns = vmm_now_ns();
+		pthread_cond_broadcast(&vm->cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (r)
+		return vmm_err_set(err, r, NULL,
+				   "vCPUs of '%s' did not stop within %u ms",
+				   vm->name, handshake_ms(vm));
+	vm_vcpus_join(vm);
+	console_flush(&vm->console);
+	vm_state_notify(vm, st, VMM_VM_STOPPED);
+	return 0;
+}
+
+/* Stops whatever runs, however long it takes, and reaps the threads.  The
+ * state is left as is: the VM is about to be freed. */
+int vm_halt_for_destroy(struct vmm_vm *vm, struct vmm_err *err)
+{
+	(void)err;
+	pthread_mutex_lock(&vm->lock);
+	while (halt_locked(vm, handshake_ms(vm)) == -ETIMEDOUT)
+		;	/* kicks again; KVM_RUN always returns eventually */
+	pthread_mutex_unlock(&vm->lock);
+	vm_vcpus_join(vm);
+	return 0;
+}
+
+int vmm_vm_wait_state(struct vmm_vm *vm, unsigned mask, unsigned timeout_ms)
+{
+	struct timespec dl = deadline_in(timeout_ms);
+	int r = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	while (!(mask & BIT(vm->state)) && r == 0)
+		if (pthread_cond_timedwait(&vm->cond, &vm->lock, &dl) == ETIMEDOUT)
+			r = -ETIMEDOUT;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}

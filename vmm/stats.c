@@ -1,0 +1,162 @@
+/* KVM binary stats (KVM_GET_STATS_FD): descriptors parsed once, values
+ * read with one pread per call, and the vmm_vm_stats_foreach walk. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/internal.h"
+
+/* Parses the header and descriptors of a stats fd; takes ownership of fd
+ * (closed on failure).  A negative fd leaves src empty. */
+int stats_src_open(struct vmm_stats_src *src, int fd)
+{
+	struct kvm_stats_header h;
+	size_t dsz;
+	uint8_t *raw = NULL;
+	int r = -EIO;
+
+	memset(src, 0, sizeof(*src));
+	src->fd = fd;
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		goto fail;
+	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+	raw = malloc(dsz * h.num_desc);
+	src->descs = calloc(h.num_desc, sizeof(*src->descs));
+	if (!raw || !src->descs) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (pread(fd, raw, dsz * h.num_desc, h.desc_offset) !=
+	    (ssize_t)(dsz * h.num_desc))
+		goto fail;
+	for (unsigned i = 0; i < h.num_desc; i++) {
+		struct kvm_stats_desc *d = (void *)(raw + i * dsz);
+		struct vmm_stats_desc *o = &src->descs[i];
+		size_t end = d->offset + (size_t)d->size * 8;
+
+		snprintf(o->name, sizeof(o->name), "%.*s", (int)h.name_size,
+			 d->name);
+		o->flags = d->flags;
+		o->offset = d->offset;
+		o->size = d->size;
+		src->data_size = end > src->data_size ? end : src->data_size;
+	}
+	src->count = h.num_desc;
+	src->data_offset = h.data_offset;
+	free(raw);
+	return 0;
+fail:
+	free(raw);
+	stats_src_close(src);
+	return r;
+}
+
+void stats_src_close(struct vmm_stats_src *src)
+{
+	if (src->fd >= 0)
+		close(src->fd);
+	free(src->descs);
+	memset(src, 0, sizeof(*src));
+	src->fd = -1;
+}
+
+/* Reads every value once and calls fn per statistic. */
+int stats_src_foreach(struct vmm_stats_src *src, const char *source, int vcpu,
+		      int (*fn)(const struct vmm_stat *st, void *arg),
+		      void *arg)
+{
+	struct vmm_stat st = { .source = source, .vcpu = vcpu };
+	uint8_t *data;
+	int r = 0;
+
+	if (src->fd < 0 || !src->count)
+		return 0;
+	data = malloc(src->data_size);
+	if (!data)
+		return -ENOMEM;
+	if (pread(src->fd, data, src->data_size, (off_t)src->data_offset) !=
+	    (ssize_t)src->data_size) {
+		free(data);
+		return -EIO;
+	}
+	for (unsigned i = 0; i < src->count && !r; i++) {
+		const struct vmm_stats_desc *d = &src->descs[i];
+		uint64_t v = 0, w;
+
+		for (unsigned k = 0; k < d->size; k++) {
+			memcpy(&w, data + d->offset + k * 8, 8);
+			v += w;
+		}
+		st.name = d->name;
+		st.value = v;
+		st.cumulative = (d->flags & KVM_STATS_TYPE_MASK) ==
+				KVM_STATS_TYPE_CUMULATIVE;
+		r = fn(&st, arg);
+	}
+	free(data);
+	return r;
+}
+
+/* Exit counts of one vCPU by reason name (non-zero ones only). */
+static int exits_foreach(struct vmm_vcpu *vcpu,
+			 int (*fn)(const struct vmm_stat *st, void *arg),
+			 void *arg)
+{
+	struct vmm_stat st = { .source = "exits", .vcpu = (int)vcpu->index,
+			       .cumulative = true };
+	int r = 0;
+
+	for (unsigned i = 0; i < VMM_EXIT_REASONS && !r; i++) {
+		st.value = __atomic_load_n(&vcpu->exits[i], __ATOMIC_RELAXED);
+		if (!st.value)
+			continue;
+		st.name = i == VMM_EXIT_REASONS - 1 ? "other" :
+			  vmm_exit_reason_name(i);
+		r = fn(&st, arg);
+	}
+	return r;
+}
+
+static int devices_foreach(struct vmm_vm *vm,
+			   int (*fn)(const struct vmm_stat *st, void *arg),
+			   void *arg)
+{
+	const struct { const char *name; uint64_t *v; } c[] = {
+		{ "serial_bytes", &vm->dev.serial_bytes },
+		{ "dma_ops", &vm->dev.dma_ops },
+		{ "dma_errors", &vm->dev.dma_errors },
+		{ "mmio_unmapped", &vm->dev.mmio_unmapped },
+		{ "io_unhandled", &vm->dev.io_unhandled },
+		{ "reports", &vm->dev.reports },
+	};
+	struct vmm_stat st = { .source = "devices", .vcpu = -1,
+			       .cumulative = true };
+	int r = 0;
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]) && !r; i++) {
+		st.name = c[i].name;
+		st.value = __atomic_load_n(c[i].v, __ATOMIC_RELAXED);
+		r = fn(&st, arg);
+	}
+	return r;
+}
+
+int vmm_vm_stats_foreach(struct vmm_vm *vm,
+			 int (*fn)(const struct vmm_stat *st, void *arg),
+			 void *arg)
+{
+	int r = stats_src_foreach(&vm->stats, "kvm", -1, fn, arg);
+
+	for (unsigned i = 0; i < vm->nr_vcpus && !r; i++)
+		r = stats_src_foreach(&vm->vcpus[i].stats, "kvm", (int)i, fn,
+				      arg);
+	for (unsigned i = 0; i < vm->nr_vcpus && !r; i++)
+		r = exits_foreach(&vm->vcpus[i], fn, arg);
+	if (!r)
+		r = devices_foreach(vm, fn, arg);
+	return r;
+}
