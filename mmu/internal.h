@@ -103,11 +103,12 @@ struct mmu {
 	struct slot_set *slots;		/* atomic; RCU-published */
 	uint64_t generation;		/* atomic */
 	uint64_t tlb_gen;		/* atomic; full flush bumps */
-	uint64_t tlb_seq;		/* atomic; every flush bumps */
+	/* Bumped by every flush: kept off the line that TLB hits read. */
+	uint64_t tlb_seq __attribute__((aligned(64)));	/* atomic */
 	bool protected_vm;
 	bool zap_all;			/* under lock */
 	bool tlb_off;
-	pthread_mutex_t reader_lock;
+	pthread_mutex_t reader_lock __attribute__((aligned(64)));
 	struct mmu_reader *readers;
 	struct mmu_stats st;		/* counters, under lock */
 	uint64_t tables_freed;		/* atomic; bumped by callbacks */
@@ -118,7 +119,6 @@ struct mmu {
 int pt_alloc(struct mmu *mmu, struct pt **out);
 void pt_defer_free(struct mmu_op *op, struct pt *t);
 void pt_free_now(struct pt *t);
-uint64_t pt_lookup(struct pt *root, uint64_t gfn, int *level);
 int pt_install(struct mmu *mmu, struct pt *root, uint64_t gfn, int max_level,
 	       uint64_t leaf_hva, uint64_t flags, uint64_t *entry, int *level);
 void pt_zap_range(struct mmu *mmu, uint64_t gfn, uint64_t npages,
@@ -126,7 +126,38 @@ void pt_zap_range(struct mmu *mmu, uint64_t gfn, uint64_t npages,
 int pt_split_range(struct mmu *mmu, uint64_t gfn, uint64_t npages);
 void pt_wrprot_page(struct mmu *mmu, uint64_t gfn);
 int pt_set_writable(struct mmu *mmu, uint64_t gfn);
-uint64_t pt_level_pages(int level);
+
+static inline uint64_t pt_level_pages(int level)
+{
+	return 1ull << (PT_BITS * (level - 1));
+}
+
+static inline unsigned pt_index(uint64_t gfn, int level)
+{
+	return (gfn >> (PT_BITS * (level - 1))) & (PT_ENTRIES - 1);
+}
+
+/* Lock-free walk: the leaf mapping gfn, or 0.  Caller is an online reader
+ * or holds mmu->lock; tables it passes stay allocated until its next
+ * quiescent state (they are freed through call_rcu). */
+static inline uint64_t pt_lookup(struct pt *root, uint64_t gfn, int *level)
+{
+	struct pt *t = root;
+
+	for (int l = PT_LEVELS; l >= 1; l--) {
+		uint64_t e = __atomic_load_n(&t->e[pt_index(gfn, l)],
+					     __ATOMIC_ACQUIRE);
+
+		if (!(e & PTE_PRESENT))
+			return 0;
+		if (e & PTE_LEAF) {
+			*level = l;
+			return e;
+		}
+		t = (struct pt *)(uintptr_t)(e & PTE_TABLE_MASK);
+	}
+	return 0;
+}
 
 /* slots.c */
 struct slot_set *slots_alloc(struct mmu *mmu, size_t n);
@@ -156,9 +187,9 @@ static inline uint64_t tlb_tag(uint64_t gfn, uint64_t gen)
 }
 
 /* rcu.c */
+extern __thread bool rcu_tls_online;	/* the calling thread's QSBR state */
 void rcu_thread_get(void);
 void rcu_thread_put(void);
-bool rcu_thread_online(void);
 void rcu_wait_grace(void);
 void rcu_wait_callbacks(void);
 void op_defer(struct mmu_op *op, struct mmu_defer *d,

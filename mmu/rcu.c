@@ -7,14 +7,14 @@ int mmu_rcu_tsan_sync;
 
 /* The calling thread's QSBR state: readers registered, online or not. */
 static __thread int tls_nreg;
-static __thread bool tls_online;
+__thread bool rcu_tls_online;
 
 /* Registers the calling thread with RCU for its first reader; online. */
 void rcu_thread_get(void)
 {
 	if (tls_nreg++ == 0) {
 		urcu_qsbr_register_thread();
-		tls_online = true;
+		rcu_tls_online = true;
 	}
 }
 
@@ -25,37 +25,32 @@ void rcu_thread_put(void)
 		RCU_TSAN_RELEASE();
 		/* RCU: ends this thread's read-side use of every engine. */
 		urcu_qsbr_unregister_thread();
-		tls_online = false;
+		rcu_tls_online = false;
 	}
-}
-
-bool rcu_thread_online(void)
-{
-	return tls_online;
 }
 
 void mmu_reader_online(void)
 {
-	if (tls_nreg && !tls_online) {
+	if (tls_nreg && !rcu_tls_online) {
 		/* RCU: from here on this thread may hold engine pointers. */
 		urcu_qsbr_thread_online();
-		tls_online = true;
+		rcu_tls_online = true;
 	}
 }
 
 void mmu_reader_offline(void)
 {
-	if (tls_nreg && tls_online) {
+	if (tls_nreg && rcu_tls_online) {
 		RCU_TSAN_RELEASE();
 		/* RCU: every pointer and hva this thread got is dropped. */
 		urcu_qsbr_thread_offline();
-		tls_online = false;
+		rcu_tls_online = false;
 	}
 }
 
 void mmu_reader_quiescent(void)
 {
-	if (tls_nreg && tls_online) {
+	if (tls_nreg && rcu_tls_online) {
 		RCU_TSAN_RELEASE();
 		/* RCU: every pointer and hva this thread got is dropped. */
 		urcu_qsbr_quiescent_state();
@@ -70,7 +65,7 @@ static int rcu_writer_enter(void)
 		urcu_qsbr_register_thread();
 		return 2;
 	}
-	if (!tls_online) {
+	if (!rcu_tls_online) {
 		urcu_qsbr_thread_online();
 		return 1;
 	}
@@ -130,7 +125,7 @@ void op_commit(struct mmu *mmu, struct mmu_op *op)
  * reader goes offline meanwhile (that is its quiescent state). */
 void rcu_wait_grace(void)
 {
-	bool was_online = tls_online;
+	bool was_online = rcu_tls_online;
 
 	if (was_online)
 		mmu_reader_offline();
@@ -144,7 +139,7 @@ void rcu_wait_grace(void)
 /* Waits for every queued callback (all engines) to have run. */
 void rcu_wait_callbacks(void)
 {
-	bool was_online = tls_online;
+	bool was_online = rcu_tls_online;
 
 	if (was_online)
 		mmu_reader_offline();

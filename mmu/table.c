@@ -19,16 +19,6 @@ struct walk_ctx {
 	int error;
 };
 
-uint64_t pt_level_pages(int level)
-{
-	return 1ull << (PT_BITS * (level - 1));
-}
-
-static unsigned pt_index(uint64_t gfn, int level)
-{
-	return (gfn >> (PT_BITS * (level - 1))) & (PT_ENTRIES - 1);
-}
-
 static struct pt *pt_child(uint64_t e)
 {
 	return (struct pt *)(uintptr_t)(e & PTE_TABLE_MASK);
@@ -110,28 +100,6 @@ static void pt_free_cb(struct rcu_head *rh)
 void pt_defer_free(struct mmu_op *op, struct pt *t)
 {
 	op_defer(op, &t->defer, pt_free_cb);
-}
-
-/* Lock-free walk: the leaf mapping gfn, or 0.  Caller is an online reader
- * or holds mmu->lock; tables it passes stay allocated until its next
- * quiescent state (they are freed through call_rcu). */
-uint64_t pt_lookup(struct pt *root, uint64_t gfn, int *level)
-{
-	struct pt *t = root;
-
-	for (int l = PT_LEVELS; l >= 1; l--) {
-		uint64_t e = __atomic_load_n(&t->e[pt_index(gfn, l)],
-					     __ATOMIC_ACQUIRE);
-
-		if (!(e & PTE_PRESENT))
-			return 0;
-		if (e & PTE_LEAF) {
-			*level = l;
-			return e;
-		}
-		t = pt_child(e);
-	}
-	return 0;
 }
 
 /* Called with mmu->lock held.  Adds a child table under t at index i. */

@@ -117,6 +117,7 @@ static int fault_install(struct mmu *mmu, const struct mmu_slot *s,
 }
 
 /* Resolves a miss under the writer lock from the current slot set. */
+__attribute__((noinline))
 static int fault(struct mmu *mmu, uint64_t gfn, bool write, uint64_t *e,
 		 int *level)
 {
@@ -162,6 +163,7 @@ static int translate_page(struct mmu *mmu, struct mmu_reader *r, uint64_t gfn,
 }
 
 /* Translates a range over several pages, all in one slot. */
+__attribute__((noinline))
 static int translate_range(struct mmu *mmu, struct mmu_reader *r,
 			   uint64_t gpa, size_t len, bool write, void **hva)
 {
@@ -191,7 +193,9 @@ static int translate_range(struct mmu *mmu, struct mmu_reader *r,
 	return 0;
 }
 
-/* Everything but a software-TLB hit. */
+/* Everything but a software-TLB hit; kept out of line so the hit path
+ * needs no stack frame. */
+__attribute__((noinline, cold))
 static int translate_slow(struct mmu *mmu, struct mmu_reader *r, uint64_t gpa,
 			  size_t len, unsigned access, void **hva)
 {
@@ -199,7 +203,7 @@ static int translate_slow(struct mmu *mmu, struct mmu_reader *r, uint64_t gpa,
 	uintptr_t page;
 	int ret;
 
-	if (!r || !rcu_thread_online())
+	if (!r || !rcu_tls_online)
 		return -ESRCH;
 	if (len == 0 || gpa >= (1ull << MMU_GPA_BITS) ||
 	    len > (1ull << MMU_GPA_BITS) - gpa)
