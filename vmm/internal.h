@@ -99,6 +99,12 @@ struct vmm_dev_counters {
 	uint64_t reports;
 };
 
+#define VMM_PENDING_MAX 16
+
+struct vmm_transition {
+	enum vmm_vm_state old_state, new_state;
+};
+
 struct vmm_vm {
 	struct vmm *vmm;
 	struct vmm_vm *next;
@@ -132,6 +138,9 @@ struct vmm_vm {
 	bool has_exit_status;
 	uint32_t exit_status;
 	char crash_reason[256];
+	struct vmm_transition pending[VMM_PENDING_MAX];	/* vm->lock */
+	unsigned pending_head, nr_pending;
+	pthread_mutex_t notify_lock;	/* held while delivering them */
 
 	pthread_rwlock_t slots_lock;	/* readers: device DMA, memory API */
 	struct vmm_memslot *slots;	/* sorted by gpa */
@@ -191,8 +200,8 @@ void vmm_kick_install(void);
 
 /* lifecycle.c */
 int vm_halt_for_destroy(struct vmm_vm *vm, struct vmm_err *err);
-void vm_state_notify(struct vmm_vm *vm, enum vmm_vm_state old_state,
-		     enum vmm_vm_state new_state);
+void vm_state_set_locked(struct vmm_vm *vm, enum vmm_vm_state new_state);
+void vm_notify_drain(struct vmm_vm *vm);
 
 /* devices.c */
 void dev_io(struct vmm_vcpu *vcpu, struct kvm_run *run);

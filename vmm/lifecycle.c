@@ -13,13 +13,63 @@
 
 #define BIT(s) (1u << (s))
 
-void vm_state_notify(struct vmm_vm *vm, enum vmm_vm_state old_state,
-		     enum vmm_vm_state new_state)
+/* Changes the state and queues the transition for vm_notify_drain.
+ * Called with vm->lock held. */
+void vm_state_set_locked(struct vmm_vm *vm, enum vmm_vm_state new_state)
+{
+	struct vmm_transition *t;
+
+	if (vm->state == new_state)
+		return;
+	if (vm->nr_pending < VMM_PENDING_MAX) {
+		t = &vm->pending[(vm->pending_head + vm->nr_pending) % VMM_PENDING_MAX];
+		t->old_state = vm->state;
+		t->new_state = new_state;
+		vm->nr_pending++;
+	}
+	vm->state = new_state;
+	pthread_cond_broadcast(&vm->cond);
+}
+
+/* Pops the oldest queued transition; false when none.  Takes vm->lock. */
+static bool pending_pop(struct vmm_vm *vm, struct vmm_transition *t)
+{
+	bool any;
+
+	pthread_mutex_lock(&vm->lock);
+	any = vm->nr_pending > 0;
+	if (any) {
+		*t = vm->pending[vm->pending_head];
+		vm->pending_head = (vm->pending_head + 1) % VMM_PENDING_MAX;
+		vm->nr_pending--;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return any;
+}
+
+/* Delivers queued transitions to on_state_change in the order they
+ * happened, whichever thread changed the state.  Only one thread delivers
+ * at a time; a thread that finds notify_lock taken leaves its entries to
+ * the holder, which re-checks the queue after letting go (this also makes
+ * a control call from inside the callback safe).  Called without locks. */
+void vm_notify_drain(struct vmm_vm *vm)
 {
 	const struct vmm_config *cfg = &vm->vmm->cfg;
+	struct vmm_transition t;
+	bool again;
 
-	if (cfg->on_state_change && old_state != new_state)
-		cfg->on_state_change(vm, old_state, new_state, cfg->cb_arg);
+	do {
+		if (pthread_mutex_trylock(&vm->notify_lock))
+			return;
+		while (pending_pop(vm, &t))
+			if (cfg->on_state_change)
+				cfg->on_state_change(vm, t.old_state, t.new_state,
+						     cfg->cb_arg);
+		pthread_mutex_unlock(&vm->notify_lock);
+		pthread_mutex_lock(&vm->lock);
+		again = vm->nr_pending > 0;
+		pthread_mutex_unlock(&vm->lock);
+	} while (again);
 }
 
 /* -EBUSY naming the state and the states the verb is allowed from. */
@@ -79,17 +129,17 @@ int vmm_vm_start(struct vmm_vm *vm, struct vmm_err *err)
 	vm->crash_reason[0] = '\0';
 	vm->start_ns = vmm_now_ns();
 	vm->end_ns = 0;
-	vm->state = VMM_VM_RUNNING;
+	vm_state_set_locked(vm, VMM_VM_RUNNING);
 	r = vm_vcpus_spawn(vm);
 	if (r)
-		vm->state = st;
+		vm_state_set_locked(vm, st);
 	pthread_mutex_unlock(&vm->lock);
 	if (r) {
 		vm_vcpus_join(vm);
 		return vmm_err_set(err, r, NULL, "starting vCPU threads: %s",
 				   strerror(-r));
 	}
-	vm_state_notify(vm, st, VMM_VM_RUNNING);
+	vm_notify_drain(vm);
 	return 0;
 }
 
@@ -120,8 +170,7 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
 	vm_vcpus_kick(vm);
 	r = wait_quiescent_locked(vm, handshake_ms(vm));
 	if (r == 0 && vm->state == VMM_VM_RUNNING) {
-		vm->state = VMM_VM_PAUSED;
-		pthread_cond_broadcast(&vm->cond);
+		vm_state_set_locked(vm, VMM_VM_PAUSED);
 	} else if (r == 0) {
 		st = vm->state;		/* the guest stopped or crashed */
 		r = bad_transition(vm, st, "pause", "running", err);
@@ -133,8 +182,7 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
 				vm->name, handshake_ms(vm));
 	}
 	pthread_mutex_unlock(&vm->lock);
-	if (!r)
-		vm_state_notify(vm, VMM_VM_RUNNING, VMM_VM_PAUSED);
+	vm_notify_drain(vm);
 	return r;
 }
 
@@ -149,10 +197,9 @@ int vmm_vm_resume(struct vmm_vm *vm, struct vmm_err *err)
 		return bad_transition(vm, st, "resume", "paused", err);
 	}
 	vm->req = VCPU_REQ_RUN;
-	vm->state = VMM_VM_RUNNING;
-	pthread_cond_broadcast(&vm->cond);
+	vm_state_set_locked(vm, VMM_VM_RUNNING);
 	pthread_mutex_unlock(&vm->lock);
-	vm_state_notify(vm, VMM_VM_PAUSED, VMM_VM_RUNNING);
+	vm_notify_drain(vm);
 	return 0;
 }
 
@@ -184,9 +231,8 @@ int vmm_vm_stop(struct vmm_vm *vm, struct vmm_err *err)
 	}
 	r = halt_locked(vm, handshake_ms(vm));
 	if (!r) {
-		vm->state = VMM_VM_STOPPED;
 		vm->end_ns = vmm_now_ns();
-		pthread_cond_broadcast(&vm->cond);
+		vm_state_set_locked(vm, VMM_VM_STOPPED);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	if (r)
@@ -195,7 +241,7 @@ int vmm_vm_stop(struct vmm_vm *vm, struct vmm_err *err)
 				   vm->name, handshake_ms(vm));
 	vm_vcpus_join(vm);
 	console_flush(&vm->console);
-	vm_state_notify(vm, st, VMM_VM_STOPPED);
+	vm_notify_drain(vm);
 	return 0;
 }
 

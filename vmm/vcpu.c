@@ -124,7 +124,7 @@ static void guest_stop(struct vmm_vcpu *vcpu, enum vmm_vm_state new_state,
 		pthread_mutex_unlock(&vm->lock);
 		return;		/* someone else stopped it first */
 	}
-	vm->state = new_state;
+	vm_state_set_locked(vm, new_state);
 	vm->end_ns = vmm_now_ns();
 	vm->has_exit_status = has_status;
 	vm->exit_status = status;
@@ -134,7 +134,7 @@ static void guest_stop(struct vmm_vcpu *vcpu, enum vmm_vm_state new_state,
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 	console_flush(&vm->console);
-	vm_state_notify(vm, old, new_state);
+	vm_notify_drain(vm);
 }
 
 void vm_guest_poweroff(struct vmm_vcpu *vcpu, uint32_t status)

@@ -156,6 +156,7 @@ static struct vmm_vm *vm_alloc(struct vmm *vmm, const struct vmm_vm_params *p)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&vm->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&vm->notify_lock, NULL);
 	pthread_rwlock_init(&vm->slots_lock, NULL);
 	pthread_mutex_init(&vm->dev_lock, NULL);
 	vm->state = VMM_VM_DEFINED;
@@ -177,6 +178,7 @@ static void vm_free(struct vmm_vm *vm)
 	pthread_mutex_destroy(&vm->dev_lock);
 	pthread_rwlock_destroy(&vm->slots_lock);
 	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->notify_lock);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }
