@@ -113,6 +113,7 @@ struct vmm_vm {
 	unsigned kvm_type;
 	bool rules_by_slotd;
 	enum vmm_mmio_policy mmio_policy;
+	enum vmm_ram_backing ram_backing;
 	int fd;
 	uint64_t memory_bytes;
 	uint64_t args[VMM_NARGS];

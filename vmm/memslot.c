@@ -71,9 +71,11 @@ int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
 	return 0;
 }
 
-/* Maps size bytes of fd at a 2 MiB aligned address so THP can back it. */
+/* Maps size bytes of fd (or anonymous memory if fd < 0) at a 2 MiB
+ * aligned address so THP can back it. */
 static void *map_aligned(int fd, uint64_t size)
 {
+	int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE : MAP_SHARED;
 	uint8_t *res, *p, *end;
 
 	res = mmap(NULL, size + HUGE_2M, PROT_NONE,
@@ -81,7 +83,7 @@ static void *map_aligned(int fd, uint64_t size)
 	if (res == MAP_FAILED)
 		return NULL;
 	p = (uint8_t *)(((uintptr_t)res + HUGE_2M - 1) & ~(HUGE_2M - 1));
-	if (mmap(p, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+	if (mmap(p, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED,
 		 fd, 0) == MAP_FAILED) {
 		munmap(res, size + HUGE_2M);
 		return NULL;
@@ -94,18 +96,20 @@ static void *map_aligned(int fd, uint64_t size)
 	return p;
 }
 
-/* Allocates boot RAM (memfd, THP advised) and registers it as slot 0. */
+/* Allocates boot RAM (memfd or anonymous, THP advised) as slot 0. */
 int vm_boot_ram_create(struct vmm_vm *vm)
 {
 	void *hva;
-	int fd, r;
+	int fd = -1, r;
 
-	fd = memfd_create(vm->name, MFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, (off_t)vm->memory_bytes) < 0) {
-		r = -errno;
-		goto err_fd;
+	if (vm->ram_backing == VMM_RAM_MEMFD) {
+		fd = memfd_create(vm->name, MFD_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (ftruncate(fd, (off_t)vm->memory_bytes) < 0) {
+			r = -errno;
+			goto err_fd;
+		}
 	}
 	hva = map_aligned(fd, vm->memory_bytes);
 	if (!hva) {
@@ -120,7 +124,8 @@ int vm_boot_ram_create(struct vmm_vm *vm)
 err_map:
 	munmap(hva, vm->memory_bytes);
 err_fd:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return r;
 }
 
@@ -129,6 +134,8 @@ int vm_boot_ram_clear(struct vmm_vm *vm)
 {
 	struct vmm_memslot *s = &vm->slots[0];
 
+	if (s->fd < 0)
+		return madvise(s->hva, s->size, MADV_DONTNEED) < 0 ? -errno : 0;
 	if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 		      (off_t)s->size) < 0)
 		return -errno;

@@ -59,6 +59,12 @@ static int params_check(struct vmm *vmm, const struct vmm_vm_params *p,
 		return vmm_err_set(err, -EINVAL, "name",
 				   "name must be 1..%d characters of [A-Za-z0-9._-]",
 				   VMM_NAME_MAX - 1);
+	if (p->ram_backing != VMM_RAM_MEMFD && p->ram_backing != VMM_RAM_ANON)
+		return vmm_err_set(err, -EINVAL, "ram_backing",
+				   "ram_backing must be memfd or anon");
+	if (p->mmio_policy != VMM_MMIO_IGNORE && p->mmio_policy != VMM_MMIO_CRASH)
+		return vmm_err_set(err, -EINVAL, "mmio_policy",
+				   "mmio_policy must be ignore or crash");
 	if (p->type != VMM_VM_TYPE_DEFAULT && p->type != VMM_VM_TYPE_PROTECTED)
 		return vmm_err_set(err, -EINVAL, "type",
 				   "type must be \"default\" or \"protected\"");
@@ -148,6 +154,7 @@ static struct vmm_vm *vm_alloc(struct vmm *vmm, const struct vmm_vm_params *p)
 	snprintf(vm->name, sizeof(vm->name), "%s", p->name);
 	vm->type = p->type;
 	vm->mmio_policy = p->mmio_policy;
+	vm->ram_backing = p->ram_backing;
 	vm->nr_vcpus = p->vcpus;
 	vm->memory_bytes = p->memory_bytes;
 	memcpy(vm->args, p->args, sizeof(vm->args));

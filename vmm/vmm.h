@@ -114,6 +114,14 @@ enum vmm_mmio_policy {
 	VMM_MMIO_CRASH,			/* the VM crashes, naming the GPA */
 };
 
+/* Backing of boot RAM (memslot 0). */
+enum vmm_ram_backing {
+	VMM_RAM_MEMFD,			/* memfd, MAP_SHARED (default); THP only
+					 * if shmem_enabled allows it */
+	VMM_RAM_ANON,			/* private anonymous memory with
+					 * MADV_HUGEPAGE: faster first touch */
+};
+
 struct vmm_vm_params {
 	const char *name;		/* 1..63 of [A-Za-z0-9._-] */
 	enum vmm_vm_type type;
@@ -122,6 +130,7 @@ struct vmm_vm_params {
 	const char *payload;		/* "builtin:NAME" or ELF64 path */
 	uint64_t args[VMM_NARGS];	/* boot_params.args of the guest */
 	enum vmm_mmio_policy mmio_policy;
+	enum vmm_ram_backing ram_backing;
 };
 
 /* Creates a VM in state defined: KVM VM, memslot 0, payload, page tables,

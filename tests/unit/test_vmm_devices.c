@@ -311,3 +311,39 @@ Test(vmm_devices, stats_cover_kvm_exits_and_devices)
 		  (unsigned long long)s.serial,
 		  (unsigned long long)info.console_bytes);
 }
+
+/* Boots, plants a marker, reboots: the marker must be gone. */
+static void reboot_clears(enum vmm_ram_backing backing)
+{
+	struct vmm_vm_params p;
+	struct vmm_vm_info info;
+	struct vmm_err err = { 0 };
+	uint64_t marker = 0x1122334455667788ull, back = 1;
+	struct vmm_vm *vm;
+
+	vmm_t_params(&p, backing == VMM_RAM_ANON ? "anon" : "memfd",
+		     "builtin:hello");
+	p.ram_backing = backing;
+	vm = run(&p, &info);
+	cr_assert_eq(info.state, VMM_VM_STOPPED, "first boot: %s", info.crash_reason);
+	cr_assert_eq(vmm_vm_memory_write(vm, 8u << 20, &marker, 8, &err), 0,
+		     "write: %s", err.msg);
+	cr_assert_eq(vmm_vm_start(vm, &err), 0, "reboot: %s", err.msg);
+	cr_assert_eq(vmm_vm_wait_state(vm, DONE, VMM_T_WAIT_MS), 0, "wait");
+	cr_assert_eq(vmm_vm_memory_read(vm, 8u << 20, &back, 8, &err), 0,
+		     "read: %s", err.msg);
+	cr_assert_eq(back, 0, "RAM not cleared by reboot: got 0x%llx",
+		     (unsigned long long)back);
+}
+
+Test(vmm_devices, reboot_clears_memfd_ram)
+{
+	NEED_KVM();
+	reboot_clears(VMM_RAM_MEMFD);
+}
+
+Test(vmm_devices, reboot_clears_anonymous_ram)
+{
+	NEED_KVM();
+	reboot_clears(VMM_RAM_ANON);
+}
