@@ -333,11 +333,14 @@ int mmu_slot_set_flags(struct mmu *mmu, uint32_t id, uint32_t flags)
 	if (!set)
 		goto out;
 	s = slots_find_id(set, id);
-	ret = s->flags == flags ? 0 : mmu_slot_reflag(mmu, s, flags, &op);
-	if (ret)
+	if (s->flags == flags) {
 		free(set);
-	else
+		ret = 0;
+	} else if ((ret = mmu_slot_reflag(mmu, s, flags, &op))) {
+		free(set);
+	} else {
 		slots_publish(mmu, set, &op);
+	}
 out:
 	pthread_mutex_unlock(&mmu->lock);
 	op_commit(mmu, &op);

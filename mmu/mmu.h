@@ -25,11 +25,17 @@
  *    calling thread's next quiescent state (quiescent, offline, unregister,
  *    or any call of a writer function listed below).
  *  - Writer functions (mmu_slot_*, mmu_policy_set, mmu_dirty_log_get,
- *    mmu_synchronize, mmu_barrier, mmu_destroy) may be called from any thread, registered
- *    or not.  They serialise on the VM's lock and never wait for a vCPU that
- *    is offline.  mmu_synchronize(), mmu_barrier(), mmu_dirty_log_get(clear)
- *    and mmu_destroy() wait for a grace period, so they must not be called while
- *    the caller holds a lock that an online reader may wait for.
+ *    mmu_synchronize, mmu_barrier, mmu_destroy) may be called from any
+ *    thread, registered or not; a registered caller must treat the call as
+ *    a quiescent state (the waiting ones below are one).  They serialise on the VM's lock, never hold it
+ *    across a grace period, and never wait for an offline vCPU.
+ *    mmu_synchronize(), mmu_barrier(), mmu_dirty_log_get(clear) and
+ *    mmu_destroy() wait for a grace period, i.e. for every online reader's
+ *    next quiescent state: don't call them while holding a lock that an
+ *    online reader may wait for.
+ *  - The engine owns the liburcu-qsbr registration of the threads that use
+ *    it: a thread that also registers itself with liburcu-qsbr directly
+ *    must do so only through mmu_reader_register().
  *  - Release callbacks run on liburcu's call_rcu thread: keep them short,
  *    never call writer functions of the engine from them.
  */
