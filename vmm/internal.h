@@ -165,6 +165,7 @@ uint64_t vmm_now_ns(void);
 /* memslot.c */
 int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
 		   uint64_t size, void *hva, int fd, uint32_t flags);
+int vm_memslot_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out);
 int vm_boot_ram_create(struct vmm_vm *vm);
 void vm_memslots_free(struct vmm_vm *vm);
 void *vm_gpa_hva_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t len,

@@ -71,6 +71,35 @@ int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
 	return 0;
 }
 
+/* Deletes slot id from KVM and from the list; *out gets the slot so the
+ * caller unmaps its backing.  Once this returns no reader holds a pointer
+ * into it: the removal happens under slots_lock taken for writing. */
+int vm_memslot_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
+{
+	struct vmm_memslot gone;
+	unsigned i;
+	int r;
+
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	for (i = 0; i < vm->nr_slots && vm->slots[i].id != id; i++)
+		;
+	if (i == vm->nr_slots) {
+		pthread_rwlock_unlock(&vm->slots_lock);
+		return -ENOENT;
+	}
+	gone = vm->slots[i];
+	gone.size = 0;
+	r = kvm_slot_set(vm, &gone);	/* size 0 deletes */
+	if (!r) {
+		*out = vm->slots[i];
+		for (; i + 1 < vm->nr_slots; i++)
+			vm->slots[i] = vm->slots[i + 1];
+		vm->nr_slots--;
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r;
+}
+
 /* Maps size bytes of fd (or anonymous memory if fd < 0) at a 2 MiB
  * aligned address so THP can back it. */
 static void *map_aligned(int fd, uint64_t size)

@@ -45,6 +45,8 @@ int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info)
 	info->nr_memslots = vm->nr_slots;
 	pthread_rwlock_unlock(&vm->slots_lock);
 	exits_sum(vm, info);
+	info->mmio_unmapped = __atomic_load_n(&vm->dev.mmio_unmapped,
+					      __ATOMIC_RELAXED);
 	pthread_mutex_lock(&vm->console.lock);
 	info->console_bytes = vm->console.total;
 	info->reports = vm->console.nr_reports;

@@ -186,7 +186,8 @@ struct vmm_vm_info {
 	char payload[256];
 	uint64_t exits_total;		/* all vCPUs, all reasons */
 	uint64_t exits_io;
-	uint64_t exits_mmio;
+	uint64_t exits_mmio;		/* includes device window accesses */
+	uint64_t mmio_unmapped;		/* accesses to GPAs without memslot */
 	uint64_t console_bytes;		/* written by the guest, ever */
 	uint64_t reports;		/* report records, ever */
 };

@@ -1,6 +1,9 @@
 /* dmatest: exercises the DMA device (fill, copy, checksum and every error
  * status), reports each step as (step << 32 | status) and exits with a
- * bit mask of the failed steps (0: all passed). */
+ * bit mask of the failed steps (0: all passed).
+ * Loop mode, args[0] = source GPA: copies args[1] bytes (default 4 KiB)
+ * from there into free RAM args[2] times (0: forever), reporting each
+ * status as VMM_REPORT_DMA_STEP (step = iteration). */
 #include "vmm/guest/guest.h"
 
 #define LEN 65536ull
@@ -40,6 +43,17 @@ static int all_bytes(const uint8_t *p, uint64_t n, uint8_t v)
 	return 1;
 }
 
+static int loop_mode(struct vmm_boot_params *bp)
+{
+	uint64_t len = bp->args[1] ? bp->args[1] : 4096;
+
+	for (uint64_t i = 0; !bp->args[2] || i < bp->args[2]; i++)
+		g_report(VMM_REPORT_DMA_STEP,
+			 (i << 32) | dma(VMM_DMA_OP_COPY, bp->args[0],
+					 bp->free_start, len, 0));
+	return 0;
+}
+
 int guest_main(struct vmm_boot_params *bp, unsigned cpu)
 {
 	uint8_t *a = (uint8_t *)(uintptr_t)bp->free_start, *b = a + LEN;
@@ -47,6 +61,8 @@ int guest_main(struct vmm_boot_params *bp, unsigned cpu)
 	uint32_t st;
 
 	(void)cpu;
+	if (bp->args[0])
+		return loop_mode(bp);
 	st = dma(VMM_DMA_OP_FILL, 0, (uintptr_t)a, LEN, 0x5a);
 	step(0, "fill", st, VMM_DMA_ST_OK, all_bytes(a, LEN, 0x5a));
 	for (uint64_t i = 0; i < LEN; i++)
