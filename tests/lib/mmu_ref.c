@@ -186,7 +186,7 @@ unsigned mmu_ref_scale(unsigned n)
 	unsigned div = 1;
 
 #if defined(__SANITIZE_THREAD__)
-	div = 4;
+	div = 3;
 #elif defined(__SANITIZE_ADDRESS__)
 	div = 2;
 #endif

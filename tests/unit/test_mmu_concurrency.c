@@ -223,7 +223,7 @@ ParameterizedTest(struct conc_param *p, mmu_concurrency,
 	struct mmu_config cfg = { p->type, p->precise, false };
 	struct reader_arg args[READERS];
 	pthread_t th[READERS];
-	unsigned ops = mmu_ref_scale(20000);
+	unsigned ops = mmu_ref_scale(60000);
 	struct mmu_stats st;
 	int released = 0;
 

@@ -289,3 +289,81 @@ Test(mmu_table, readonly_toggle_takes_effect)
 	cr_assert_eq(mmu_translate(mmu, 0, 4, MMU_ACCESS_WRITE, &hva), 0);
 	mmu_ref_backing_unmap(mem, 64 * KiB);
 }
+
+Test(mmu_table, dirty_logged_slot_faults_only_4k_leaves)
+{
+	uint8_t *mem = mmu_ref_backing_map(4 * MiB, 2 * MiB, 0);
+	struct mmu_stats st;
+
+	vm_open(MMU_VM_DEFAULT, true);
+	cr_assert_eq(mmu_slot_create(mmu, 1, 2 * MiB, 4 * MiB, mem,
+				     MMU_SLOT_DIRTY_LOG), 0);
+	touch(2 * MiB, 64 * KiB);
+	st = stats();
+	cr_assert(st.pages_2m == 0 && st.pages_4k == 16,
+		  "logging: expected 16 x 4k and no 2m, got %llu and %llu",
+		  (unsigned long long)st.pages_4k, (unsigned long long)st.pages_2m);
+	mmu_ref_backing_unmap(mem, 4 * MiB);
+}
+
+Test(mmu_table, copies_report_the_same_errors)
+{
+	uint8_t *mem = mmu_ref_backing_map(64 * KiB, 4 * KiB, 0);
+	char buf[8] = "";
+
+	vm_open(MMU_VM_DEFAULT, false);
+	cr_assert_eq(mmu_slot_create(mmu, 1, 0, 64 * KiB, mem, MMU_SLOT_READONLY), 0);
+	cr_assert_eq(mmu_write(mmu, 0, "x", 1), -EROFS);
+	cr_assert_eq(mmu_read(mmu, 64 * KiB, buf, 1), -ENOENT);
+	cr_assert_eq(mmu_read(mmu, 64 * KiB - 4, buf, 8), -EFAULT);
+	cr_assert_eq(mmu_read(mmu, 0, buf, 0), -EINVAL);
+	mmu_ref_backing_unmap(mem, 64 * KiB);
+}
+
+Test(mmu_table, counters_track_invalidations_and_callbacks)
+{
+	uint8_t *mem = mmu_ref_backing_map(64 * KiB, 4 * KiB, 0);
+	struct mmu_stats st;
+
+	vm_open(MMU_VM_DEFAULT, false);
+	cr_assert_eq(mmu_slot_create(mmu, 1, 0, 64 * KiB, mem, 0), 0);
+	touch(0, 64 * KiB);
+	cr_assert_eq(stats().faults, 16, "expected 16 faults, got %llu",
+		     (unsigned long long)stats().faults);
+	cr_assert_eq(mmu_slot_delete(mmu, 1, release_count, &released), 0);
+	st = stats();
+	cr_assert(st.last_invalidation_ns > 0, "expected a duration");
+	cr_assert_gt(st.rcu_pending, 0, "expected queued callbacks");
+	mmu_barrier(mmu);
+	st = stats();
+	cr_assert_eq(st.rcu_pending, 0, "after barrier: expected 0, got %llu",
+		     (unsigned long long)st.rcu_pending);
+	cr_assert_eq(released, 1, "expected the release to have run");
+	cr_assert_eq(st.tables_freed, 4, "old tree: expected 4 tables freed, got %llu",
+		     (unsigned long long)st.tables_freed);
+	mmu_ref_backing_unmap(mem, 64 * KiB);
+}
+
+Test(mmu_table, one_thread_reads_two_vms)
+{
+	struct mmu_config cfg = { .type = MMU_VM_DEFAULT };
+	uint8_t *mem = mmu_ref_backing_map(64 * KiB, 4 * KiB, 0);
+	struct mmu *other;
+	void *hva;
+
+	vm_open(MMU_VM_DEFAULT, false);
+	cr_assert_eq(mmu_create(&cfg, &other), 0);
+	cr_assert_eq(mmu_reader_register(other), 0);
+	cr_assert_eq(mmu_slot_create(mmu, 1, 0, 32 * KiB, mem, 0), 0);
+	cr_assert_eq(mmu_slot_create(other, 1, 0, 32 * KiB, mem + 32 * KiB, 0), 0);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(mmu_translate(mmu, 8, 1, MMU_ACCESS_READ, &hva), 0);
+		cr_assert_eq(hva, mem + 8, "vm 1: expected %p, got %p", mem + 8, hva);
+		cr_assert_eq(mmu_translate(other, 8, 1, MMU_ACCESS_READ, &hva), 0);
+		cr_assert_eq(hva, mem + 32 * KiB + 8, "vm 2: expected %p, got %p",
+			     mem + 32 * KiB + 8, hva);
+	}
+	mmu_reader_unregister(other);
+	mmu_destroy(other);
+	mmu_ref_backing_unmap(mem, 64 * KiB);
+}
