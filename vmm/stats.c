@@ -8,13 +8,32 @@
 
 #include "vmm/internal.h"
 
+/* Copies the raw descriptors (dsz bytes each) into src->descs. */
+static void descs_parse(struct vmm_stats_src *src, const uint8_t *raw,
+			unsigned n, size_t dsz, uint32_t name_size)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const struct kvm_stats_desc *d = (const void *)(raw + i * dsz);
+		struct vmm_stats_desc *o = &src->descs[i];
+		size_t end = d->offset + (size_t)d->size * 8;
+
+		snprintf(o->name, sizeof(o->name), "%.*s", (int)name_size,
+			 d->name);
+		o->flags = d->flags;
+		o->offset = d->offset;
+		o->size = d->size;
+		src->data_size = end > src->data_size ? end : src->data_size;
+	}
+	src->count = n;
+}
+
 /* Parses the header and descriptors of a stats fd; takes ownership of fd
  * (closed on failure).  A negative fd leaves src empty. */
 int stats_src_open(struct vmm_stats_src *src, int fd)
 {
 	struct kvm_stats_header h;
-	size_t dsz;
 	uint8_t *raw = NULL;
+	size_t dsz;
 	int r = -EIO;
 
 	memset(src, 0, sizeof(*src));
@@ -33,19 +52,7 @@ int stats_src_open(struct vmm_stats_src *src, int fd)
 	if (pread(fd, raw, dsz * h.num_desc, h.desc_offset) !=
 	    (ssize_t)(dsz * h.num_desc))
 		goto fail;
-	for (unsigned i = 0; i < h.num_desc; i++) {
-		struct kvm_stats_desc *d = (void *)(raw + i * dsz);
-		struct vmm_stats_desc *o = &src->descs[i];
-		size_t end = d->offset + (size_t)d->size * 8;
-
-		snprintf(o->name, sizeof(o->name), "%.*s", (int)h.name_size,
-			 d->name);
-		o->flags = d->flags;
-		o->offset = d->offset;
-		o->size = d->size;
-		src->data_size = end > src->data_size ? end : src->data_size;
-	}
-	src->count = h.num_desc;
+	descs_parse(src, raw, h.num_desc, dsz, h.name_size);
 	src->data_offset = h.data_offset;
 	free(raw);
 	return 0;

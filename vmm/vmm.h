@@ -54,11 +54,13 @@ enum vmm_vm_state {
 
 struct vmm_vm;
 
-/* Called after a VM changed state, without any vmm lock held.  It may run
- * on a vCPU thread (guest power-off, crash) or on the thread that called
- * the vmm_vm_* function.  It must not block and must not destroy, stop or
- * start that VM (a vCPU thread cannot join itself): bounce to the event
- * loop (eventfd) and act there. */
+/* Called after a VM changed state, without any vmm lock held, once per
+ * transition and in the order they happened (one delivery at a time per
+ * VM).  It may run on a vCPU thread (guest power-off, crash) or on the
+ * thread that called a vmm_vm_* function.  It must not block and must not
+ * start, stop, pause, resume or destroy that VM (a vCPU thread cannot
+ * join itself; destroy would free the VM under the caller): bounce to the
+ * event loop (eventfd) and act there. */
 typedef void (*vmm_state_fn)(struct vmm_vm *vm, enum vmm_vm_state old_state,
 			     enum vmm_vm_state new_state, void *arg);
 
@@ -151,8 +153,9 @@ const char *vmm_vm_name(const struct vmm_vm *vm);
  *   stop:   running|paused -> stopped
  *   destroy: any state.
  * The guest itself goes running -> stopped (power port) or -> crashed.
- * pause/stop kick the vCPUs out of KVM_RUN and wait for them up to
- * stop_timeout_ms (-ETIMEDOUT). */
+ * pause/stop kick the vCPUs out of KVM_RUN (immediate_exit plus the kick
+ * signal) and wait for them up to stop_timeout_ms (-ETIMEDOUT; measured
+ * well under a millisecond), so they block the calling thread briefly. */
 int vmm_vm_start(struct vmm_vm *vm, struct vmm_err *err);
 int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err);
 int vmm_vm_resume(struct vmm_vm *vm, struct vmm_err *err);

@@ -363,3 +363,23 @@ Test(vmm_lifecycle, state_callback_sees_guest_and_control_transitions)
 		  vmm_vm_state_name(t.from[1]), vmm_vm_state_name(t.to[1]));
 	pthread_mutex_unlock(&t.lock);
 }
+
+Test(vmm_lifecycle, pause_and_stop_count_parked_vcpus_as_quiescent)
+{
+	struct vmm_vm_params p;
+	struct vmm_err err = { 0 };
+	struct vmm_vm *vm;
+
+	NEED_KVM();
+	vmm_t_params(&p, "smp-busy", "builtin:busy");
+	p.vcpus = 3;			/* vCPUs 1 and 2 park at once */
+	ok(vmm_vm_create(vmm, &p, &vm, &err), "create", &err);
+	ok(vmm_vm_start(vm, &err), "start", &err);
+	for (int i = 0; i < 20; i++) {
+		ok(vmm_vm_pause(vm, &err), "pause", &err);
+		expect_state(vm, VMM_VM_PAUSED);
+		ok(vmm_vm_resume(vm, &err), "resume", &err);
+	}
+	ok(vmm_vm_stop(vm, &err), "stop", &err);
+	expect_state(vm, VMM_VM_STOPPED);
+}
