@@ -16,9 +16,12 @@ struct slot_release {
 
 int mmu_create(const struct mmu_config *cfg, struct mmu **out)
 {
+	static const struct mmu_config defaults = { MMU_VM_DEFAULT, false, false };
 	struct mmu *mmu;
 	int ret = -EINVAL;
 
+	if (!cfg)
+		cfg = &defaults;
 	if (cfg->type != MMU_VM_DEFAULT && cfg->type != MMU_VM_PROTECTED)
 		return ret;
 	mmu = calloc(1, sizeof(*mmu));

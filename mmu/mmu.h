@@ -93,7 +93,7 @@ struct mmu_stats {
 /* Called once no reader can reach a removed slot's host memory. */
 typedef void (*mmu_release_fn)(void *arg);
 
-/* Creates an empty engine for one VM. */
+/* Creates an empty engine for one VM; cfg NULL means a default VM. */
 int mmu_create(const struct mmu_config *cfg, struct mmu **out);
 /* Frees the engine; no reader may be registered.  Waits for all callbacks
  * (rcu_barrier), so release callbacks have all run when it returns. */
@@ -104,8 +104,9 @@ void mmu_destroy(struct mmu *mmu);
 int mmu_policy_set(struct mmu *mmu, bool slot_zap_all);
 bool mmu_policy_get(struct mmu *mmu);
 
-/* Adds a slot: gpa, size and hva 4 KiB aligned (-EINVAL), no overlap with
- * another slot and no duplicate id (-EEXIST), gpa + size <= 2^48. */
+/* Adds a slot: gpa, size and hva 4 KiB aligned, size > 0, gpa + size <=
+ * 2^48, id < UINT32_MAX, known flags (else -EINVAL); no overlap with
+ * another slot and no duplicate id (-EEXIST).  No invalidation needed. */
 int mmu_slot_create(struct mmu *mmu, uint32_t id, uint64_t gpa,
 		    uint64_t size, void *hva, uint32_t flags);
 /* Removes a slot; every translation of it is invalid when this returns.

@@ -224,8 +224,10 @@ int mmu_translate(struct mmu *mmu, uint64_t gpa, size_t len, unsigned access,
 
 	if (__builtin_expect(!r || r->mmu != mmu, 0))
 		r = reader_find(mmu);
-	/* len - 1 < room: non-zero and within the page, without overflow. */
-	if (__builtin_expect(r && len - 1 < MMU_PAGE_SIZE - off, 1)) {
+	/* len - 1 < room: non-zero and within the page, without overflow.
+	 * An offline thread must not get a hit: nothing protects it. */
+	if (__builtin_expect(r && len - 1 < MMU_PAGE_SIZE - off &&
+			     rcu_tls_online, 1)) {
 		struct tlb_entry *e = &r->tlb[gfn % TLB_ENTRIES];
 		uint64_t gen = ATOMIC_LOAD(&mmu->tlb_gen);
 
