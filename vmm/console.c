@@ -107,6 +107,7 @@ void console_report(struct vmm_vm *vm, unsigned vcpu, uint32_t tag,
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Copies the newest bytes of the ring, oldest first. */
 int vmm_vm_console_read(struct vmm_vm *vm, size_t tail, char *buf, size_t len,
 			size_t *n)
 {
@@ -125,6 +126,7 @@ int vmm_vm_console_read(struct vmm_vm *vm, size_t tail, char *buf, size_t len,
 	return 0;
 }
 
+/* Copies kept records with seq >= from. */
 int vmm_vm_reports_read(struct vmm_vm *vm, uint64_t from,
 			struct vmm_report *recs, size_t max, size_t *n)
 {

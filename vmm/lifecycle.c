@@ -101,6 +101,7 @@ static unsigned handshake_ms(struct vmm_vm *vm)
 	return vm->vmm->cfg.stop_timeout_ms ? vm->vmm->cfg.stop_timeout_ms : 2000;
 }
 
+/* defined|stopped|crashed -> running; a restart clears RAM and reloads. */
 int vmm_vm_start(struct vmm_vm *vm, struct vmm_err *err)
 {
 	enum vmm_vm_state st;
@@ -155,6 +156,7 @@ static int wait_quiescent_locked(struct vmm_vm *vm, unsigned ms)
 	return 0;
 }
 
+/* running -> paused once every vCPU is out of KVM_RUN and waiting. */
 int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
 {
 	enum vmm_vm_state st;
@@ -186,6 +188,7 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
 	return r;
 }
 
+/* paused -> running: releases the waiting vCPUs. */
 int vmm_vm_resume(struct vmm_vm *vm, struct vmm_err *err)
 {
 	enum vmm_vm_state st;
@@ -218,6 +221,7 @@ static int halt_locked(struct vmm_vm *vm, unsigned ms)
 	return 0;
 }
 
+/* running|paused -> stopped once every vCPU thread has exited. */
 int vmm_vm_stop(struct vmm_vm *vm, struct vmm_err *err)
 {
 	enum vmm_vm_state st;
@@ -258,6 +262,7 @@ int vm_halt_for_destroy(struct vmm_vm *vm, struct vmm_err *err)
 	return 0;
 }
 
+/* Sleeps on vm->cond until the state is in mask or the deadline. */
 int vmm_vm_wait_state(struct vmm_vm *vm, unsigned mask, unsigned timeout_ms)
 {
 	struct timespec dl = deadline_in(timeout_ms);

@@ -152,6 +152,7 @@ static int devices_foreach(struct vmm_vm *vm,
 	return r;
 }
 
+/* VM kernel stats, each vCPU's kernel stats, exit counts, devices. */
 int vmm_vm_stats_foreach(struct vmm_vm *vm,
 			 int (*fn)(const struct vmm_stat *st, void *arg),
 			 void *arg)

@@ -53,6 +53,7 @@ static int unit_shift(const char *u)
 	return *u ? -1 : shift;
 }
 
+/* Decimal digits and an optional binary unit, nothing else. */
 int vmm_parse_size(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;

@@ -251,6 +251,7 @@ static bool wait_runnable(struct vmm_vcpu *vcpu)
 	return run;
 }
 
+/* The vCPU loop: wait until runnable, KVM_RUN, handle the exit. */
 static void *vcpu_thread(void *arg)
 {
 	struct vmm_vcpu *vcpu = arg;

@@ -141,6 +141,7 @@ int vm_boot_prepare(struct vmm_vm *vm, struct vmm_err *err)
 	return 0;
 }
 
+/* Allocates a VM in state defined with its locks; no kernel objects. */
 static struct vmm_vm *vm_alloc(struct vmm *vmm, const struct vmm_vm_params *p)
 {
 	struct vmm_vm *vm = calloc(1, sizeof(*vm));
@@ -225,6 +226,7 @@ static int vm_build(struct vmm_vm *vm, const struct vmm_vm_params *p,
 	return vm_boot_prepare(vm, err);
 }
 
+/* Checks, builds, then publishes the VM under vmm->lock. */
 int vmm_vm_create(struct vmm *vmm, const struct vmm_vm_params *params,
 		  struct vmm_vm **out, struct vmm_err *err)
 {
@@ -261,6 +263,7 @@ fail:
 	return r;
 }
 
+/* Halts the vCPUs, unlinks the VM, frees it and its memory. */
 int vmm_vm_destroy(struct vmm_vm *vm, struct vmm_err *err)
 {
 	struct vmm *vmm = vm->vmm;

@@ -19,6 +19,7 @@ static void exits_sum(struct vmm_vm *vm, struct vmm_vm_info *info)
 	}
 }
 
+/* Snapshot of the VM; state fields are consistent with each other. */
 int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info)
 {
 	memset(info, 0, sizeof(*info));
@@ -144,6 +145,7 @@ static int memory_check(struct vmm_vm *vm, uint64_t gpa, size_t len,
 	return 0;
 }
 
+/* Checked copy to or from guest memory, errors naming the field. */
 static int memory_access(struct vmm_vm *vm, uint64_t gpa, void *buf,
 			 size_t len, bool write, struct vmm_err *err)
 {
