@@ -42,27 +42,40 @@ bool vmm_cpuid_has_1g_pages(struct vmm *vmm)
 	return false;
 }
 
+/* Guest physical address width (CPUID 0x80000008), 36 if unknown. */
+static unsigned phys_bits(struct vmm *vmm)
+{
+	for (unsigned i = 0; vmm->cpuid && i < vmm->cpuid->nent; i++)
+		if (vmm->cpuid->entries[i].function == 0x80000008)
+			return vmm->cpuid->entries[i].eax & 0xff;
+	return 36;
+}
+
 /* Identity map: 512 GiB with 1 GiB pages, else as much as the table area
- * holds with 2 MiB pages.  GPAs without a memslot become MMIO exits. */
+ * holds with 2 MiB pages, never beyond MAXPHYADDR (reserved bits would
+ * fault).  GPAs without a memslot become MMIO exits. */
 static void page_tables_build(struct vmm_vm *vm)
 {
 	uint64_t *pml4 = (uint64_t *)boot_hva(vm, VMM_GPA_PML4);
 	uint64_t *pdpt = (uint64_t *)boot_hva(vm, VMM_GPA_PDPT);
 	uint64_t *pd = (uint64_t *)boot_hva(vm, VMM_GPA_PD);
+	unsigned bits = phys_bits(vm->vmm);
+	uint64_t gib = bits >= 39 ? 512 : 1ull << (bits - 30);
 
 	pml4[0] = VMM_GPA_PDPT | PTE_TABLE;
 	if (vmm_cpuid_has_1g_pages(vm->vmm)) {
-		for (uint64_t i = 0; i < 512; i++)
+		for (uint64_t i = 0; i < gib; i++)
 			pdpt[i] = (i << 30) | PTE_HUGE;
-		vm->idmap_end = VMM_IDMAP_1G_BYTES;
+		vm->idmap_end = gib << 30;
 		return;
 	}
-	for (uint64_t g = 0; g < VMM_PD_PAGES; g++) {
+	gib = gib < VMM_PD_PAGES ? gib : VMM_PD_PAGES;
+	for (uint64_t g = 0; g < gib; g++) {
 		pdpt[g] = (VMM_GPA_PD + g * 0x1000) | PTE_TABLE;
 		for (uint64_t i = 0; i < 512; i++)
 			pd[g * 512 + i] = (g << 30) | (i << 21) | PTE_HUGE;
 	}
-	vm->idmap_end = VMM_PD_PAGES << 30;
+	vm->idmap_end = gib << 30;
 }
 
 /* GDT: null, kernel code/data, user code/data (DPL 3), 64-bit TSS. */
