@@ -242,13 +242,25 @@ static bool wait_runnable(struct vmm_vcpu *vcpu)
 		vm->nr_quiescent--;
 	}
 	/* Cleared under the lock the kicker holds: a kick is never lost. */
-	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-	if (!run) {
-		vm->nr_alive--;
-		pthread_cond_broadcast(&vm->cond);
-	}
+	if (run)
+		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&vm->lock);
 	return run;
+}
+
+/* Leaves the loop: lets KVM finish a pending IN/MMIO read (KVM_RUN with
+ * immediate_exit completes it and runs no instruction), so a later
+ * KVM_SET_REGS of a reboot is not overwritten; then reports the exit. */
+static void vcpu_leave(struct vmm_vcpu *vcpu)
+{
+	struct vmm_vm *vm = vcpu->vm;
+
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	ioctl(vcpu->fd, KVM_RUN, 0);
+	pthread_mutex_lock(&vm->lock);
+	vm->nr_alive--;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
 }
 
 /* The vCPU loop: wait until runnable, KVM_RUN, handle the exit. */
@@ -279,6 +291,7 @@ static void *vcpu_thread(void *arg)
 		vm_guest_crash(vcpu, "KVM_RUN failed: %s",
 			       strerror_r(errno, buf, sizeof(buf)));
 	}
+	vcpu_leave(vcpu);
 	return NULL;
 }
 

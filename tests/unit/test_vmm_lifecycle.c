@@ -383,3 +383,25 @@ Test(vmm_lifecycle, pause_and_stop_count_parked_vcpus_as_quiescent)
 	ok(vmm_vm_stop(vm, &err), "stop", &err);
 	expect_state(vm, VMM_VM_STOPPED);
 }
+
+Test(vmm_lifecycle, stop_and_restart_in_the_middle_of_device_exits)
+{
+	struct vmm_vm_params p;
+	struct vmm_err err = { 0 };
+	struct vmm_vm_info info;
+	struct vmm_vm *vm;
+
+	NEED_KVM();
+	vmm_t_params(&p, "churn", "builtin:busy");
+	p.args[0] = 1u << 12;		/* an MMIO exit every few microseconds */
+	ok(vmm_vm_create(vmm, &p, &vm, &err), "create", &err);
+	for (int i = 0; i < 20; i++) {
+		ok(vmm_vm_start(vm, &err), "start", &err);
+		nanosleep(&(struct timespec){ 0, 3 * 1000000 }, NULL);
+		ok(vmm_vm_stop(vm, &err), "stop", &err);
+		vmm_vm_info_get(vm, &info);
+		cr_assert_eq(info.state, VMM_VM_STOPPED, "round %d: %s (%s)", i,
+			     vmm_vm_state_name(info.state), info.crash_reason);
+	}
+	cr_assert_gt(vmm_t_reports(vm, 0x1000, NULL), 20, "guest never ran");
+}
