@@ -1,6 +1,8 @@
 /* mmu engine under concurrency: reader threads translate, read and write
  * random GPAs while a writer creates, moves, re-flags and deletes slots and
- * revokes each old backing as soon as the engine releases it. */
+ * revokes each old backing as soon as the engine releases it.  Each page
+ * carries its slot instance's number, so a reader can tell which slot a
+ * translation really reached. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
@@ -30,6 +32,8 @@ struct conc {
 	struct mmu *mmu;
 	struct inst inst[MAX_INST];
 	uint64_t deleted_epoch[MAX_INST];	/* atomic; 0 = live */
+	uint64_t placed[MAX_INST];		/* atomic; pos << 32 | epoch */
+	uint64_t deletes;
 	int released[MAX_INST];			/* atomic */
 	uint64_t epoch;				/* atomic */
 	int stop;				/* atomic */
@@ -46,23 +50,34 @@ struct reader_arg {
 	unsigned seed;
 };
 
-/* Checks one translation: the page's tag names a slot instance that had
- * not been deleted (delete returned) when the translation started. */
-static void reader_check(struct conc *c, uint64_t start_epoch, void *hva)
+/* Checks one translation of gpa: the page's tag names a slot instance
+ * that was neither deleted nor moved away from gpa by a call that had
+ * returned when the translation started. */
+static void reader_check(struct conc *c, uint64_t start_epoch, uint64_t gpa,
+			 void *hva)
 {
 	uint64_t *page = (uint64_t *)((uintptr_t)hva & ~(uintptr_t)4095);
 	uint64_t tag = __atomic_load_n(page, __ATOMIC_RELAXED);
-	uint64_t del;
+	uint64_t del, placed;
+	bool stale;
 
 	if (tag >= MAX_INST) {
 		__atomic_add_fetch(&c->violations, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	del = __atomic_load_n(&c->deleted_epoch[tag], __ATOMIC_RELAXED);
-	if (del && del <= start_epoch)
-		__atomic_add_fetch(&c->violations, 1, __ATOMIC_RELAXED);
-	else
-		__atomic_add_fetch(&c->hits, 1, __ATOMIC_RELAXED);
+	placed = __atomic_load_n(&c->placed[tag], __ATOMIC_RELAXED);
+	stale = (del && del <= start_epoch) ||
+		((placed >> 32) != gpa / SLOT_SIZE &&
+		 (placed & 0xffffffffu) <= start_epoch);
+	__atomic_add_fetch(stale ? &c->violations : &c->hits, 1,
+			   __ATOMIC_RELAXED);
+}
+
+/* Publishes that a writer call finished: returns its epoch. */
+static uint64_t epoch_next(struct conc *c)
+{
+	return __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) + 1;
 }
 
 /* One reader step: translate-and-check, a copy out, a logged write. */
@@ -75,7 +90,7 @@ static void reader_step(struct conc *c, struct reader_arg *a)
 	void *hva;
 
 	if (mmu_translate(c->mmu, gpa & ~7ull, 8, MMU_ACCESS_READ, &hva) == 0)
-		reader_check(c, start, hva);
+		reader_check(c, start, gpa, hva);
 	/* Across a page end: bytes [4048, 4096) and the next page's [0, 48),
 	 * which no one writes once the slot exists. */
 	if (mmu_read(c->mmu, (gpa | 4095) - 47, buf, sizeof(buf)) == 0)
@@ -138,6 +153,7 @@ static void writer_create(struct conc *c, uint32_t id)
 				 __ATOMIC_RELAXED);
 	in->pos = pos;
 	c->pos_used[pos] = 1;
+	__atomic_store_n(&c->placed[id], (uint64_t)pos << 32, __ATOMIC_RELAXED);
 	cr_assert_eq(mmu_slot_create(c->mmu, id, pos * SLOT_SIZE, SLOT_SIZE,
 				     in->mem, 0), 0);
 }
@@ -150,7 +166,8 @@ static void writer_delete(struct conc *c, uint32_t id)
 	cr_assert_eq(mmu_slot_delete(c->mmu, id, inst_release, in), 0);
 	c->pos_used[in->pos] = 0;
 	in->pos = -1;
-	e = __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) + 1;
+	c->deletes++;
+	e = epoch_next(c);
 	__atomic_store_n(&c->deleted_epoch[id], e, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->epoch, e, __ATOMIC_RELEASE);
 }
@@ -163,10 +180,19 @@ static void writer_change(struct conc *c, uint32_t id)
 	int k = rand_r(&c->seed) % 4, pos = free_position(c);
 
 	if (k == 0 && pos >= 0) {
+		uint64_t e;
+
+		/* In flux until the call returns: readers may see either. */
+		__atomic_store_n(&c->placed[id], (uint64_t)pos << 32 | 0xffffffffu,
+				 __ATOMIC_RELAXED);
 		cr_assert_eq(mmu_slot_move(c->mmu, id, pos * SLOT_SIZE), 0);
 		c->pos_used[in->pos] = 0;
 		c->pos_used[pos] = 1;
 		in->pos = pos;
+		e = epoch_next(c);
+		__atomic_store_n(&c->placed[id], (uint64_t)pos << 32 | e,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&c->epoch, e, __ATOMIC_RELEASE);
 	} else if (k == 1 || k == 2) {
 		in->flags ^= k == 1 ? MMU_SLOT_READONLY : MMU_SLOT_DIRTY_LOG;
 		cr_assert_eq(mmu_slot_set_flags(c->mmu, id, in->flags), 0);
@@ -207,7 +233,7 @@ struct conc_param {
 	unsigned seed;
 };
 
-ParameterizedTestParameters(mmu_concurrency, readers_never_see_deleted_slots)
+ParameterizedTestParameters(mmu_concurrency, readers_never_see_deleted_or_moved_slots)
 {
 	static struct conc_param params[] = {
 		{ MMU_VM_DEFAULT, false, 11 },
@@ -218,7 +244,7 @@ ParameterizedTestParameters(mmu_concurrency, readers_never_see_deleted_slots)
 }
 
 ParameterizedTest(struct conc_param *p, mmu_concurrency,
-		  readers_never_see_deleted_slots, .timeout = 150)
+		  readers_never_see_deleted_or_moved_slots, .timeout = 150)
 {
 	struct mmu_config cfg = { p->type, p->precise, false };
 	struct reader_arg args[READERS];
@@ -246,13 +272,13 @@ ParameterizedTest(struct conc_param *p, mmu_concurrency,
 		released += __atomic_load_n(&C->released[i], __ATOMIC_ACQUIRE);
 	cr_assert_eq(C->violations, 0, "expected no stale translation, got %llu",
 		     (unsigned long long)C->violations);
-	cr_assert_eq((uint64_t)released, C->epoch,
+	cr_assert_eq((uint64_t)released, C->deletes,
 		     "expected every deleted backing released once: %llu, got %d",
-		     (unsigned long long)C->epoch, released);
+		     (unsigned long long)C->deletes, released);
 	cr_assert_gt(C->hits, 0, "readers translated nothing");
 	cr_assert_eq(st.rcu_pending, 0);
 	cr_log_info("%u ops, %llu deletes, %llu checked translations, %llu faults",
-		    ops, (unsigned long long)C->epoch,
+		    ops, (unsigned long long)C->deletes,
 		    (unsigned long long)C->hits, (unsigned long long)st.faults);
 	mmu_destroy(C->mmu);
 	for (uint32_t i = 1; i < MAX_INST && C->inst[i].mem; i++)
