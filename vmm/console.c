@@ -28,12 +28,23 @@ int console_init(struct vmm_console *c, const char *dir, const char *name)
 	return 0;
 }
 
-/* Writes the pending line to the log file.  Called with c->lock held. */
+/* Writes the pending line to the log file, which stops growing at
+ * VMM_CONSOLE_LOG_MAX (the ring keeps the newest output regardless).
+ * Called with c->lock held. */
 static void log_flush_locked(struct vmm_console *c)
 {
+	static const char cut[] = "\n[slotd: console log truncated here]\n";
 	size_t off = 0;
 	ssize_t n;
 
+	if (c->log_fd >= 0 && c->log_bytes + c->line_len > VMM_CONSOLE_LOG_MAX) {
+		if (c->log_bytes <= VMM_CONSOLE_LOG_MAX &&
+		    write(c->log_fd, cut, sizeof(cut) - 1) > 0)
+			c->log_bytes = VMM_CONSOLE_LOG_MAX + 1;
+		c->line_len = 0;
+		return;
+	}
+	c->log_bytes += c->line_len;
 	while (c->log_fd >= 0 && off < c->line_len) {
 		n = write(c->log_fd, c->line + off, c->line_len - off);
 		if (n < 0 && errno == EINTR)	/* the kick signal */

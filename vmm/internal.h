@@ -13,6 +13,7 @@
 #define VMM_REPORT_RING		4096
 #define VMM_EXIT_REASONS	64	/* exit counters kept per vCPU */
 #define VMM_PAYLOAD_MAX		(64u << 20)
+#define VMM_CONSOLE_LOG_MAX	(64ull << 20)	/* log file cap per boot */
 
 struct vmm {
 	int kvm_fd;			/* -1 when KVM is unavailable */
@@ -83,6 +84,7 @@ struct vmm_console {
 	char ring[VMM_CONSOLE_RING];
 	uint64_t total;			/* bytes ever written */
 	int log_fd;			/* -1: no log file */
+	uint64_t log_bytes;		/* written to it so far */
 	char line[256];			/* pending bytes for the log file */
 	size_t line_len;
 	struct vmm_report reports[VMM_REPORT_RING];
