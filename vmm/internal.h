@@ -13,7 +13,7 @@
 #define VMM_REPORT_RING		4096
 #define VMM_EXIT_REASONS	64	/* exit counters kept per vCPU */
 #define VMM_PAYLOAD_MAX		(64u << 20)
-#define VMM_CONSOLE_LOG_MAX	(64ull << 20)	/* log file cap per boot */
+#define VMM_CONSOLE_LOG_MAX	(64ull << 20)	/* log file cap per VM */
 
 struct vmm {
 	int kvm_fd;			/* -1 when KVM is unavailable */
