@@ -111,7 +111,8 @@ int mmu_slot_create(struct mmu *mmu, uint32_t id, uint64_t gpa,
 		    uint64_t size, void *hva, uint32_t flags);
 /* Removes a slot; every translation of it is invalid when this returns.
  * release_fn(release_arg), if given, runs after the grace period, once no
- * reader can still use the slot's host memory: unmap the backing there. */
+ * reader can still use the slot's host memory: unmap the backing there.
+ * Or pass NULL and unmap after mmu_synchronize() returns. */
 int mmu_slot_delete(struct mmu *mmu, uint32_t id, mmu_release_fn release_fn,
 		    void *release_arg);
 /* Moves a slot to a new guest address, same host memory and size. */

@@ -13,6 +13,7 @@ __thread bool rcu_tls_online;
 void rcu_thread_get(void)
 {
 	if (tls_nreg++ == 0) {
+		/* RCU: online from here: pointers read now stay valid. */
 		urcu_qsbr_register_thread();
 		rcu_tls_online = true;
 	}
@@ -62,10 +63,12 @@ void mmu_reader_quiescent(void)
 static int rcu_writer_enter(void)
 {
 	if (tls_nreg == 0) {
+		/* RCU: a brief reader that holds no engine pointer. */
 		urcu_qsbr_register_thread();
 		return 2;
 	}
 	if (!rcu_tls_online) {
+		/* RCU: likewise; the caller's old pointers stay dropped. */
 		urcu_qsbr_thread_online();
 		return 1;
 	}
@@ -74,6 +77,7 @@ static int rcu_writer_enter(void)
 
 static void rcu_writer_exit(int state)
 {
+	/* RCU: back to the caller's state; nothing read meanwhile is kept. */
 	if (state == 2)
 		urcu_qsbr_unregister_thread();
 	else if (state == 1)
