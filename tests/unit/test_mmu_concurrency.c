@@ -163,7 +163,14 @@ static void writer_delete(struct conc *c, uint32_t id)
 	struct inst *in = &c->inst[id];
 	uint64_t e;
 
-	cr_assert_eq(mmu_slot_delete(c->mmu, id, inst_release, in), 0);
+	/* Mostly the callback; sometimes the synchronous wait. */
+	if (rand_r(&c->seed) % 4) {
+		cr_assert_eq(mmu_slot_delete(c->mmu, id, inst_release, in), 0);
+	} else {
+		cr_assert_eq(mmu_slot_delete(c->mmu, id, NULL, NULL), 0);
+		mmu_synchronize(c->mmu);
+		inst_release(in);
+	}
 	c->pos_used[in->pos] = 0;
 	in->pos = -1;
 	c->deletes++;
