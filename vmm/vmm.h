@@ -128,7 +128,7 @@ struct vmm_vm_params {
 	const char *name;		/* 1..63 of [A-Za-z0-9._-] */
 	enum vmm_vm_type type;
 	unsigned vcpus;			/* 1..VMM_MAX_VCPUS (and host limit) */
-	uint64_t memory_bytes;		/* boot RAM, >= 4 MiB, 4 KiB multiple */
+	uint64_t memory_bytes;		/* boot RAM: 4 KiB multiple, 4 MiB..200 GiB */
 	const char *payload;		/* "builtin:NAME" or ELF64 path */
 	uint64_t args[VMM_NARGS];	/* boot_params.args of the guest */
 	enum vmm_mmio_policy mmio_policy;
