@@ -68,10 +68,10 @@ SLOTCTL_SRC := $(wildcard clients/*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(O)/%.o)
 TEST_SRC    := $(wildcard tests/unit/test_*.c tests/integration/test_*.c)
-TEST_BIN    := $(TEST_SRC:%.c=$(O)/%)
 ifneq ($(T),)
-TEST_BIN    := $(foreach b,$(TEST_BIN),$(if $(findstring $(T),$(b)),$(b)))
+TEST_SRC    := $(foreach t,$(TEST_SRC),$(if $(findstring $(T),$(t)),$(t)))
 endif
+TEST_BIN    := $(TEST_SRC:%.c=$(O)/%)
 BENCH_SRC   := $(wildcard bench/bench_*.c)
 BENCH_BIN   := $(BENCH_SRC:%.c=$(O)/%)
 
