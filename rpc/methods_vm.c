@@ -139,6 +139,8 @@ static int vm_create(struct rpc_call *call, json_object *params, json_object **r
 		.payload = rpc_param_str(params, "payload", "builtin:hello"),
 		.mmio_policy = strcmp(rpc_param_str(params, "mmio", "ignore"), "crash") ?
 			       VMM_MMIO_IGNORE : VMM_MMIO_CRASH,
+		.ram_backing = strcmp(rpc_param_str(params, "ram", "memfd"), "anon") ?
+			       VMM_RAM_MEMFD : VMM_RAM_ANON,
 	};
 	struct vmm_err e = { 0 };
 	struct vmm_vm *vm;
@@ -317,6 +319,55 @@ static int vm_stats(struct rpc_call *call, json_object *params, json_object **re
 	return 0;
 }
 
+#define REPORTS_MAX 4096
+
+static const char *report_tag_name(uint32_t tag)
+{
+	switch (tag) {
+	case 1: return "pass_ns";
+	case 2: return "pass_pages";
+	case 3: return "range_gpa";
+	case 4: return "range_bytes";
+	case 5: return "range_errors";
+	case 6: return "dma_step";
+	}
+	return "user";
+}
+
+/* Report records (memtouch pass times, memcheck results, ...) from seq. */
+static int vm_reports(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = vm_lookup(call, params);
+	uint64_t from = (uint64_t)rpc_param_int(params, "from", 0);
+	struct vmm_report *recs;
+	json_object *a;
+	size_t n = 0;
+
+	if (!vm)
+		return -EINVAL;
+	recs = calloc(REPORTS_MAX, sizeof(*recs));
+	if (!recs)
+		return -ENOMEM;
+	vmm_vm_reports_read(vm, from, recs, REPORTS_MAX, &n);
+	a = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		add_u64(o, "seq", recs[i].seq);
+		add_u64(o, "host_ns", recs[i].host_ns);
+		json_object_object_add(o, "vcpu", json_object_new_int((int)recs[i].vcpu));
+		add_str(o, "tag", report_tag_name(recs[i].tag));
+		add_u64(o, "tag_id", recs[i].tag);
+		add_u64(o, "value", recs[i].value);
+		json_object_array_add(a, o);
+	}
+	*result = json_object_new_object();
+	add_u64(*result, "next", n ? recs[n - 1].seq + 1 : from);
+	json_object_object_add(*result, "reports", a);
+	free(recs);
+	return 0;
+}
+
 static int gpa_param(struct rpc_call *call, json_object *params, uint64_t *gpa)
 {
 	return rpc_param_size(call, params, "gpa", 0, gpa);
@@ -390,6 +441,7 @@ static const struct rpc_method vm_methods[] = {
 	{ "vm.list",		vm_list },
 	{ "vm.info",		vm_info },
 	{ "vm.console",		vm_console },
+	{ "vm.reports",		vm_reports },
 	{ "vm.stats",		vm_stats },
 	{ "vm.memory.read",	vm_memory_read },
 	{ "vm.memory.write",	vm_memory_write },

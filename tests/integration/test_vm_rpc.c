@@ -212,3 +212,39 @@ Test(vm_rpc, without_kvm_vm_methods_say_so, .init = NULL)
 	cr_assert(json_object_object_get_ex(res, "vms", NULL));
 	json_object_put(r);
 }
+
+Test(vm_rpc, memtouch_pass_times_arrive_as_reports)
+{
+	json_object *r, *res, *reps;
+	int passes = 0, pages = 0;
+
+	ok("vm.create", "{\"name\":\"mt\",\"memory\":\"32M\",\"ram\":\"anon\","
+	   "\"payload\":\"builtin:memtouch\",\"args\":[4194304,3]}", &r);
+	json_object_put(r);
+	ok("vm.start", "{\"name\":\"mt\"}", &r);
+	json_object_put(r);
+	wait_state("mt", "stopped");
+	res = ok("vm.reports", "{\"name\":\"mt\"}", &r);
+	cr_assert(json_object_object_get_ex(res, "reports", &reps));
+	for (size_t i = 0; i < json_object_array_length(reps); i++) {
+		json_object *o = json_object_array_get_idx(reps, i), *v;
+
+		json_object_object_get_ex(o, "value", &v);
+		if (!strcmp(str(o, "tag"), "pass_ns")) {
+			passes++;
+			cr_assert_gt(json_object_get_uint64(v), 0, "a pass took no time");
+		}
+		if (!strcmp(str(o, "tag"), "pass_pages")) {
+			pages++;
+			cr_assert_eq(json_object_get_uint64(v), 1024, "4 MiB is 1024 pages, got %llu",
+				     (unsigned long long)json_object_get_uint64(v));
+		}
+	}
+	cr_assert_eq(passes, 3, "expected 3 pass_ns records, got %d", passes);
+	cr_assert_eq(pages, 3);
+	json_object_put(r);
+	res = ok("vm.reports", "{\"name\":\"mt\",\"from\":1000}", &r);
+	cr_assert(json_object_object_get_ex(res, "reports", &reps));
+	cr_assert_eq(json_object_array_length(reps), 0);
+	json_object_put(r);
+}
