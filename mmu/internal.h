@@ -187,7 +187,13 @@ static inline uint64_t tlb_tag(uint64_t gfn, uint64_t gen)
 }
 
 /* rcu.c */
-extern __thread bool rcu_tls_online;	/* the calling thread's QSBR state */
+/* The calling thread's engine state; defined next to the TLB hit path. */
+struct mmu_thread {
+	struct mmu_reader *readers;	/* most recently used first */
+	bool online;			/* QSBR: online while registered */
+	int nreg;			/* readers registered */
+};
+extern __thread struct mmu_thread mmu_thread;
 void rcu_thread_get(void);
 void rcu_thread_put(void);
 void rcu_wait_grace(void);

@@ -5,53 +5,50 @@
 
 int mmu_rcu_tsan_sync;
 
-/* The calling thread's QSBR state: readers registered, online or not. */
-static __thread int tls_nreg;
-__thread bool rcu_tls_online;
 
 /* Registers the calling thread with RCU for its first reader; online. */
 void rcu_thread_get(void)
 {
-	if (tls_nreg++ == 0) {
+	if (mmu_thread.nreg++ == 0) {
 		/* RCU: online from here: pointers read now stay valid. */
 		urcu_qsbr_register_thread();
-		rcu_tls_online = true;
+		mmu_thread.online = true;
 	}
 }
 
 /* Unregisters the calling thread with its last reader. */
 void rcu_thread_put(void)
 {
-	if (--tls_nreg == 0) {
+	if (--mmu_thread.nreg == 0) {
 		RCU_TSAN_RELEASE();
 		/* RCU: ends this thread's read-side use of every engine. */
 		urcu_qsbr_unregister_thread();
-		rcu_tls_online = false;
+		mmu_thread.online = false;
 	}
 }
 
 void mmu_reader_online(void)
 {
-	if (tls_nreg && !rcu_tls_online) {
+	if (mmu_thread.nreg && !mmu_thread.online) {
 		/* RCU: from here on this thread may hold engine pointers. */
 		urcu_qsbr_thread_online();
-		rcu_tls_online = true;
+		mmu_thread.online = true;
 	}
 }
 
 void mmu_reader_offline(void)
 {
-	if (tls_nreg && rcu_tls_online) {
+	if (mmu_thread.nreg && mmu_thread.online) {
 		RCU_TSAN_RELEASE();
 		/* RCU: every pointer and hva this thread got is dropped. */
 		urcu_qsbr_thread_offline();
-		rcu_tls_online = false;
+		mmu_thread.online = false;
 	}
 }
 
 void mmu_reader_quiescent(void)
 {
-	if (tls_nreg && rcu_tls_online) {
+	if (mmu_thread.nreg && mmu_thread.online) {
 		RCU_TSAN_RELEASE();
 		/* RCU: every pointer and hva this thread got is dropped. */
 		urcu_qsbr_quiescent_state();
@@ -62,12 +59,12 @@ void mmu_reader_quiescent(void)
  * QSBR; returns what rcu_writer_exit must undo. */
 static int rcu_writer_enter(void)
 {
-	if (tls_nreg == 0) {
+	if (mmu_thread.nreg == 0) {
 		/* RCU: a brief reader that holds no engine pointer. */
 		urcu_qsbr_register_thread();
 		return 2;
 	}
-	if (!rcu_tls_online) {
+	if (!mmu_thread.online) {
 		/* RCU: likewise; the caller's old pointers stay dropped. */
 		urcu_qsbr_thread_online();
 		return 1;
@@ -129,7 +126,7 @@ void op_commit(struct mmu *mmu, struct mmu_op *op)
  * reader goes offline meanwhile (that is its quiescent state). */
 void rcu_wait_grace(void)
 {
-	bool was_online = rcu_tls_online;
+	bool was_online = mmu_thread.online;
 
 	if (was_online)
 		mmu_reader_offline();
@@ -143,7 +140,7 @@ void rcu_wait_grace(void)
 /* Waits for every queued callback (all engines) to have run. */
 void rcu_wait_callbacks(void)
 {
-	bool was_online = rcu_tls_online;
+	bool was_online = mmu_thread.online;
 
 	if (was_online)
 		mmu_reader_offline();

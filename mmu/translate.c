@@ -5,19 +5,19 @@
 
 #include "mmu/internal.h"
 
-/* The calling thread's readers, most recently used first. */
-static __thread struct mmu_reader *tls_readers;
+__thread struct mmu_thread mmu_thread;
 
 /* The calling thread's reader for mmu, moved to the front; or NULL. */
+__attribute__((noinline))
 static struct mmu_reader *reader_find(struct mmu *mmu)
 {
-	struct mmu_reader **pp = &tls_readers, *r;
+	struct mmu_reader **pp = &mmu_thread.readers, *r;
 
 	for (; (r = *pp); pp = &r->tls_next) {
 		if (r->mmu == mmu) {
 			*pp = r->tls_next;
-			r->tls_next = tls_readers;
-			tls_readers = r;
+			r->tls_next = mmu_thread.readers;
+			mmu_thread.readers = r;
 			return r;
 		}
 	}
@@ -39,8 +39,8 @@ int mmu_reader_register(struct mmu *mmu)
 	r->next = mmu->readers;
 	mmu->readers = r;
 	pthread_mutex_unlock(&mmu->reader_lock);
-	r->tls_next = tls_readers;
-	tls_readers = r;
+	r->tls_next = mmu_thread.readers;
+	mmu_thread.readers = r;
 	return 0;
 }
 
@@ -50,7 +50,7 @@ void mmu_reader_unregister(struct mmu *mmu)
 
 	if (!r)
 		return;
-	tls_readers = r->tls_next;
+	mmu_thread.readers = r->tls_next;
 	/* Writers scan TLBs under reader_lock, so none holds r after this. */
 	pthread_mutex_lock(&mmu->reader_lock);
 	for (pp = &mmu->readers; *pp != r; pp = &(*pp)->next)
@@ -196,14 +196,15 @@ static int translate_range(struct mmu *mmu, struct mmu_reader *r,
 /* Everything but a software-TLB hit; kept out of line so the hit path
  * needs no stack frame. */
 __attribute__((noinline, cold))
-static int translate_slow(struct mmu *mmu, struct mmu_reader *r, uint64_t gpa,
-			  size_t len, unsigned access, void **hva)
+static int translate_slow(struct mmu *mmu, uint64_t gpa, size_t len,
+			  unsigned access, void **hva)
 {
+	struct mmu_reader *r = reader_find(mmu);
 	bool write = access & MMU_ACCESS_WRITE;
 	uintptr_t page;
 	int ret;
 
-	if (!r || !rcu_tls_online)
+	if (!r || !mmu_thread.online)
 		return -ESRCH;
 	if (len == 0 || gpa >= (1ull << MMU_GPA_BITS) ||
 	    len > (1ull << MMU_GPA_BITS) - gpa)
@@ -219,15 +220,14 @@ static int translate_slow(struct mmu *mmu, struct mmu_reader *r, uint64_t gpa,
 int mmu_translate(struct mmu *mmu, uint64_t gpa, size_t len, unsigned access,
 		  void **hva)
 {
-	struct mmu_reader *r = tls_readers;
+	struct mmu_reader *r = mmu_thread.readers;
 	uint64_t gfn = gpa >> MMU_PAGE_SHIFT, off = gpa & (MMU_PAGE_SIZE - 1);
 
-	if (__builtin_expect(!r || r->mmu != mmu, 0))
-		r = reader_find(mmu);
-	/* len - 1 < room: non-zero and within the page, without overflow.
-	 * An offline thread must not get a hit: nothing protects it. */
-	if (__builtin_expect(r && len - 1 < MMU_PAGE_SIZE - off &&
-			     rcu_tls_online, 1)) {
+	/* The thread's last-used VM, a length within the page (len - 1 <
+	 * room: non-zero, no overflow), online (an offline thread must not
+	 * get a hit: nothing protects it).  Anything else: slow path. */
+	if (__builtin_expect(r && r->mmu == mmu && len - 1 < MMU_PAGE_SIZE - off &&
+			     mmu_thread.online, 1)) {
 		struct tlb_entry *e = &r->tlb[gfn % TLB_ENTRIES];
 		uint64_t gen = ATOMIC_LOAD(&mmu->tlb_gen);
 
@@ -237,7 +237,7 @@ int mmu_translate(struct mmu *mmu, uint64_t gpa, size_t len, unsigned access,
 			return 0;
 		}
 	}
-	return translate_slow(mmu, r, gpa, len, access, hva);
+	return translate_slow(mmu, gpa, len, access, hva);
 }
 
 int mmu_read(struct mmu *mmu, uint64_t gpa, void *buf, size_t len)
