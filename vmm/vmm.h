@@ -70,6 +70,12 @@ struct vmm_config {
 	vmm_state_fn on_state_change;	/* optional */
 	void *cb_arg;
 	unsigned stop_timeout_ms;	/* vCPU handshakes; default 2000 */
+	/* Directories file-backed memslots may use (NULL-terminated; NULL:
+	 * none, file backings are refused).  Paths are resolved (symlinks,
+	 * "..") before the check. */
+	const char *const *file_dirs;
+	uint64_t max_vm_memory;		/* per VM, all its slots; 0: no limit */
+	uint64_t max_total_memory;	/* all VMs; 0: no limit */
 };
 
 /* Opens /dev/kvm and probes it.  A missing or forbidden /dev/kvm is not an
@@ -198,12 +204,42 @@ struct vmm_vm_info {
 int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info);
 
 /* Memslots as the VM sees them (the slot engine extends this list). */
+/* Where a memslot's host memory comes from. */
+enum vmm_backing_kind {
+	VMM_BACKING_ANON,		/* anonymous memory (MAP_PRIVATE, or
+					 * MAP_SHARED with shared) */
+	VMM_BACKING_MEMFD,		/* a memfd; with path: a file on tmpfs
+					 * (e.g. /dev/shm/x) that outlives slotd */
+	VMM_BACKING_HUGETLB,		/* memfd with MFD_HUGETLB */
+	VMM_BACKING_FILE,		/* a file under an allowed directory */
+};
+
+#define VMM_PATH_MAX		1024
+
+struct vmm_backing {
+	enum vmm_backing_kind kind;
+	char path[VMM_PATH_MAX];	/* FILE, and MEMFD by path; "" else */
+	uint64_t offset;		/* FILE/MEMFD by path: page aligned */
+	uint64_t hugepage_size;		/* HUGETLB: 2M or 1G; 0 means 2M */
+	bool shared;			/* ANON/FILE: MAP_SHARED; MEMFD and
+					 * HUGETLB are always shared */
+};
+
+/* Flags of a memslot as slotd names them (KVM_MEM_* on the kernel side,
+ * MMU_SLOT_* in the engine). */
+#define VMM_SLOT_READONLY	(1u << 0)
+#define VMM_SLOT_DIRTY_LOG	(1u << 1)
+
+#define VMM_SLOT_ANY		UINT32_MAX	/* lowest free id */
+
 struct vmm_memslot_info {
 	uint32_t id;
 	uint32_t flags;			/* KVM_MEM_* */
 	uint64_t gpa;
 	uint64_t size;
 	uint64_t hva;
+	uint32_t slot_flags;		/* VMM_SLOT_* */
+	struct vmm_backing backing;	/* slot 0: MEMFD or ANON, no path */
 };
 
 /* Copies up to max memslots into slots (sorted by GPA); *count gets the
@@ -211,13 +247,110 @@ struct vmm_memslot_info {
 int vmm_vm_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info *slots,
 			size_t max, size_t *count);
 
-/* Quirks: bit set = enabled on the kernel VM.  They can only be disabled
- * (KVM_CAP_DISABLE_QUIRKS2), never re-enabled; a protected VM refuses
- * slot_zap_all.  -EPERM for a refused change, -EOPNOTSUPP if the host
- * cannot disable that quirk, -ENOENT unknown name. */
+/* Quirks: bit set = enabled.  While a VM is defined (never started) any
+ * supported quirk may be turned off and on again: the wanted set is
+ * applied to the kernel VM (KVM_CAP_DISABLE_QUIRKS2) when it starts.  Once
+ * started, a quirk can still be disabled but never re-enabled (the kernel
+ * offers no way back).  slot_zap_all is also the engine's policy: off means
+ * precise zapping of only the changed slot's leaves.  A protected VM has
+ * slot_zap_all off and locked.  Errors: -EPERM refused (err says why),
+ * -EOPNOTSUPP the host cannot disable that quirk, -ENOENT unknown name. */
 uint64_t vmm_vm_quirks_enabled(struct vmm_vm *vm);
 int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
 		     struct vmm_err *err);
+
+/* One quirk of one VM, for vm.quirks.get. */
+struct vmm_quirk_state {
+	const char *name;
+	uint64_t bit;
+	bool supported;			/* the host can disable it */
+	bool enabled;
+	bool locked;			/* cannot be changed now */
+	char why[160];			/* why locked, "" otherwise */
+};
+
+/* Fills states[i] for each of the vmm_quirk_desc_count quirks. */
+int vmm_vm_quirks_get(struct vmm_vm *vm, struct vmm_quirk_state *states,
+		      size_t max);
+
+/* ---- memslot changes ------------------------------------------------- */
+
+struct vmm_memslot_params {
+	uint32_t id;			/* VMM_SLOT_ANY: the lowest free id */
+	uint64_t gpa;
+	uint64_t size;
+	uint32_t flags;			/* VMM_SLOT_* */
+	struct vmm_backing backing;
+};
+
+/* What one change did on both sides: the kernel VM's stats-fd counters
+ * and the engine's counters, as deltas, and how long it took. */
+#define VMM_EFFECT_MAX		24
+
+struct vmm_effect {
+	uint64_t duration_ns;		/* the whole change, as the caller saw it */
+	uint64_t kernel_ns;		/* the KVM ioctl(s) */
+	uint64_t engine_ns;		/* the engine's invalidation */
+	unsigned n;
+	struct {
+		const char *side;	/* "kernel" or "engine" */
+		const char *name;	/* "mmu_shadow_zapped", "leafs_zapped" */
+		int64_t delta;
+	} counters[VMM_EFFECT_MAX];
+};
+
+/* Creates a memslot: validates it (alignment, size, overlap -- err names
+ * the overlapping slot --, the guest's physical address width, the slot
+ * limit, flags against the host, file paths under the allowed directories,
+ * memory limits), maps its backing, applies it to KVM and to the engine.
+ * Nothing is left half-applied on failure.  *id gets the slot's id.
+ * Errors: -EINVAL (err->field), -EEXIST overlap or id taken, -ENOSPC slot
+ * limit, -E2BIG memory limit, -EOPNOTSUPP host lacks a capability, -EACCES
+ * path not allowed, -ENOENT file missing, or the kernel's -errno. */
+int vmm_memslot_create(struct vmm_vm *vm, const struct vmm_memslot_params *p,
+		       uint32_t *id, struct vmm_effect *fx, struct vmm_err *err);
+/* Moves a slot to new_gpa with KVM's in-place move (same id, size and
+ * backing); -ENOENT unknown id, -EPERM slot 0, checks as for create. */
+int vmm_memslot_move(struct vmm_vm *vm, uint32_t id, uint64_t new_gpa,
+		     struct vmm_effect *fx, struct vmm_err *err);
+/* Deletes a slot from KVM and the engine; its backing is unmapped once no
+ * reader can reach it (after the engine's grace period).  -EPERM slot 0. */
+int vmm_memslot_delete(struct vmm_vm *vm, uint32_t id, struct vmm_effect *fx,
+		       struct vmm_err *err);
+/* Turns dirty logging of a slot on or off (readonly cannot change in place:
+ * -EINVAL naming "readonly"). */
+int vmm_memslot_set_flags(struct vmm_vm *vm, uint32_t id, bool dirty_log,
+			  struct vmm_effect *fx, struct vmm_err *err);
+/* The slot's dirty pages, KVM's log merged with the engine's: *bitmap
+ * (malloc'd, caller frees) has one bit per 4 KiB page of the slot, *npages
+ * bits; *ndirty counts the set bits.  With clear, both logs are reset.
+ * -EINVAL when dirty logging is off. */
+int vmm_memslot_dirty_log(struct vmm_vm *vm, uint32_t id, bool clear,
+			  uint64_t **bitmap, uint64_t *npages, uint64_t *ndirty,
+			  struct vmm_err *err);
+
+enum vmm_memslot_op_kind {
+	VMM_OP_CREATE,
+	VMM_OP_MOVE,
+	VMM_OP_DELETE,
+};
+
+struct vmm_memslot_op {
+	enum vmm_memslot_op_kind kind;
+	struct vmm_memslot_params create;	/* CREATE */
+	uint32_t id;				/* MOVE, DELETE */
+	uint64_t gpa;				/* MOVE */
+};
+
+/* Applies ops in order as one step: every vCPU is held out of KVM_RUN
+ * meanwhile, so the guest never runs on a half-done layout.  If an op
+ * fails, the ones before it are undone, *failed gets its index, err says
+ * why, and the layout is as before.  ids[i] gets the id each op acted on.
+ * At most VMM_TXN_MAX ops. */
+#define VMM_TXN_MAX		64
+int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
+			    size_t n, uint32_t *ids, size_t *failed,
+			    struct vmm_effect *fx, struct vmm_err *err);
 
 /* ---- console, reports, memory, stats ---------------------------------- */
 
