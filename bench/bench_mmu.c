@@ -61,7 +61,8 @@ static uint8_t *backing_map(uint64_t size, uint64_t align)
 		perror("mmap");
 		exit(1);
 	}
-	return (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	return (uint8_t *)(((uintptr_t)p + align - 1) &
+			   ~(uintptr_t)(align - 1));
 }
 
 static void check(int ret, const char *what)
@@ -81,9 +82,9 @@ struct bs_slot {
 	uintptr_t hva;
 };
 
-__attribute__((noinline))
-static void *bs_translate(const struct bs_slot *s, size_t n, uint64_t gpa,
-			 size_t len)
+__attribute__((noinline)) static void *bs_translate(const struct bs_slot *s,
+						    size_t n, uint64_t gpa,
+						    size_t len)
 {
 	size_t lo = 0, hi = n;
 
@@ -106,8 +107,8 @@ struct tvm {
 	struct mmu *mmu;
 	struct bs_slot *bs;
 	size_t nslots;
-	uint64_t gpas[NGPAS];		/* random, all slots */
-	uint64_t hot[32];		/* distinct TLB sets */
+	uint64_t gpas[NGPAS]; /* random, all slots */
+	uint64_t hot[32];     /* distinct TLB sets */
 };
 
 /* nslots 2 MiB slots, 4 MiB apart, faulted in; the same in bs[]. */
@@ -124,7 +125,8 @@ static void tvm_build(struct tvm *v, size_t nslots, bool tlb_off, bool precise)
 		v->bs[i] = (struct bs_slot){ i * SLOT_SPACING, SLOT_SIZE,
 					     (uintptr_t)mem + i * SLOT_SIZE };
 		check(mmu_slot_create(v->mmu, (uint32_t)i, i * SLOT_SPACING,
-				      SLOT_SIZE, mem + i * SLOT_SIZE, 0), "slot");
+				      SLOT_SIZE, mem + i * SLOT_SIZE, 0),
+		      "slot");
 	}
 	for (size_t i = 0; i < NGPAS; i++)
 		v->gpas[i] = (rand_r(&seed) % nslots) * SLOT_SPACING +
@@ -141,8 +143,8 @@ static void tvm_free(struct tvm *v)
 
 enum tmode { T_TLB, T_WALK, T_BSEARCH };
 
-__attribute__((noinline))
-static void *call_baseline(const uint64_t *g, uint64_t gpa)
+__attribute__((noinline)) static void *call_baseline(const uint64_t *g,
+						     uint64_t gpa)
 {
 	return (void *)(uintptr_t)(*g + gpa);
 }
@@ -171,8 +173,8 @@ static double translate_loop(struct tvm *v, enum tmode mode, uint64_t iters)
 	for (uint64_t i = 0; i < iters; i++) {
 		if (mode == T_BSEARCH) {
 			hva = bs_translate(v->bs, v->nslots, g[i & mask], 8);
-		} else if (mmu_translate(v->mmu, g[i & mask], 8, MMU_ACCESS_READ,
-					 &hva)) {
+		} else if (mmu_translate(v->mmu, g[i & mask], 8,
+					 MMU_ACCESS_READ, &hva)) {
 			abort();
 		}
 		acc += (uintptr_t)hva;
@@ -196,7 +198,7 @@ static void *tjob_main(void *p)
 	struct tjob *j = p;
 
 	check(mmu_reader_register(j->v->mmu), "reader_register");
-	translate_loop(j->v, j->mode, j->iters / 16);	/* warm up */
+	translate_loop(j->v, j->mode, j->iters / 16); /* warm up */
 	pthread_barrier_wait(j->bar);
 	j->ns = translate_loop(j->v, j->mode, j->iters);
 	mmu_reader_unregister(j->v->mmu);
@@ -257,9 +259,12 @@ static void bench_translate(void)
 
 		floor_ns = f < floor_ns ? f : floor_ns;
 	}
-	printf("\n### Translate: ns per lookup (mean per thread, best of 5)\n\n");
-	printf("Machine floor: an out-of-line call doing one load costs %.2f ns "
-	       "here.\n\n", floor_ns);
+	printf("\n### Translate: ns per lookup (mean per thread, best of "
+	       "5)\n\n");
+	printf("Machine floor: an out-of-line call doing one load costs %.2f "
+	       "ns "
+	       "here.\n\n",
+	       floor_ns);
 	printf("| slots | threads | TLB hit | radix walk | binary search | "
 	       "bsearch / walk |\n|---:|---:|---:|---:|---:|---:|\n");
 	for (size_t c = 0; c < 4; c++) {
@@ -295,9 +300,11 @@ static void *churn_main(void *p)
 	struct timespec pause = { 0, 20000 };
 
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
-		check(mmu_slot_create(c->mmu, 99999, 4096 * GiB, 4 * KiB, c->mem, 0),
+		check(mmu_slot_create(c->mmu, 99999, 4096 * GiB, 4 * KiB,
+				      c->mem, 0),
 		      "churn create");
-		check(mmu_slot_delete(c->mmu, 99999, NULL, NULL), "churn delete");
+		check(mmu_slot_delete(c->mmu, 99999, NULL, NULL),
+		      "churn delete");
 		c->ops++;
 		nanosleep(&pause, NULL);
 	}
@@ -338,7 +345,8 @@ static void bench_translate_churn(void)
 	uint64_t iters = quick ? 200000 : 10000000;
 	struct tvm on, off;
 
-	printf("\n### Translate while a writer invalidates (64 slots, 1 reader, "
+	printf("\n### Translate while a writer invalidates (64 slots, 1 "
+	       "reader, "
 	       "an unrelated 4 KiB slot created+deleted every ~20 us)\n\n");
 	printf("| policy | TLB hit ns | radix walk ns | binary search ns | "
 	       "invalidations/s | reader faults (TLB run, walk run) |\n"
@@ -347,7 +355,8 @@ static void bench_translate_churn(void)
 	tvm_build(&off, 64, true, true);
 	for (int z = 0; z < 2; z++) {
 		double r1, r2, r3, hit, walk, bs;
-		uint64_t f_on = churn_faults_of(&on), f_off = churn_faults_of(&off);
+		uint64_t f_on = churn_faults_of(&on),
+			 f_off = churn_faults_of(&off);
 		uint64_t d_on, d_off;
 
 		hit = translate_churned(&on, T_TLB, z, iters, &r1);
@@ -356,8 +365,9 @@ static void bench_translate_churn(void)
 		d_off = churn_faults - f_off;
 		bs = translate_churned(&off, T_BSEARCH, z, iters, &r3);
 		printf("| %s | %.2f | %.2f | %.2f | %.0f | %llu, %llu |\n",
-		       z ? "zap all" : "precise", hit, walk, bs, (r1 + r2 + r3) / 3,
-		       (unsigned long long)d_on, (unsigned long long)d_off);
+		       z ? "zap all" : "precise", hit, walk, bs,
+		       (r1 + r2 + r3) / 3, (unsigned long long)d_on,
+		       (unsigned long long)d_off);
 	}
 	tvm_free(&on);
 	tvm_free(&off);
@@ -402,7 +412,8 @@ static uint64_t ivm_touch(struct ivm *v, uint64_t gpa, uint64_t size)
 	void *hva;
 
 	for (uint64_t off = 0; off < size; off += 2 * MiB) {
-		check(mmu_translate(v->mmu, gpa + off, 1, MMU_ACCESS_READ, &hva),
+		check(mmu_translate(v->mmu, gpa + off, 1, MMU_ACCESS_READ,
+				    &hva),
 		      "touch");
 		acc += (uintptr_t)hva;
 	}
@@ -431,7 +442,8 @@ static uint64_t ivm_delete_once(struct ivm *v, uint64_t gpa, uint64_t size,
 	ivm_touch(v, 0, v->ram_size);
 	check(mmu_slot_create(v->mmu, 2, gpa, size, v->victim, 0), "victim");
 	check(mmu_slot_create(v->mmu, 3, gpa + 2 * size, 4 * KiB,
-			      v->victim + GiB, 0), "neighbour");
+			      v->victim + GiB, 0),
+	      "neighbour");
 	ivm_touch(v, gpa, size);
 	ivm_touch(v, gpa + 2 * size, 4 * KiB);
 	if (warm)
@@ -481,10 +493,10 @@ static void invalidate_row(struct ivm *v, uint64_t size, const char *name,
 	double zt = (double)(z.caller_ns + z.refault_ns);
 
 	printf("| %llu GiB | %s | %.2f / %.2f | %.2f / %.2f | %.1f | "
-	       "%.1f (%llu) | %.3f |\n", (unsigned long long)(v->ram_size / GiB),
-	       name, p.caller_ns / 1e3, pc / 1e3, z.caller_ns / 1e3, zc / 1e3,
-	       p.refault_ns / 1e3, z.refault_ns / 1e3,
-	       (unsigned long long)z.faults, pt / zt);
+	       "%.1f (%llu) | %.3f |\n",
+	       (unsigned long long)(v->ram_size / GiB), name, p.caller_ns / 1e3,
+	       pc / 1e3, z.caller_ns / 1e3, zc / 1e3, p.refault_ns / 1e3,
+	       z.refault_ns / 1e3, (unsigned long long)z.faults, pt / zt);
 	out[0] = (double)p.caller_ns;
 	out[1] = (double)pc;
 	out[2] = (double)z.caller_ns;
@@ -498,8 +510,10 @@ static void bench_invalidate(void)
 	int reps = quick ? 3 : 9;
 	double c4k[3][3];
 
-	printf("\n### Invalidation: delete one slot next to N GiB of mapped RAM "
-	       "(2 MiB leaves), medians of %d\n\n", reps);
+	printf("\n### Invalidation: delete one slot next to N GiB of mapped "
+	       "RAM "
+	       "(2 MiB leaves), medians of %d\n\n",
+	       reps);
 	printf("Caller cost warm (engine data in cache) / cold (right after a "
 	       "sweep over all the RAM); refault = re-translating one byte per "
 	       "2 MiB of RAM after the delete.\n\n");
@@ -521,7 +535,8 @@ static void bench_invalidate(void)
 	}
 	printf("\nPrecise 4 KiB delete, 256 GiB vs 1 GiB mapped: %.2fx warm, "
 	       "%.2fx cold (target <= 2x); zap-all caller 256 vs 1 GiB: %.2fx "
-	       "(target flat)\n", c4k[2][0] / c4k[0][0], c4k[2][1] / c4k[0][1],
+	       "(target flat)\n",
+	       c4k[2][0] / c4k[0][0], c4k[2][1] / c4k[0][1],
 	       c4k[2][2] / c4k[0][2]);
 }
 
@@ -541,11 +556,14 @@ static uint64_t split_delete(enum mmu_vm_type type, bool zap_all, int reps)
 		mmu_destroy(v.mmu);
 		check(mmu_create(&cfg, &v.mmu), "mmu_create");
 		check(mmu_reader_register(v.mmu), "reader");
-		check(mmu_slot_create(v.mmu, 1, 0, v.ram_size, v.ram, 0), "ram");
-		check(mmu_slot_create(v.mmu, 2, 32 * GiB, GiB, v.victim, 0), "slot");
+		check(mmu_slot_create(v.mmu, 1, 0, v.ram_size, v.ram, 0),
+		      "ram");
+		check(mmu_slot_create(v.mmu, 2, 32 * GiB, GiB, v.victim, 0),
+		      "slot");
 		ivm_touch(&v, 0, v.ram_size);
 		ivm_touch(&v, 32 * GiB, GiB);
-		check(mmu_slot_set_flags(v.mmu, 2, MMU_SLOT_DIRTY_LOG), "dirty");
+		check(mmu_slot_set_flags(v.mmu, 2, MMU_SLOT_DIRTY_LOG),
+		      "dirty");
 		t0 = now_ns();
 		check(mmu_slot_delete(v.mmu, 2, NULL, NULL), "delete");
 		t[r] = now_ns() - t0;
@@ -575,17 +593,21 @@ static void bench_crossover(void)
 	       "leaves (dirty logging), 16 GiB RAM mapped: zap all %.1f us, "
 	       "precise by subtree detach (default VM) %.1f us, precise leaf "
 	       "by leaf (protected VM) %.1f us.  A refault costs %.0f ns per "
-	       "leaf.\n\n", zap / 1e3, detach / 1e3, leafwise / 1e3, per_fault);
+	       "leaf.\n\n",
+	       zap / 1e3, detach / 1e3, leafwise / 1e3, per_fault);
 	printf("| precise variant | extra caller cost vs zap all | precise is "
 	       "cheaper once the working set exceeds |\n|---|---:|---:|\n");
 	for (int k = 0; k < 2; k++) {
 		double extra = (double)(k ? leafwise : detach) - (double)zap;
 		double leaves = extra > 0 ? extra / per_fault : 0;
 
-		printf("| %s | %.1f us | %.0f leaves (%.1f GiB in 2 MiB leaves, "
+		printf("| %s | %.1f us | %.0f leaves (%.1f GiB in 2 MiB "
+		       "leaves, "
 		       "%.0f MiB in 4 KiB leaves) |\n",
-		       k ? "leaf by leaf (protected)" : "subtree detach (default)",
-		       extra / 1e3, leaves, leaves * 2 / 1024, leaves * 4 / 1024);
+		       k ? "leaf by leaf (protected)"
+			 : "subtree detach (default)",
+		       extra / 1e3, leaves, leaves * 2 / 1024,
+		       leaves * 4 / 1024);
 	}
 }
 

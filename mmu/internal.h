@@ -19,7 +19,7 @@
 #define PTE_PRESENT	(1ull << 0)
 #define PTE_LEAF	(1ull << 1)
 #define PTE_WRITABLE	(1ull << 2)
-#define PTE_DIRTY_TRK	(1ull << 3)	/* write-protected for dirty logging */
+#define PTE_DIRTY_TRK	(1ull << 3)	/* protected for dirty log */
 #define PTE_TABLE_MASK	(~63ull)
 #define PTE_HVA_MASK	(~4095ull)
 
@@ -27,7 +27,7 @@
 #define LEAF_SIZES	3
 
 #define TLB_ENTRIES	64
-#define TLB_RANGE_MAX	512	/* pages; larger invalidations flush fully */
+#define TLB_RANGE_MAX	512	/* pages; larger ranges flush fully */
 #define TLB_GEN_BITS	19
 
 #if defined(__SANITIZE_THREAD__)
@@ -58,7 +58,7 @@ struct mmu_defer {
 struct pt {
 	uint64_t e[PT_ENTRIES];
 	uint32_t nr_present;		/* writer only */
-	uint64_t nr_leaves[LEAF_SIZES];	/* in this subtree; writer only */
+	uint64_t nr_leaves[LEAF_SIZES];	/* in the subtree; writer only */
 	uint64_t nr_tables;		/* in this subtree, self included */
 	struct mmu_defer defer;
 };
@@ -85,8 +85,8 @@ struct mmu_op {
 };
 
 struct tlb_entry {
-	uint64_t tag;			/* written by owner, cleared by writers */
-	uintptr_t hva;			/* page hva | 1 if writable; owner only */
+	uint64_t tag;			/* owner fills, writers clear */
+	uintptr_t hva;			/* page | 1 if writable */
 };
 
 /* One thread's view of one VM. */

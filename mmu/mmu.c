@@ -16,7 +16,7 @@ struct slot_release {
 
 int mmu_create(const struct mmu_config *cfg, struct mmu **out)
 {
-	static const struct mmu_config defaults = { MMU_VM_DEFAULT, false, false };
+	static const struct mmu_config defaults = { MMU_VM_DEFAULT };
 	struct mmu *mmu;
 	int ret = -EINVAL;
 
@@ -121,7 +121,8 @@ static int mmu_range_check(uint64_t gpa, uint64_t size)
 {
 	if ((gpa | size) & (MMU_PAGE_SIZE - 1) || size == 0)
 		return -EINVAL;
-	if (gpa >= (1ull << MMU_GPA_BITS) || size > (1ull << MMU_GPA_BITS) - gpa)
+	if (gpa >= (1ull << MMU_GPA_BITS) ||
+	    size > (1ull << MMU_GPA_BITS) - gpa)
 		return -EINVAL;
 	return 0;
 }

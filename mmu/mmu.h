@@ -26,13 +26,13 @@
  *    or any call of a writer function listed below).
  *  - Writer functions (mmu_slot_*, mmu_policy_set, mmu_dirty_log_get,
  *    mmu_synchronize, mmu_barrier, mmu_destroy) may be called from any
- *    thread, registered or not; a registered caller must treat the call as
- *    a quiescent state (the waiting ones below are one).  They serialise on the VM's lock, never hold it
- *    across a grace period, and never wait for an offline vCPU.
- *    mmu_synchronize(), mmu_barrier(), mmu_dirty_log_get(clear) and
- *    mmu_destroy() wait for a grace period, i.e. for every online reader's
- *    next quiescent state: don't call them while holding a lock that an
- *    online reader may wait for.
+ *    thread, registered or not; a registered caller must treat the call
+ *    as a quiescent state (the waiting ones below are one).  They
+ *    serialise on the VM's lock, never hold it across a grace period, and
+ *    never wait for an offline vCPU.  mmu_synchronize(), mmu_barrier(),
+ *    mmu_dirty_log_get(clear) and mmu_destroy() wait for a grace period,
+ *    i.e. for every online reader's next quiescent state: don't call them
+ *    while holding a lock that an online reader may wait for.
  *  - The engine owns the liburcu-qsbr registration of the threads that use
  *    it: a thread that also registers itself with liburcu-qsbr directly
  *    must do so only through mmu_reader_register().
@@ -52,7 +52,7 @@
 
 /* Slot flags. */
 #define MMU_SLOT_READONLY	(1u << 0)	/* guest writes refused */
-#define MMU_SLOT_DIRTY_LOG	(1u << 1)	/* 4 KiB leaves, writes logged */
+#define MMU_SLOT_DIRTY_LOG	(1u << 1)	/* log writes, 4 KiB */
 
 /* Access kinds for mmu_translate(). */
 #define MMU_ACCESS_READ		(1u << 0)
@@ -62,13 +62,13 @@ struct mmu;
 
 enum mmu_vm_type {
 	MMU_VM_DEFAULT = 0,	/* slot_zap_all on unless turned off */
-	MMU_VM_PROTECTED = 1,	/* TDX-like: precise only, root never replaced */
+	MMU_VM_PROTECTED = 1,	/* TDX-like: precise only, root kept */
 };
 
 struct mmu_config {
 	enum mmu_vm_type type;
-	bool slot_zap_all_off;	/* DEFAULT VMs: start with precise zapping */
-	bool tlb_off;		/* no software TLB (benchmarks, debugging) */
+	bool slot_zap_all_off;	/* DEFAULT VMs: start precise */
+	bool tlb_off;		/* no software TLB (benchmarks) */
 };
 
 /* Counters.  pages_* count leaves in the current tree. */
@@ -76,16 +76,16 @@ struct mmu_stats {
 	uint64_t roots_obsoleted;	/* zap-all root replacements */
 	uint64_t leafs_zapped;		/* leaves cleared one by one */
 	uint64_t tables_detached;	/* subtrees unlinked by precise zaps */
-	uint64_t tables_freed;		/* table pages freed after grace */
+	uint64_t tables_freed;		/* freed after a grace period */
 	uint64_t tlb_flush_range;
 	uint64_t tlb_flush_full;
 	uint64_t faults;		/* misses resolved under the lock */
 	uint64_t pages_4k;
 	uint64_t pages_2m;
 	uint64_t pages_1g;
-	uint64_t rcu_pending;		/* call_rcu callbacks not yet run */
-	uint64_t last_invalidation_ns;	/* caller-side cost of the last one */
-	uint64_t generation;		/* root generation (zap-all bumps) */
+	uint64_t rcu_pending;		/* callbacks not yet run */
+	uint64_t last_invalidation_ns;	/* caller cost of the last one */
+	uint64_t generation;		/* bumped by each zap all */
 	uint64_t tables;		/* table pages in the current tree */
 	bool slot_zap_all;		/* current policy */
 };

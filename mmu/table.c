@@ -110,7 +110,8 @@ static int pt_grow(struct mmu *mmu, struct pt **path, int depth, unsigned i)
 
 	if (ret)
 		return ret;
-	pte_set(&path[depth - 1]->e[i], (uint64_t)(uintptr_t)child | PTE_PRESENT);
+	pte_set(&path[depth - 1]->e[i],
+		(uint64_t)(uintptr_t)child | PTE_PRESENT);
 	path[depth - 1]->nr_present++;
 	for (int k = 0; k < depth; k++)
 		path[k]->nr_tables++;
@@ -142,7 +143,8 @@ int pt_install(struct mmu *mmu, struct pt *root, uint64_t gfn, int max_level,
 			return 1;
 		}
 		if (l <= max_level) {
-			uint64_t off = (gfn & (pt_level_pages(l) - 1)) << MMU_PAGE_SHIFT;
+			uint64_t off = (gfn & (pt_level_pages(l) - 1)) <<
+				       MMU_PAGE_SHIFT;
 
 			*entry = ((page_hva - off) & PTE_HVA_MASK) | flags |
 				 PTE_PRESENT | PTE_LEAF;
@@ -218,7 +220,8 @@ static void pt_zap_table(struct walk_ctx *c, struct pt *t, int level,
 		last = c->end;
 	for (uint64_t i = (first - base) / span; base + i * span < last; i++) {
 		if (t->e[i] & PTE_PRESENT)
-			pt_zap_entry(c, t, level, (unsigned)i, base + i * span, &d);
+			pt_zap_entry(c, t, level, (unsigned)i,
+				     base + i * span, &d);
 	}
 	counts_apply(t, &d);
 	counts_add(up, &d);
@@ -309,7 +312,8 @@ static void pt_split_table(struct walk_ctx *c, struct pt *t, int level,
 		last = c->end;
 	for (uint64_t i = (first - base) / span; base + i * span < last; i++) {
 		if (t->e[i] & PTE_PRESENT)
-			pt_split_entry(c, t, level, (unsigned)i, base + i * span, &d);
+			pt_split_entry(c, t, level, (unsigned)i,
+				       base + i * span, &d);
 	}
 	counts_apply(t, &d);
 	counts_add(up, &d);

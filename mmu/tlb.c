@@ -13,7 +13,8 @@
 static void tlb_scan_range(struct mmu_reader *r, uint64_t gfn, uint64_t npages)
 {
 	for (int i = 0; i < TLB_ENTRIES; i++) {
-		uint64_t tag = __atomic_load_n(&r->tlb[i].tag, __ATOMIC_SEQ_CST);
+		uint64_t tag = __atomic_load_n(&r->tlb[i].tag,
+					       __ATOMIC_SEQ_CST);
 
 		if ((tag & 1) && (tag >> 20) - gfn < npages)
 			ATOMIC_STORE(&r->tlb[i].tag, 0);

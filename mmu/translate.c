@@ -226,7 +226,8 @@ int mmu_translate(struct mmu *mmu, uint64_t gpa, size_t len, unsigned access,
 	/* The thread's last-used VM, a length within the page (len - 1 <
 	 * room: non-zero, no overflow), online (an offline thread must not
 	 * get a hit: nothing protects it).  Anything else: slow path. */
-	if (__builtin_expect(r && r->mmu == mmu && len - 1 < MMU_PAGE_SIZE - off &&
+	if (__builtin_expect(r && r->mmu == mmu &&
+			     len - 1 < MMU_PAGE_SIZE - off &&
 			     mmu_thread.online, 1)) {
 		struct tlb_entry *e = &r->tlb[gfn % TLB_ENTRIES];
 		uint64_t gen = ATOMIC_LOAD(&mmu->tlb_gen);

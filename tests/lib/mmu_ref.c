@@ -6,8 +6,8 @@
 
 #include "tests/lib/mmu_ref.h"
 
-#define REF_PAGE	4096ull
-#define REF_LIMIT	(1ull << 48)
+#define REF_PAGE 4096ull
+#define REF_LIMIT (1ull << 48)
 
 void mmu_ref_init(struct mmu_ref *ref)
 {
@@ -35,7 +35,8 @@ static bool ref_overlaps(struct mmu_ref *ref, uint64_t gpa, uint64_t size,
 	for (size_t i = 0; i < ref->n; i++) {
 		struct mmu_ref_slot *s = &ref->slots[i];
 
-		if (s->id != skip && gpa < s->gpa + s->size && s->gpa < gpa + size)
+		if (s->id != skip && gpa < s->gpa + s->size &&
+		    s->gpa < gpa + size)
 			return true;
 	}
 	return false;
@@ -57,10 +58,11 @@ int mmu_ref_slot_create(struct mmu_ref *ref, uint32_t id, uint64_t gpa,
 {
 	struct mmu_ref_slot *s;
 
-	if (ref_range_bad(gpa, size) || hva % REF_PAGE || !hva ||
-	    flags & ~3u || id == UINT32_MAX)
+	if (ref_range_bad(gpa, size) || hva % REF_PAGE || !hva || flags & ~3u ||
+	    id == UINT32_MAX)
 		return -EINVAL;
-	if (mmu_ref_slot_find(ref, id) || ref_overlaps(ref, gpa, size, UINT32_MAX))
+	if (mmu_ref_slot_find(ref, id) ||
+	    ref_overlaps(ref, gpa, size, UINT32_MAX))
 		return -EEXIST;
 	if (ref->n == MMU_REF_MAX_SLOTS)
 		return -ENOSPC;
@@ -171,7 +173,8 @@ void *mmu_ref_backing_map(size_t size, size_t align, size_t offset)
 	if (start > (uintptr_t)p)
 		munmap(p, start - (uintptr_t)p);
 	if ((uintptr_t)p + span > start + size)
-		munmap((void *)(start + size), (uintptr_t)p + span - start - size);
+		munmap((void *)(start + size),
+		       (uintptr_t)p + span - start - size);
 	return (void *)start;
 }
 

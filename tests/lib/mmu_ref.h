@@ -50,4 +50,14 @@ void mmu_ref_backing_unmap(void *p, size_t size);
  * overrides: a divisor). */
 unsigned mmu_ref_scale(unsigned n);
 
+/* For Criterion tests: asserts actual == expected (integers or pointers),
+ * evaluating each once and printing both, under a label. */
+#define MMU_EXPECT(actual, expected, what) do {				\
+	long long a_ = (long long)(actual), e_ = (long long)(expected);	\
+	cr_assert_eq(a_, e_,						\
+		     "%s: expected %lld (%#llx), got %lld (%#llx)", what,	\
+		     e_, (unsigned long long)e_, a_, (unsigned long long)a_);	\
+} while (0)
+#define MMU_EXPECT_EQ(actual, expected) MMU_EXPECT(actual, expected, #actual)
+
 #endif

@@ -12,10 +12,10 @@
 #include <dlfcn.h>
 #include <string.h>
 
-#define ARENA_BASE	0x200000000000ull	/* BoxFort's mmap_base */
-#define ARENA_STEP	(1ull << 24)		/* BoxFort's mmap_off */
-#define APP_LO		0x550000000000ull	/* TSan PIE window */
-#define APP_HI		0x568000000000ull
+#define ARENA_BASE 0x200000000000ull /* BoxFort's mmap_base */
+#define ARENA_STEP (1ull << 24)	     /* BoxFort's mmap_off */
+#define APP_LO 0x550000000000ull     /* TSan PIE window */
+#define APP_HI 0x568000000000ull
 
 int rand_r(unsigned *seedp);
 
@@ -34,7 +34,8 @@ int rand_r(unsigned *seedp)
 	r = real(seedp);
 	if (dladdr(__builtin_return_address(0), &info) && info.dli_fname &&
 	    strstr(info.dli_fname, "libcriterion"))
-		r = (int)((APP_LO - ARENA_BASE) / ARENA_STEP + (unsigned)r % steps);
+		r = (int)((APP_LO - ARENA_BASE) / ARENA_STEP +
+			  (unsigned)r % steps);
 	return r;
 }
 #else

@@ -15,30 +15,30 @@
 #include "mmu/mmu.h"
 #include "tests/lib/mmu_ref.h"
 
-#define SLOT_SIZE	(64 * 1024ull)
-#define SLOT_PAGES	(SLOT_SIZE / 4096)
-#define POSITIONS	24		/* gpa = position * SLOT_SIZE */
-#define LIVE_MAX	8
-#define MAX_INST	40000
-#define READERS		3
+#define SLOT_SIZE (64 * 1024ull)
+#define SLOT_PAGES (SLOT_SIZE / 4096)
+#define POSITIONS 24 /* gpa = position * SLOT_SIZE */
+#define LIVE_MAX 8
+#define MAX_INST 40000
+#define READERS 3
 
 struct inst {
 	uint8_t *mem;
-	int pos;			/* -1 once deleted */
+	int pos; /* -1 once deleted */
 	uint32_t flags;
 };
 
 struct conc {
 	struct mmu *mmu;
 	struct inst inst[MAX_INST];
-	uint64_t deleted_epoch[MAX_INST];	/* atomic; 0 = live */
-	uint64_t placed[MAX_INST];		/* atomic; pos << 32 | epoch */
+	uint64_t deleted_epoch[MAX_INST]; /* atomic; 0 = live */
+	uint64_t placed[MAX_INST];	  /* atomic; pos << 32 | epoch */
 	uint64_t deletes;
-	int released[MAX_INST];			/* atomic */
-	uint64_t epoch;				/* atomic */
-	int stop;				/* atomic */
-	uint64_t violations;			/* atomic */
-	uint64_t hits;				/* atomic */
+	int released[MAX_INST]; /* atomic */
+	uint64_t epoch;		/* atomic */
+	int stop;		/* atomic */
+	uint64_t violations;	/* atomic */
+	uint64_t hits;		/* atomic */
 	int pos_used[POSITIONS];
 	unsigned seed;
 };
@@ -95,7 +95,7 @@ static void reader_step(struct conc *c, struct reader_arg *a)
 	 * which no one writes once the slot exists. */
 	if (mmu_read(c->mmu, (gpa | 4095) - 47, buf, sizeof(buf)) == 0)
 		(void)buf[0];
-	/* Each reader writes its own 8 bytes at [64, 88): no race among them. */
+	/* Each reader writes its own 8 bytes in [64, 88): no race. */
 	gpa = (gpa & ~4095ull) + 64 + 8 * (uint64_t)a->index;
 	(void)mmu_write(c->mmu, gpa, &val, sizeof(val));
 }
@@ -105,8 +105,9 @@ static void *reader_main(void *p)
 	struct reader_arg *a = p;
 	struct conc *c = C;
 
-	cr_assert_eq(mmu_reader_register(c->mmu), 0);
-	for (unsigned i = 0; !__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE); i++) {
+	MMU_EXPECT_EQ(mmu_reader_register(c->mmu), 0);
+	for (unsigned i = 0; !__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE);
+	     i++) {
 		reader_step(c, a);
 		mmu_reader_quiescent();
 		if (i % 64 == 0) {
@@ -154,8 +155,9 @@ static void writer_create(struct conc *c, uint32_t id)
 	in->pos = pos;
 	c->pos_used[pos] = 1;
 	__atomic_store_n(&c->placed[id], (uint64_t)pos << 32, __ATOMIC_RELAXED);
-	cr_assert_eq(mmu_slot_create(c->mmu, id, pos * SLOT_SIZE, SLOT_SIZE,
-				     in->mem, 0), 0);
+	MMU_EXPECT_EQ(mmu_slot_create(c->mmu, id, pos * SLOT_SIZE, SLOT_SIZE,
+				      in->mem, 0),
+		      0);
 }
 
 static void writer_delete(struct conc *c, uint32_t id)
@@ -165,9 +167,9 @@ static void writer_delete(struct conc *c, uint32_t id)
 
 	/* Mostly the callback; sometimes the synchronous wait. */
 	if (rand_r(&c->seed) % 4) {
-		cr_assert_eq(mmu_slot_delete(c->mmu, id, inst_release, in), 0);
+		MMU_EXPECT_EQ(mmu_slot_delete(c->mmu, id, inst_release, in), 0);
 	} else {
-		cr_assert_eq(mmu_slot_delete(c->mmu, id, NULL, NULL), 0);
+		MMU_EXPECT_EQ(mmu_slot_delete(c->mmu, id, NULL, NULL), 0);
 		mmu_synchronize(c->mmu);
 		inst_release(in);
 	}
@@ -190,9 +192,10 @@ static void writer_change(struct conc *c, uint32_t id)
 		uint64_t e;
 
 		/* In flux until the call returns: readers may see either. */
-		__atomic_store_n(&c->placed[id], (uint64_t)pos << 32 | 0xffffffffu,
+		__atomic_store_n(&c->placed[id],
+				 (uint64_t)pos << 32 | 0xffffffffu,
 				 __ATOMIC_RELAXED);
-		cr_assert_eq(mmu_slot_move(c->mmu, id, pos * SLOT_SIZE), 0);
+		MMU_EXPECT_EQ(mmu_slot_move(c->mmu, id, pos * SLOT_SIZE), 0);
 		c->pos_used[in->pos] = 0;
 		c->pos_used[pos] = 1;
 		in->pos = pos;
@@ -202,10 +205,11 @@ static void writer_change(struct conc *c, uint32_t id)
 		__atomic_store_n(&c->epoch, e, __ATOMIC_RELEASE);
 	} else if (k == 1 || k == 2) {
 		in->flags ^= k == 1 ? MMU_SLOT_READONLY : MMU_SLOT_DIRTY_LOG;
-		cr_assert_eq(mmu_slot_set_flags(c->mmu, id, in->flags), 0);
+		MMU_EXPECT_EQ(mmu_slot_set_flags(c->mmu, id, in->flags), 0);
 	} else if (in->flags & MMU_SLOT_DIRTY_LOG) {
-		cr_assert_eq(mmu_dirty_log_get(c->mmu, id, bitmap, sizeof(bitmap),
-					       true), 0);
+		MMU_EXPECT_EQ(mmu_dirty_log_get(c->mmu, id, bitmap,
+						sizeof(bitmap), true),
+			      0);
 	}
 }
 
@@ -225,9 +229,12 @@ static void writer_run(struct conc *c, unsigned ops, bool may_zap_all)
 			writer_delete(c, live[j]);
 			live[j] = live[--nlive];
 		} else if (k < 9) {
-			writer_change(c, live[(uint32_t)rand_r(&c->seed) % nlive]);
+			writer_change(c,
+				      live[(uint32_t)rand_r(&c->seed) % nlive]);
 		} else if (may_zap_all) {
-			cr_assert_eq(mmu_policy_set(c->mmu, rand_r(&c->seed) % 2), 0);
+			MMU_EXPECT_EQ(
+				mmu_policy_set(c->mmu, rand_r(&c->seed) % 2),
+				0);
 		}
 	}
 	while (nlive)
@@ -240,7 +247,8 @@ struct conc_param {
 	unsigned seed;
 };
 
-ParameterizedTestParameters(mmu_concurrency, readers_never_see_deleted_or_moved_slots)
+ParameterizedTestParameters(mmu_concurrency,
+			    readers_never_see_deleted_or_moved_slots)
 {
 	static struct conc_param params[] = {
 		{ MMU_VM_DEFAULT, false, 11 },
@@ -262,7 +270,7 @@ ParameterizedTest(struct conc_param *p, mmu_concurrency,
 
 	C = calloc(1, sizeof(*C));
 	C->seed = p->seed;
-	cr_assert_eq(mmu_create(&cfg, &C->mmu), 0);
+	MMU_EXPECT_EQ(mmu_create(&cfg, &C->mmu), 0);
 	for (int i = 0; i < READERS; i++) {
 		args[i] = (struct reader_arg){ i, p->seed * 100 + (unsigned)i };
 		pthread_create(&th[i], NULL, reader_main, &args[i]);
@@ -277,16 +285,19 @@ ParameterizedTest(struct conc_param *p, mmu_concurrency,
 	mmu_stats_get(C->mmu, &st);
 	for (int i = 0; i < MAX_INST; i++)
 		released += __atomic_load_n(&C->released[i], __ATOMIC_ACQUIRE);
-	cr_assert_eq(C->violations, 0, "expected no stale translation, got %llu",
+	cr_assert_eq(C->violations, 0,
+		     "expected no stale translation, got %llu",
 		     (unsigned long long)C->violations);
-	cr_assert_eq((uint64_t)released, C->deletes,
-		     "expected every deleted backing released once: %llu, got %d",
-		     (unsigned long long)C->deletes, released);
+	cr_assert_eq(
+		(uint64_t)released, C->deletes,
+		"expected every deleted backing released once: %llu, got %d",
+		(unsigned long long)C->deletes, released);
 	cr_assert_gt(C->hits, 0, "readers translated nothing");
-	cr_assert_eq(st.rcu_pending, 0);
-	cr_log_info("%u ops, %llu deletes, %llu checked translations, %llu faults",
-		    ops, (unsigned long long)C->deletes,
-		    (unsigned long long)C->hits, (unsigned long long)st.faults);
+	MMU_EXPECT_EQ(st.rcu_pending, 0);
+	cr_log_info(
+		"%u ops, %llu deletes, %llu checked translations, %llu faults",
+		ops, (unsigned long long)C->deletes,
+		(unsigned long long)C->hits, (unsigned long long)st.faults);
 	mmu_destroy(C->mmu);
 	for (uint32_t i = 1; i < MAX_INST && C->inst[i].mem; i++)
 		mmu_ref_backing_unmap(C->inst[i].mem, SLOT_SIZE);
