@@ -412,3 +412,29 @@ Test(mmu_table, one_thread_reads_two_vms)
 	mmu_destroy(other);
 	mmu_ref_backing_unmap(mem, 64 * KiB);
 }
+
+Test(mmu_table, tlb_generation_wrap_leaves_no_stale_entry, .timeout = 120)
+{
+	uint8_t *mem = mmu_ref_backing_map(4 * MiB, 4 * KiB, 0);
+	uint8_t *big = mmu_ref_backing_map(4 * MiB, 4 * KiB, 0);
+	void *hva;
+
+	vm_open(MMU_VM_DEFAULT, true);
+	MMU_EXPECT_EQ(mmu_slot_create(mmu, 1, 0, 4 * MiB, mem, 0), 0);
+	MMU_EXPECT_EQ(mmu_slot_create(mmu, 2, 1 * GiB, 4 * MiB, big, 0), 0);
+	/* Cache page 0 at generation 0; deleting 1024 pages flushes fully,
+	 * by generation, so the entry stays, merely stale. */
+	MMU_EXPECT_EQ(mmu_translate(mmu, 0, 1, MMU_ACCESS_READ, &hva), 0);
+	MMU_EXPECT_EQ(mmu_slot_delete(mmu, 1, NULL, NULL), 0);
+	/* After 2^19 full flushes the tag's 19 generation bits match again. */
+	for (uint32_t i = 0; stats().tlb_flush_full < (1u << 19); i++) {
+		MMU_EXPECT_EQ(mmu_slot_set_flags(mmu, 2, i % 2 ? 0 :
+						 MMU_SLOT_READONLY), 0);
+		if (i % 1024 == 0)
+			mmu_reader_quiescent();
+	}
+	MMU_EXPECT(mmu_translate(mmu, 0, 1, MMU_ACCESS_READ, &hva), -ENOENT,
+		   "deleted slot after the generation wrapped");
+	mmu_ref_backing_unmap(mem, 4 * MiB);
+	mmu_ref_backing_unmap(big, 4 * MiB);
+}
