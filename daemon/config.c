@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "vmm/vmm.h"
 
 enum {
 	OPT_SOCKET = 's', OPT_STATE_DIR = 'd', OPT_FOREGROUND = 'f',
 	OPT_HELP = 'h', OPT_VERSION = 'V',
 	OPT_HTTP = 256, OPT_HTTP_TOKEN, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_CONFIG,
 	OPT_SOCKET_GROUP, OPT_MAX_MESSAGE, OPT_MAX_BATCH, OPT_MAX_CONNS, OPT_KVM,
+	OPT_FILE_DIR, OPT_MAX_VM_MEMORY, OPT_MAX_MEMORY,
 };
 
 static const struct option options[] = {
@@ -28,6 +30,9 @@ static const struct option options[] = {
 	{ "max-batch",		required_argument, NULL, OPT_MAX_BATCH },
 	{ "max-connections",	required_argument, NULL, OPT_MAX_CONNS },
 	{ "kvm-device",		required_argument, NULL, OPT_KVM },
+	{ "file-dir",		required_argument, NULL, OPT_FILE_DIR },
+	{ "max-vm-memory",	required_argument, NULL, OPT_MAX_VM_MEMORY },
+	{ "max-memory",		required_argument, NULL, OPT_MAX_MEMORY },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -54,6 +59,11 @@ static void usage(FILE *f)
 "      --max-batch N         largest batch (default 256)\n"
 "      --max-connections N   concurrent clients (default 256)\n"
 "      --kvm-device PATH     KVM device (default /dev/kvm)\n"
+"      --file-dir DIR        a directory file-backed memslots may map files\n"
+"                            from (repeatable; none: file backings refused)\n"
+"      --max-vm-memory SIZE  memory of all memslots of one VM (e.g. 8G;\n"
+"                            default: no limit)\n"
+"      --max-memory SIZE     memory of all VMs together (default: no limit)\n"
 "  -h, --help                this help\n"
 "  -V, --version             print the version\n");
 }
@@ -80,6 +90,29 @@ static int parse_uint(const char *name, const char *v, unsigned long long max,
 	return 0;
 }
 
+/* Appends dir to the NULL-terminated --file-dir list. */
+static int file_dir_add(struct slotd_config *cfg, const char *dir)
+{
+	char **v = realloc(cfg->file_dirs, (cfg->nfile_dirs + 2) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	cfg->file_dirs = v;
+	v[cfg->nfile_dirs] = strdup(dir);
+	if (!v[cfg->nfile_dirs])
+		return -ENOMEM;
+	v[++cfg->nfile_dirs] = NULL;
+	return 0;
+}
+
+static int parse_size(const char *name, const char *v, uint64_t *out)
+{
+	if (vmm_parse_size(v, out) == 0 && *out > 0)
+		return 0;
+	fprintf(stderr, "slotd: --%s: '%s' is not a size such as 4G or 512M\n", name, v);
+	return -EINVAL;
+}
+
 /* Applies one option by its getopt value. */
 static int apply(struct slotd_config *cfg, int opt, const char *name, const char *v)
 {
@@ -94,6 +127,9 @@ static int apply(struct slotd_config *cfg, int opt, const char *name, const char
 	case OPT_SOCKET_GROUP:	return set_str(&cfg->socket_group, v);
 	case OPT_KVM:		return set_str(&cfg->kvm_path, v);
 	case OPT_FOREGROUND:	cfg->foreground = true; return 0;
+	case OPT_FILE_DIR:	return file_dir_add(cfg, v);
+	case OPT_MAX_VM_MEMORY:	return parse_size(name, v, &cfg->max_vm_memory);
+	case OPT_MAX_MEMORY:	return parse_size(name, v, &cfg->max_memory);
 	case OPT_LOG_LEVEL:
 		if (slog_level_parse(v, &cfg->log_level) == 0)
 			return 0;
@@ -234,5 +270,8 @@ void daemon_config_free(struct slotd_config *cfg)
 	free(cfg->log_file);
 	free(cfg->socket_group);
 	free(cfg->kvm_path);
+	for (size_t i = 0; i < cfg->nfile_dirs; i++)
+		free(cfg->file_dirs[i]);
+	free(cfg->file_dirs);
 	memset(cfg, 0, sizeof(*cfg));
 }

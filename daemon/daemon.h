@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "daemon/log.h"
 
@@ -24,6 +25,10 @@ struct slotd_config {
 	size_t max_message;
 	size_t max_batch;
 	unsigned max_conns;
+	char **file_dirs;		/* --file-dir, NULL-terminated (or NULL) */
+	size_t nfile_dirs;
+	uint64_t max_vm_memory;		/* --max-vm-memory; 0: no limit */
+	uint64_t max_memory;		/* --max-memory (all VMs); 0: no limit */
 };
 
 /* Fills cfg from defaults, $SLOTD_SOCKET, --config FILE, then the other

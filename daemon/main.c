@@ -246,6 +246,9 @@ static int kvm_setup(struct slotd *d)
 		.kvm_path = d->cfg.kvm_path,
 		.on_state_change = state_changed,
 		.cb_arg = d,
+		.file_dirs = (const char *const *)d->cfg.file_dirs,
+		.max_vm_memory = d->cfg.max_vm_memory,
+		.max_total_memory = d->cfg.max_memory,
 	};
 	const struct vmm_caps *caps;
 	int r;
@@ -275,6 +278,7 @@ static int rpc_setup(struct slotd *d)
 		.max_batch = d->cfg.max_batch,
 		.max_conns = d->cfg.max_conns,
 		.vmm = d->vmm,
+		.state_dir = d->cfg.state_dir,
 		.app = d,
 	};
 	int r = rpc_server_create(d->base, &rc, &d->rpc);
@@ -288,6 +292,20 @@ static int rpc_setup(struct slotd *d)
 	if (!r && d->cfg.http_addr)
 		r = rpc_server_http_listen(d->rpc, d->cfg.http_addr, d->cfg.http_token_file);
 	return r;
+}
+
+/* Brings back the VMs of the state dir before READY=1; a file that cannot
+ * be restored is kept aside and logged, never fatal. */
+static int state_restore(struct slotd *d)
+{
+	unsigned ok = 0, failed = 0;
+	int r = rpc_state_restore(d->rpc, &ok, &failed);
+
+	if (r)
+		slog_error("state: restoring from %s stopped: %s", d->cfg.state_dir, strerror(-r));
+	if (ok || failed)
+		sd_notifyf(0, "STATUS=restored %u VM(s), %u failed", ok, failed);
+	return 0;
 }
 
 static int setup(struct slotd *d)
@@ -307,7 +325,7 @@ static int setup(struct slotd *d)
 		return -ENOMEM;
 	if ((r = signals_setup(d)) || (r = kvm_setup(d)) || (r = rpc_setup(d)))
 		return r;
-	return 0;
+	return state_restore(d);
 }
 
 static void teardown(struct slotd *d)

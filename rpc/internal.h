@@ -78,6 +78,44 @@ int rpc_base64_decode(const char *in, unsigned char **out, size_t *outlen);
 
 /* Adds the vm.* methods. */
 int rpc_methods_vm_register(struct rpc_server *srv);
+/* Adds the memslot.* and vm.quirks.* methods. */
+int rpc_methods_memslot_register(struct rpc_server *srv);
+
+struct vmm_err;
+struct vmm_vm;
+struct vmm_memslot_info;
+struct vmm_memslot_params;
+
+/* Records the JSON-RPC error for a vmm -errno and its struct vmm_err (e may
+ * be NULL); the _field variant names field instead of e->field.  Returns r. */
+int rpc_vmm_error(struct rpc_call *call, int r, const struct vmm_err *e);
+int rpc_vmm_error_field(struct rpc_call *call, int r, const struct vmm_err *e,
+			const char *field);
+/* The VM named by params[key], or NULL after recording the error. */
+struct vmm_vm *rpc_vm_lookup(struct rpc_call *call, json_object *params,
+			     const char *key);
+
+/* One memslot as JSON: {slot, gpa "0x..", size, flags[], backing{}}. */
+json_object *rpc_memslot_json(const struct vmm_memslot_info *s);
+/* Parses a memslot object {slot?, gpa, size, flags?, backing?} into p;
+ * errors name prefix + member ("ops[2].gpa").  0 or -EINVAL. */
+int rpc_memslot_params_parse(struct rpc_call *call, json_object *o,
+			     const char *prefix, struct vmm_memslot_params *p);
+/* Copies the VM's memslots into a malloc'd array (*n entries). */
+int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n);
+
+/* State files (vm-NAME.json in cfg.state_dir; no-ops without one).  Each
+ * records -32010 naming the file in call on failure and returns -errno. */
+int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm,
+			 json_object *params);
+int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm);
+int rpc_state_vm_removed(struct rpc_call *call, const char *name);
+/* True when the VM was restored from the state dir at start-up. */
+bool rpc_state_vm_restored(struct rpc_server *srv, struct vmm_vm *vm);
+
+/* Sends a notification once the current reply is on its way. */
+void rpc_notify_later(struct rpc_server *srv, const char *topic,
+		      json_object *params);
 
 struct rpc_conn *rpc_conn_find(struct rpc_server *srv, uint64_t id);
 

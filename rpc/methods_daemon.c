@@ -187,5 +187,7 @@ int rpc_methods_register_all(struct rpc_server *srv)
 {
 	int r = rpc_methods_daemon_register(srv);
 
-	return r ? r : rpc_methods_vm_register(srv);
+	if (!r)
+		r = rpc_methods_vm_register(srv);
+	return r ? r : rpc_methods_memslot_register(srv);
 }

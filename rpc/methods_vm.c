@@ -10,52 +10,10 @@
 
 #define CONSOLE_TAIL_MAX	(64 * 1024)
 
-/* Maps a vmm error to the JSON-RPC error a person can act on. */
-static int vm_error(struct rpc_call *call, int r, const struct vmm_err *e)
-{
-	const char *msg = e && e->msg[0] ? e->msg : strerror(-r);
-	const char *field = e ? e->field : NULL;
-	int code;
-
-	switch (-r) {
-	case ENODEV:	code = RPC_ERR_KVM_UNAVAILABLE; break;
-	case ENOENT:	code = RPC_ERR_NOT_FOUND; break;
-	case EEXIST:	code = RPC_ERR_EXISTS; break;
-	case EBUSY:
-	case ETIMEDOUT:	code = RPC_ERR_BAD_STATE; break;
-	case EINVAL:
-	case EFAULT:	code = RPC_INVALID_PARAMS; break;
-	case EPERM:
-	case EACCES:	code = RPC_ERR_NOT_PERMITTED; break;
-	case EOPNOTSUPP: code = RPC_ERR_UNSUPPORTED; break;
-	case ENOMEM:
-	case ENOSPC:
-	case E2BIG:	code = RPC_ERR_LIMIT; break;
-	default:	code = RPC_ERR_KERNEL; break;
-	}
-	rpc_call_error(call, code, field, "%s", msg);
-	rpc_call_error_data(call, "errno", json_object_new_string(strerrorname_np(-r) ?
-					   strerrorname_np(-r) : "unknown"));
-	return r;
-}
-
 /* The VM named by params.name, or an error naming it. */
 static struct vmm_vm *vm_lookup(struct rpc_call *call, json_object *params)
 {
-	const char *name = rpc_param_str(params, "name", "");
-	struct vmm_vm *vm;
-
-	if (!vmm_caps_get(rpc_call_vmm(call))->kvm_available) {
-		rpc_call_error(call, RPC_ERR_KVM_UNAVAILABLE, NULL,
-			       "KVM is unavailable on this host: %s",
-			       vmm_caps_get(rpc_call_vmm(call))->kvm_error);
-		return NULL;
-	}
-	vm = vmm_vm_find(rpc_call_vmm(call), name);
-	if (!vm)
-		rpc_call_error(call, RPC_ERR_NOT_FOUND, "name",
-			       "no VM named '%s' (vm.list shows them)", name);
-	return vm;
+	return rpc_vm_lookup(call, params, "name");
 }
 
 static void add_str(json_object *o, const char *k, const char *v)
@@ -148,7 +106,7 @@ static int vm_create(struct rpc_call *call, json_object *params, json_object **r
 	int r;
 
 	if (!vmm_caps_get(rpc_call_vmm(call))->kvm_available)
-		return vm_error(call, -ENODEV, NULL);
+		return rpc_vmm_error(call, -ENODEV, NULL);
 	if (rpc_param_size(call, params, "memory", 64ull << 20, &p.memory_bytes))
 		return -EINVAL;
 	vmm_vm_type_parse(rpc_param_str(params, "type", "default"), &p.type);
@@ -157,8 +115,16 @@ static int vm_create(struct rpc_call *call, json_object *params, json_object **r
 			p.args[i] = json_object_get_uint64(json_object_array_get_idx(args, i));
 	r = vmm_vm_create(rpc_call_vmm(call), &p, &vm, &e);
 	if (r)
-		return vm_error(call, r, &e);
+		return rpc_vmm_error(call, r, &e);
+	/* Not durable, not created: the client must not see a VM that a
+	 * restart would lose. */
+	r = rpc_state_vm_created(call, vm, params);
+	if (r) {
+		vmm_vm_destroy(vm, NULL);
+		return r;
+	}
 	*result = info_json(vm, true);
+	json_object_object_add(*result, "restored", json_object_new_boolean(false));
 	return 0;
 }
 
@@ -176,7 +142,7 @@ static int vm_action(struct rpc_call *call, json_object *params,
 		return -EINVAL;
 	r = fn(vm, &e);
 	if (r)
-		return vm_error(call, r, &e);
+		return rpc_vmm_error(call, r, &e);
 	*result = info_json(vm, false);
 	return 0;
 }
@@ -213,7 +179,10 @@ static int vm_destroy(struct rpc_call *call, json_object *params, json_object **
 	snprintf(name, sizeof(name), "%s", vmm_vm_name(vm));
 	r = vmm_vm_destroy(vm, &e);
 	if (r)
-		return vm_error(call, r, &e);
+		return rpc_vmm_error(call, r, &e);
+	r = rpc_state_vm_removed(call, name);
+	if (r)
+		return r;
 	*result = json_object_new_object();
 	add_str(*result, "name", name);
 	add_str(*result, "state", "destroyed");
@@ -245,6 +214,8 @@ static int vm_info(struct rpc_call *call, json_object *params, json_object **res
 	if (!vm)
 		return -EINVAL;
 	*result = info_json(vm, true);
+	json_object_object_add(*result, "restored",
+			       json_object_new_boolean(rpc_state_vm_restored(rpc_call_server(call), vm)));
 	return 0;
 }
 
@@ -313,7 +284,7 @@ static int vm_stats(struct rpc_call *call, json_object *params, json_object **re
 	r = vmm_vm_stats_foreach(vm, stat_add, o);
 	if (r) {
 		json_object_put(o);
-		return vm_error(call, r, NULL);
+		return rpc_vmm_error(call, r, NULL);
 	}
 	*result = o;
 	return 0;
@@ -394,7 +365,7 @@ static int vm_memory_read(struct rpc_call *call, json_object *params, json_objec
 	r = vmm_vm_memory_read(vm, gpa, buf, len, &e);
 	if (r) {
 		free(buf);
-		return vm_error(call, r, &e);
+		return rpc_vmm_error(call, r, &e);
 	}
 	b64 = rpc_base64_encode(buf, len);
 	free(buf);
@@ -425,7 +396,7 @@ static int vm_memory_write(struct rpc_call *call, json_object *params, json_obje
 		return rpc_call_error(call, RPC_INVALID_PARAMS, "data",
 				      "Invalid params: 'data' is empty");
 	if (r)
-		return vm_error(call, r, &e);
+		return rpc_vmm_error(call, r, &e);
 	*result = json_object_new_object();
 	add_u64(*result, "length", len);
 	return 0;

@@ -55,6 +55,7 @@ struct rpc_config {
 	const char *openrpc;	/* the OpenRPC document (JSON text); NULL:
 				 * the one built into slotd */
 	struct vmm *vmm;	/* the VMs the vm.* and memslot.* methods drive */
+	const char *state_dir;	/* vm-NAME.json files; NULL: not persisted */
 	void *app;		/* handed to handlers via rpc_call_app() */
 	/* Appends the application's Prometheus lines to GET /metrics. */
 	void (*metrics)(struct evbuffer *out, void *app);
@@ -71,6 +72,12 @@ int rpc_server_register(struct rpc_server *srv, const struct rpc_method *m,
 int rpc_methods_daemon_register(struct rpc_server *srv);
 /* Adds every method slotd serves (what the daemon calls). */
 int rpc_methods_register_all(struct rpc_server *srv);
+
+/* Recreates every VM and memslot layout saved in cfg.state_dir (state
+ * defined), logging one line per VM and slot; a file that cannot be
+ * restored is renamed NAME.failed.  *restored and *failed get the counts. */
+int rpc_state_restore(struct rpc_server *srv, unsigned *restored,
+		      unsigned *failed);
 
 /* Serves a listening stream socket; the server owns fd from now on. */
 int rpc_server_listen(struct rpc_server *srv, int fd);

@@ -1,0 +1,841 @@
+/* memslot.* and vm.quirks.* methods: JSON in, typed vmm_memslot_* and
+ * vmm_vm_quirk* calls, JSON out; each accepted change is made durable in
+ * the state dir before the reply and then announced to subscribers. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "rpc/internal.h"
+#include "vmm/vmm.h"
+
+static const char *const kind_names[] = {
+	[VMM_BACKING_ANON] = "anon", [VMM_BACKING_MEMFD] = "memfd",
+	[VMM_BACKING_HUGETLB] = "hugetlb", [VMM_BACKING_FILE] = "file",
+};
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void add_hex(json_object *o, const char *k, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+	add_str(o, k, buf);
+}
+
+static json_object *backing_json(const struct vmm_backing *b)
+{
+	json_object *o = json_object_new_object();
+
+	add_str(o, "kind", b->kind <= VMM_BACKING_FILE ? kind_names[b->kind] : "unknown");
+	if (b->path[0]) {
+		add_str(o, "path", b->path);
+		add_u64(o, "offset", b->offset);
+	}
+	if (b->kind == VMM_BACKING_HUGETLB)
+		add_u64(o, "hugepage_size", b->hugepage_size ? b->hugepage_size : 2u << 20);
+	json_object_object_add(o, "shared", json_object_new_boolean(b->shared));
+	return o;
+}
+
+static json_object *flags_json(uint32_t flags)
+{
+	json_object *a = json_object_new_array();
+
+	if (flags & VMM_SLOT_READONLY)
+		json_object_array_add(a, json_object_new_string("readonly"));
+	if (flags & VMM_SLOT_DIRTY_LOG)
+		json_object_array_add(a, json_object_new_string("dirty_log"));
+	return a;
+}
+
+json_object *rpc_memslot_json(const struct vmm_memslot_info *s)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "slot", json_object_new_int64(s->id));
+	add_hex(o, "gpa", s->gpa);
+	add_u64(o, "size", s->size);
+	json_object_object_add(o, "flags", flags_json(s->slot_flags));
+	json_object_object_add(o, "backing", backing_json(&s->backing));
+	return o;
+}
+
+/* {duration_ns, kernel_ns, engine_ns, kernel: {name: delta}, engine: {...}}. */
+static json_object *effect_json(const struct vmm_effect *fx)
+{
+	json_object *o = json_object_new_object();
+	json_object *k = json_object_new_object(), *e = json_object_new_object();
+
+	add_u64(o, "duration_ns", fx->duration_ns);
+	add_u64(o, "kernel_ns", fx->kernel_ns);
+	add_u64(o, "engine_ns", fx->engine_ns);
+	for (unsigned i = 0; i < fx->n && i < VMM_EFFECT_MAX; i++) {
+		const char *side = fx->counters[i].side, *name = fx->counters[i].name;
+
+		if (!side || !name)
+			continue;
+		json_object_object_add(strcmp(side, "engine") ? k : e, name,
+				       json_object_new_int64(fx->counters[i].delta));
+	}
+	json_object_object_add(o, "kernel", k);
+	json_object_object_add(o, "engine", e);
+	return o;
+}
+
+int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n)
+{
+	struct vmm_memslot_info *s = NULL;
+	size_t max = 0, count = 0;
+	int r;
+
+	/* The count can grow between the calls only if another thread
+	 * changes the layout; retry until it fits. */
+	for (;;) {
+		r = vmm_vm_memslots_get(vm, s, max, &count);
+		if (r || count <= max)
+			break;
+		free(s);
+		max = count + 8;
+		s = calloc(max, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+	}
+	if (r) {
+		free(s);
+		return r;
+	}
+	*out = s;
+	*n = count;
+	return 0;
+}
+
+/* The memslot with that id; -ENOENT when there is none. */
+static int slot_find(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *out)
+{
+	struct vmm_memslot_info *s;
+	size_t n;
+	int r = rpc_memslots_get(vm, &s, &n);
+
+	if (r)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n; i++)
+		if (s[i].id == id) {
+			*out = s[i];
+			r = 0;
+			break;
+		}
+	free(s);
+	return r;
+}
+
+/* An unknown slot as -32002 naming field. */
+static int no_slot(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
+		   const char *field)
+{
+	return rpc_call_error(call, RPC_ERR_NOT_FOUND, field,
+			      "VM '%s' has no memslot %" PRIu32 " (memslot.list shows them)",
+			      vmm_vm_name(vm), id);
+}
+
+/* ---- params ----------------------------------------------------------- */
+
+/* A byte count member (integer or size string) of o; absent: dflt. */
+static int size_at(struct rpc_call *call, json_object *o, const char *prefix,
+		   const char *key, uint64_t dflt, uint64_t *out)
+{
+	char field[128];
+	json_object *v;
+
+	*out = dflt;
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
+		*out = json_object_get_uint64(v);
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_string) &&
+	    !rpc_parse_size(json_object_get_string(v), out))
+		return 0;
+	snprintf(field, sizeof(field), "%s%s", prefix, key);
+	return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+			      "Invalid params: '%s' must be a byte count such as "
+			      "4096, \"0x1000\", \"256M\" or \"1G\"", field);
+}
+
+static int kind_parse(const char *s, enum vmm_backing_kind *out)
+{
+	for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+		if (!strcmp(s, kind_names[i])) {
+			*out = (enum vmm_backing_kind)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* backing {kind, path?, offset?, hugepage_size?, shared?}; prefix ends in
+ * "backing.". */
+static int backing_parse(struct rpc_call *call, json_object *b, const char *prefix,
+			 struct vmm_backing *out)
+{
+	const char *path = rpc_param_str(b, "path", NULL);
+	char field[128];
+
+	memset(out, 0, sizeof(*out));
+	snprintf(field, sizeof(field), "%skind", prefix);
+	if (kind_parse(rpc_param_str(b, "kind", "anon"), &out->kind))
+		return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+				      "Invalid params: '%s' must be anon, memfd, hugetlb or file", field);
+	snprintf(field, sizeof(field), "%spath", prefix);
+	if (out->kind == VMM_BACKING_FILE && !path)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+				      "Invalid params: a file backing needs '%s'", field);
+	if (path && out->kind != VMM_BACKING_FILE && out->kind != VMM_BACKING_MEMFD)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+				      "Invalid params: '%s' is only for file and memfd backings", field);
+	if (path && strlen(path) >= sizeof(out->path))
+		return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+				      "Invalid params: '%s' is too long", field);
+	if (path)
+		snprintf(out->path, sizeof(out->path), "%s", path);
+	out->shared = rpc_param_bool(b, "shared", false);
+	if (size_at(call, b, prefix, "offset", 0, &out->offset) ||
+	    size_at(call, b, prefix, "hugepage_size", 0, &out->hugepage_size))
+		return -EINVAL;
+	snprintf(field, sizeof(field), "%soffset", prefix);
+	if (out->offset && !path)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+				      "Invalid params: '%s' needs a path", field);
+	return 0;
+}
+
+/* flags ["readonly", "dirty_log"] -> VMM_SLOT_*. */
+static int flags_parse(struct rpc_call *call, json_object *o, const char *prefix,
+		       uint32_t *out)
+{
+	json_object *a;
+	char field[128];
+
+	*out = 0;
+	if (!json_object_object_get_ex(o, "flags", &a))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		const char *f = json_object_get_string(json_object_array_get_idx(a, i));
+
+		if (f && !strcmp(f, "readonly")) {
+			*out |= VMM_SLOT_READONLY;
+		} else if (f && !strcmp(f, "dirty_log")) {
+			*out |= VMM_SLOT_DIRTY_LOG;
+		} else {
+			snprintf(field, sizeof(field), "%sflags[%zu]", prefix, i);
+			return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+					      "Invalid params: '%s' must be readonly or dirty_log", field);
+		}
+	}
+	return 0;
+}
+
+int rpc_memslot_params_parse(struct rpc_call *call, json_object *o,
+			     const char *prefix, struct vmm_memslot_params *p)
+{
+	char bprefix[64];
+	json_object *b;
+
+	memset(p, 0, sizeof(*p));
+	p->id = json_object_object_get_ex(o, "slot", &b) ?
+		(uint32_t)json_object_get_int64(b) : VMM_SLOT_ANY;
+	if (size_at(call, o, prefix, "gpa", 0, &p->gpa) ||
+	    size_at(call, o, prefix, "size", 0, &p->size) ||
+	    flags_parse(call, o, prefix, &p->flags))
+		return -EINVAL;
+	snprintf(bprefix, sizeof(bprefix), "%sbacking.", prefix);
+	if (!json_object_object_get_ex(o, "backing", &b)) {
+		p->backing.kind = VMM_BACKING_ANON;
+		return 0;
+	}
+	return backing_parse(call, b, bprefix, &p->backing);
+}
+
+/* vmm names backing members bare ("path"); the API nests them. */
+static const char *field_name(const struct vmm_err *e, char *buf, size_t len)
+{
+	static const char *const nested[] = { "path", "offset", "hugepage_size", "shared", "kind" };
+
+	if (!e->field)
+		return NULL;
+	if (!strcmp(e->field, "id"))
+		return "slot";
+	for (size_t i = 0; i < sizeof(nested) / sizeof(nested[0]); i++)
+		if (!strcmp(e->field, nested[i])) {
+			snprintf(buf, len, "backing.%s", e->field);
+			return buf;
+		}
+	return e->field;
+}
+
+/* A vmm error of a memslot call; field names as in the API. */
+static int slot_error(struct rpc_call *call, int r, const struct vmm_err *e)
+{
+	char buf[64];
+
+	return rpc_vmm_error_field(call, r, e, field_name(e, buf, sizeof(buf)));
+}
+
+/* ---- notifications ----------------------------------------------------- */
+
+struct later {
+	struct rpc_server *srv;
+	char topic[32];
+	json_object *params;
+};
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct later *l = arg;
+
+	(void)fd; (void)what;
+	rpc_server_notify(l->srv, l->topic, l->params);
+	free(l);
+}
+
+/* Replies are queued when the handler returns; the event must follow the
+ * reply on the caller's own connection (DESIGN: response, then event). */
+void rpc_notify_later(struct rpc_server *srv, const char *topic, json_object *params)
+{
+	struct timeval now = { 0, 0 };
+	struct later *l = calloc(1, sizeof(*l));
+
+	if (!l || !srv->base) {
+		free(l);
+		rpc_server_notify(srv, topic, params);
+		return;
+	}
+	l->srv = srv;
+	snprintf(l->topic, sizeof(l->topic), "%s", topic);
+	l->params = params;
+	if (event_base_once(srv->base, -1, EV_TIMEOUT, later_cb, l, &now)) {
+		free(l);
+		rpc_server_notify(srv, topic, params);
+	}
+}
+
+/* {vm, slot: {...}, effect} for subscribers. */
+static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *vm,
+		       json_object *slot, const struct vmm_effect *fx)
+{
+	json_object *p = json_object_new_object();
+
+	add_str(p, "vm", vmm_vm_name(vm));
+	json_object_object_add(p, "slot", slot);
+	json_object_object_add(p, "effect", effect_json(fx));
+	rpc_notify_later(rpc_call_server(call), topic, p);
+}
+
+/* ---- memslot.* -------------------------------------------------------- */
+
+/* Saves the layout, answers with the slot and the effect, and announces
+ * the change on topic (when not NULL). */
+static int slot_reply(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
+		      const struct vmm_effect *fx, const char *topic,
+		      json_object **result)
+{
+	struct vmm_memslot_info s;
+	int r = rpc_state_vm_save(call, vm);
+
+	if (r)
+		return r;
+	if (slot_find(vm, id, &s))
+		return no_slot(call, vm, id, "slot");
+	*result = rpc_memslot_json(&s);
+	add_str(*result, "vm", vmm_vm_name(vm));
+	json_object_object_add(*result, "effect", effect_json(fx));
+	if (topic)
+		slot_event(call, topic, vm, rpc_memslot_json(&s), fx);
+	return 0;
+}
+
+/* The slot id param (validated by the schema). */
+static uint32_t slot_param(json_object *params)
+{
+	return (uint32_t)rpc_param_int(params, "slot", 0);
+}
+
+static int memslot_create(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct vmm_memslot_params p;
+	struct vmm_effect fx = { 0 };
+	struct vmm_err e = { 0 };
+	uint32_t id = 0;
+	int r;
+
+	if (!vm || rpc_memslot_params_parse(call, params, "", &p))
+		return -EINVAL;
+	r = vmm_memslot_create(vm, &p, &id, &fx, &e);
+	if (r)
+		return slot_error(call, r, &e);
+	return slot_reply(call, vm, id, &fx, "memslot.created", result);
+}
+
+static int memslot_move(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	uint32_t id = slot_param(params);
+	struct vmm_memslot_info old;
+	struct vmm_effect fx = { 0 };
+	struct vmm_err e = { 0 };
+	uint64_t gpa;
+	int r;
+
+	if (!vm || rpc_param_size(call, params, "gpa", 0, &gpa))
+		return -EINVAL;
+	if (slot_find(vm, id, &old))
+		return no_slot(call, vm, id, "slot");
+	r = vmm_memslot_move(vm, id, gpa, &fx, &e);
+	if (r)
+		return slot_error(call, r, &e);
+	r = slot_reply(call, vm, id, &fx, "memslot.moved", result);
+	if (!r)
+		add_hex(*result, "old_gpa", old.gpa);
+	return r;
+}
+
+static int memslot_delete(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	uint32_t id = slot_param(params);
+	struct vmm_memslot_info old;
+	struct vmm_effect fx = { 0 };
+	struct vmm_err e = { 0 };
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	if (slot_find(vm, id, &old))
+		return no_slot(call, vm, id, "slot");
+	r = vmm_memslot_delete(vm, id, &fx, &e);
+	if (r)
+		return slot_error(call, r, &e);
+	r = rpc_state_vm_save(call, vm);
+	if (r)
+		return r;
+	*result = rpc_memslot_json(&old);
+	add_str(*result, "vm", vmm_vm_name(vm));
+	json_object_object_add(*result, "effect", effect_json(&fx));
+	slot_event(call, "memslot.deleted", vm, rpc_memslot_json(&old), &fx);
+	return 0;
+}
+
+static int memslot_list(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct vmm_memslot_info *s;
+	json_object *a;
+	size_t n;
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	r = rpc_memslots_get(vm, &s, &n);
+	if (r)
+		return rpc_vmm_error(call, r, NULL);
+	a = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, rpc_memslot_json(&s[i]));
+	free(s);
+	*result = json_object_new_object();
+	add_str(*result, "vm", vmm_vm_name(vm));
+	add_u64(*result, "count", n);
+	json_object_object_add(*result, "memslots", a);
+	return 0;
+}
+
+/* dirty_log on/off; readonly, when given, must not change (KVM cannot
+ * change it in place: delete and create the slot instead). */
+static int memslot_set_flags(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	uint32_t id = slot_param(params);
+	struct vmm_memslot_info cur;
+	struct vmm_effect fx = { 0 };
+	struct vmm_err e = { 0 };
+	bool ro;
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	if (slot_find(vm, id, &cur))
+		return no_slot(call, vm, id, "slot");
+	ro = rpc_param_bool(params, "readonly", cur.slot_flags & VMM_SLOT_READONLY);
+	if (ro != !!(cur.slot_flags & VMM_SLOT_READONLY))
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "readonly",
+				      "Invalid params: 'readonly' cannot change in place on memslot %"
+				      PRIu32 "; delete the slot and create it again", id);
+	r = vmm_memslot_set_flags(vm, id, rpc_param_bool(params, "dirty_log", false), &fx, &e);
+	if (r)
+		return slot_error(call, r, &e);
+	return slot_reply(call, vm, id, &fx, NULL, result);
+}
+
+static int memslot_dirty_log(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	uint32_t id = slot_param(params);
+	uint64_t *bm = NULL, npages = 0, ndirty = 0;
+	struct vmm_err e = { 0 };
+	char *b64;
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	r = vmm_memslot_dirty_log(vm, id, rpc_param_bool(params, "clear", false),
+				  &bm, &npages, &ndirty, &e);
+	if (r)
+		return slot_error(call, r, &e);
+	/* Little-endian words: bit i of the bitmap is bit i%8 of byte i/8. */
+	b64 = rpc_base64_encode((const unsigned char *)bm, (npages + 7) / 8);
+	free(bm);
+	if (!b64)
+		return -ENOMEM;
+	*result = json_object_new_object();
+	add_str(*result, "vm", vmm_vm_name(vm));
+	json_object_object_add(*result, "slot", json_object_new_int64(id));
+	add_u64(*result, "pages", npages);
+	add_u64(*result, "count", ndirty);
+	add_str(*result, "bitmap", b64);
+	free(b64);
+	return 0;
+}
+
+/* ---- memslot.transaction ------------------------------------------------ */
+
+static const char *const op_names[] = {
+	[VMM_OP_CREATE] = "create", [VMM_OP_MOVE] = "move", [VMM_OP_DELETE] = "delete",
+};
+
+/* A member an op of this kind must have, or an error naming it. */
+static int op_need(struct rpc_call *call, json_object *o, size_t i, const char *key)
+{
+	char field[48];
+
+	if (json_object_object_get_ex(o, key, NULL))
+		return 0;
+	snprintf(field, sizeof(field), "ops[%zu].%s", i, key);
+	return rpc_call_error(call, RPC_INVALID_PARAMS, field,
+			      "Invalid params: '%s' is required for a %s op", field,
+			      rpc_param_str(o, "op", "?"));
+}
+
+/* ops[i] {op, slot?, gpa?, size?, flags?, backing?} -> *op. */
+static int op_parse(struct rpc_call *call, json_object *o, size_t i,
+		    struct vmm_memslot_op *op)
+{
+	const char *kind = rpc_param_str(o, "op", "");
+	char prefix[32];
+
+	snprintf(prefix, sizeof(prefix), "ops[%zu].", i);
+	memset(op, 0, sizeof(*op));
+	if (!strcmp(kind, "create")) {
+		op->kind = VMM_OP_CREATE;
+		if (op_need(call, o, i, "gpa") || op_need(call, o, i, "size"))
+			return -EINVAL;
+		return rpc_memslot_params_parse(call, o, prefix, &op->create);
+	}
+	op->kind = strcmp(kind, "move") ? VMM_OP_DELETE : VMM_OP_MOVE;
+	if (op_need(call, o, i, "slot") ||
+	    (op->kind == VMM_OP_MOVE && op_need(call, o, i, "gpa")))
+		return -EINVAL;
+	op->id = (uint32_t)rpc_param_int(o, "slot", 0);
+	return size_at(call, o, prefix, "gpa", 0, &op->gpa);
+}
+
+struct txn {
+	size_t n;
+	struct vmm_memslot_op ops[VMM_TXN_MAX];
+	uint32_t ids[VMM_TXN_MAX];
+	struct vmm_memslot_info old[VMM_TXN_MAX];	/* move, delete: before */
+};
+
+/* Parses every op and remembers what move/delete ops act on. */
+static int txn_parse(struct rpc_call *call, struct vmm_vm *vm, json_object *ops,
+		     struct txn *t)
+{
+	t->n = json_object_array_length(ops);
+	if (t->n == 0 || t->n > VMM_TXN_MAX)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "ops",
+				      "Invalid params: 'ops' must have 1..%d entries", VMM_TXN_MAX);
+	for (size_t i = 0; i < t->n; i++) {
+		if (op_parse(call, json_object_array_get_idx(ops, i), i, &t->ops[i]))
+			return -EINVAL;
+		if (t->ops[i].kind != VMM_OP_CREATE)
+			slot_find(vm, t->ops[i].id, &t->old[i]);
+	}
+	return 0;
+}
+
+/* The error of op failed, named "ops[failed].field", data.op = failed. */
+static int txn_error(struct rpc_call *call, int r, const struct vmm_err *e,
+		     size_t failed, size_t n)
+{
+	char buf[64], field[96];
+	const char *f = field_name(e, buf, sizeof(buf));
+
+	if (failed >= n)
+		return slot_error(call, r, e);
+	snprintf(field, sizeof(field), "ops[%zu]%s%s", failed, f ? "." : "", f ? f : "");
+	rpc_vmm_error_field(call, r, e, field);
+	rpc_call_error_data(call, "op", json_object_new_int64((int64_t)failed));
+	return r;
+}
+
+/* One event per op; each carries the whole transaction's effect. */
+static void txn_events(struct rpc_call *call, struct vmm_vm *vm, const struct txn *t,
+		       const struct vmm_effect *fx)
+{
+	static const char *const topics[] = {
+		[VMM_OP_CREATE] = "memslot.created", [VMM_OP_MOVE] = "memslot.moved",
+		[VMM_OP_DELETE] = "memslot.deleted",
+	};
+
+	for (size_t i = 0; i < t->n; i++) {
+		struct vmm_memslot_info s = t->old[i];
+		json_object *p = json_object_new_object(), *x = json_object_new_object();
+
+		if (t->ops[i].kind != VMM_OP_DELETE)
+			slot_find(vm, t->ids[i], &s);
+		add_str(p, "vm", vmm_vm_name(vm));
+		json_object_object_add(p, "slot", rpc_memslot_json(&s));
+		if (t->ops[i].kind == VMM_OP_MOVE)
+			add_hex(p, "old_gpa", t->old[i].gpa);
+		add_u64(x, "index", i);
+		add_u64(x, "count", t->n);
+		json_object_object_add(p, "transaction", x);
+		json_object_object_add(p, "effect", effect_json(fx));
+		rpc_notify_later(rpc_call_server(call), topics[t->ops[i].kind], p);
+	}
+}
+
+static json_object *txn_result(struct vmm_vm *vm, const struct txn *t,
+			       const struct vmm_effect *fx)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	for (size_t i = 0; i < t->n; i++) {
+		json_object *x = json_object_new_object();
+
+		add_str(x, "op", op_names[t->ops[i].kind]);
+		json_object_object_add(x, "slot", json_object_new_int64(t->ids[i]));
+		json_object_array_add(a, x);
+	}
+	add_str(o, "vm", vmm_vm_name(vm));
+	json_object_object_add(o, "ops", a);
+	json_object_object_add(o, "effect", effect_json(fx));
+	return o;
+}
+
+static int memslot_transaction(struct rpc_call *call, json_object *params,
+			       json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct vmm_effect fx = { 0 };
+	struct vmm_err e = { 0 };
+	size_t failed = SIZE_MAX;
+	json_object *ops = NULL;
+	struct txn *t;
+	int r;
+
+	if (!vm)
+		return -EINVAL;
+	json_object_object_get_ex(params, "ops", &ops);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	r = txn_parse(call, vm, ops, t);
+	if (!r) {
+		r = vmm_memslot_transaction(vm, t->ops, t->n, t->ids, &failed, &fx, &e);
+		if (r)
+			txn_error(call, r, &e, failed, t->n);
+	}
+	if (!r)
+		r = rpc_state_vm_save(call, vm);
+	if (!r) {
+		*result = txn_result(vm, t, &fx);
+		txn_events(call, vm, t, &fx);
+	}
+	free(t);
+	return r;
+}
+
+/* ---- vm.quirks.* -------------------------------------------------------- */
+
+static json_object *quirk_json(const struct vmm_quirk_state *q)
+{
+	json_object *o = json_object_new_object();
+
+	add_str(o, "name", q->name ? q->name : "?");
+	json_object_object_add(o, "bit", json_object_new_int(q->bit ? __builtin_ctzll(q->bit) : 0));
+	json_object_object_add(o, "supported", json_object_new_boolean(q->supported));
+	json_object_object_add(o, "enabled", json_object_new_boolean(q->enabled));
+	json_object_object_add(o, "locked", json_object_new_boolean(q->locked));
+	json_object_object_add(o, "why", q->why[0] ? json_object_new_string(q->why) : NULL);
+	return o;
+}
+
+/* {vm, state, quirks: [...]}: every quirk with supported/enabled/locked. */
+static int quirks_reply(struct rpc_call *call, struct vmm_vm *vm, json_object **result)
+{
+	struct vmm_quirk_state *q = calloc(vmm_quirk_desc_count, sizeof(*q));
+	struct vmm_vm_info in;
+	json_object *a;
+	int r;
+
+	if (!q)
+		return -ENOMEM;
+	r = vmm_vm_quirks_get(vm, q, vmm_quirk_desc_count);
+	if (r) {
+		free(q);
+		return rpc_vmm_error(call, r, NULL);
+	}
+	a = json_object_new_array();
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
+		json_object_array_add(a, quirk_json(&q[i]));
+	free(q);
+	vmm_vm_info_get(vm, &in);
+	*result = json_object_new_object();
+	add_str(*result, "vm", vmm_vm_name(vm));
+	add_str(*result, "state", vmm_vm_state_name(in.state));
+	json_object_object_add(*result, "quirks", a);
+	return 0;
+}
+
+static int vm_quirks_get(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+
+	return vm ? quirks_reply(call, vm, result) : -EINVAL;
+}
+
+#define SNAP_MAX 96
+
+/* The VM's cumulative kernel (stats fd, VM-wide) counters. */
+struct snap {
+	size_t n;
+	struct { char name[48]; uint64_t v; } c[SNAP_MAX];
+};
+
+static int snap_one(const struct vmm_stat *st, void *arg)
+{
+	struct snap *s = arg;
+
+	if (strcmp(st->source, "kvm") || st->vcpu >= 0 || !st->cumulative || s->n >= SNAP_MAX)
+		return 0;
+	snprintf(s->c[s->n].name, sizeof(s->c[0].name), "%s", st->name);
+	s->c[s->n++].v = st->value;
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* vmm_vm_quirk_set reports no effect: measure the kernel side here (the
+ * non-zero stats-fd deltas) and the time it took. */
+static void quirk_effect(const struct snap *a, const struct snap *b, uint64_t ns,
+			 struct vmm_effect *fx)
+{
+	memset(fx, 0, sizeof(*fx));
+	fx->duration_ns = ns;
+	fx->kernel_ns = ns;
+	for (size_t i = 0; i < b->n && i < a->n && fx->n < VMM_EFFECT_MAX; i++) {
+		if (strcmp(a->c[i].name, b->c[i].name) || a->c[i].v == b->c[i].v)
+			continue;
+		fx->counters[fx->n].side = "kernel";
+		fx->counters[fx->n].name = b->c[i].name;
+		fx->counters[fx->n++].delta = (int64_t)(b->c[i].v - a->c[i].v);
+	}
+}
+
+static void quirk_event(struct rpc_call *call, struct vmm_vm *vm, const char *quirk,
+			bool enabled, const struct vmm_effect *fx)
+{
+	json_object *p = json_object_new_object();
+
+	add_str(p, "vm", vmm_vm_name(vm));
+	add_str(p, "quirk", quirk);
+	json_object_object_add(p, "enabled", json_object_new_boolean(enabled));
+	json_object_object_add(p, "effect", effect_json(fx));
+	rpc_notify_later(rpc_call_server(call), "vm.quirk_changed", p);
+}
+
+static int vm_quirks_set(struct rpc_call *call, json_object *params, json_object **result)
+{
+	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	const char *quirk = rpc_param_str(params, "quirk", "");
+	bool enabled = rpc_param_bool(params, "enabled", true);
+	struct snap *s = calloc(2, sizeof(*s));
+	struct vmm_effect fx;
+	struct vmm_err e = { 0 };
+	uint64_t t0;
+	int r;
+
+	if (!vm || !s) {
+		free(s);
+		return vm ? -ENOMEM : -EINVAL;
+	}
+	vmm_vm_stats_foreach(vm, snap_one, &s[0]);
+	t0 = now_ns();
+	r = vmm_vm_quirk_set(vm, quirk, enabled, &e);
+	quirk_effect(&s[0], &s[1], 0, &fx);
+	if (!r) {
+		fx.duration_ns = fx.kernel_ns = now_ns() - t0;
+		vmm_vm_stats_foreach(vm, snap_one, &s[1]);
+		quirk_effect(&s[0], &s[1], fx.duration_ns, &fx);
+		r = rpc_state_vm_save(call, vm);
+	} else {
+		rpc_vmm_error(call, r, &e);
+	}
+	if (!r)
+		r = quirks_reply(call, vm, result);
+	if (!r) {
+		json_object_object_add(*result, "effect", effect_json(&fx));
+		quirk_event(call, vm, quirk, enabled, &fx);
+	}
+	free(s);
+	return r;
+}
+
+static const struct rpc_method memslot_methods[] = {
+	{ "memslot.create",	 memslot_create },
+	{ "memslot.move",	 memslot_move },
+	{ "memslot.delete",	 memslot_delete },
+	{ "memslot.list",	 memslot_list },
+	{ "memslot.set_flags",	 memslot_set_flags },
+	{ "memslot.dirty_log",	 memslot_dirty_log },
+	{ "memslot.transaction", memslot_transaction },
+	{ "vm.quirks.get",	 vm_quirks_get },
+	{ "vm.quirks.set",	 vm_quirks_set },
+};
+
+int rpc_methods_memslot_register(struct rpc_server *srv)
+{
+	return rpc_server_register(srv, memslot_methods,
+				   sizeof(memslot_methods) / sizeof(memslot_methods[0]));
+}

@@ -1,0 +1,402 @@
+/* Durable VM definitions and memslot layouts: one vm-NAME.json per VM in
+ * the state dir, written atomically (daemon_state_write) before a change is
+ * answered, and restored at start-up.
+ *
+ * File: {"version": 1, "vm": {name, type, vcpus, memory, payload, args,
+ * mmio, ram}, "quirks_enabled": [names], "memslots": [every slot but 0, as
+ * memslot.list shows it], "restored": bool}. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "rpc/internal.h"
+#include "vmm/vmm.h"
+
+#define STATE_VERSION	1
+
+struct restore_ctx {
+	struct rpc_server *srv;
+	unsigned restored, failed;
+};
+
+static void file_name(const char *vm, char *buf, size_t len)
+{
+	snprintf(buf, len, "vm-%s.json", vm);
+}
+
+/* The parsed state file of VM name, or NULL. */
+static json_object *file_read(const char *dir, const char *name)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return json_object_from_file(path);
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	json_object_object_get_ex(o, key, &v);
+	return v;
+}
+
+/* The definition from what vmm knows (args, mmio, ram: defaults). */
+static json_object *def_from_info(struct vmm_vm *vm)
+{
+	json_object *d = json_object_new_object();
+	struct vmm_vm_info in;
+
+	vmm_vm_info_get(vm, &in);
+	json_object_object_add(d, "name", json_object_new_string(in.name));
+	json_object_object_add(d, "type", json_object_new_string(vmm_vm_type_name(in.type)));
+	json_object_object_add(d, "vcpus", json_object_new_int((int)in.vcpus));
+	json_object_object_add(d, "memory", json_object_new_uint64(in.memory_bytes));
+	json_object_object_add(d, "payload", json_object_new_string(in.payload));
+	return d;
+}
+
+/* The definition vm.create was given (sizes in bytes, defaults filled). */
+static json_object *def_from_params(struct vmm_vm *vm, json_object *params)
+{
+	json_object *d = def_from_info(vm), *args = member(params, "args");
+
+	json_object_object_add(d, "payload", json_object_new_string(
+			       rpc_param_str(params, "payload", "builtin:hello")));
+	json_object_object_add(d, "args", args ? json_object_get(args) : json_object_new_array());
+	json_object_object_add(d, "mmio", json_object_new_string(
+			       rpc_param_str(params, "mmio", "ignore")));
+	json_object_object_add(d, "ram", json_object_new_string(
+			       rpc_param_str(params, "ram", "memfd")));
+	return d;
+}
+
+static json_object *quirks_json(struct vmm_vm *vm)
+{
+	json_object *a = json_object_new_array();
+	uint64_t on = vmm_vm_quirks_enabled(vm);
+
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
+		if (on & vmm_quirk_descs[i].bit)
+			json_object_array_add(a, json_object_new_string(vmm_quirk_descs[i].name));
+	return a;
+}
+
+/* Every memslot but 0 (boot RAM is part of the definition). */
+static int layout_json(struct vmm_vm *vm, json_object **out)
+{
+	struct vmm_memslot_info *s;
+	size_t n;
+	int r = rpc_memslots_get(vm, &s, &n);
+
+	if (r)
+		return r;
+	*out = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++)
+		if (s[i].id != 0)
+			json_object_array_add(*out, rpc_memslot_json(&s[i]));
+	free(s);
+	return 0;
+}
+
+/* Writes the VM's file from def (a reference is taken); on failure records
+ * -32010 naming the file. */
+static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
+		     bool restored)
+{
+	const char *dir = call->srv->cfg.state_dir;
+	json_object *doc = json_object_new_object(), *slots = NULL;
+	char name[128];
+	const char *text;
+	int r = layout_json(vm, &slots);
+
+	file_name(vmm_vm_name(vm), name, sizeof(name));
+	json_object_object_add(doc, "version", json_object_new_int(STATE_VERSION));
+	json_object_object_add(doc, "vm", json_object_get(def));
+	json_object_object_add(doc, "quirks_enabled", quirks_json(vm));
+	json_object_object_add(doc, "memslots", slots);
+	json_object_object_add(doc, "restored", json_object_new_boolean(restored));
+	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!r)
+		r = daemon_state_write(dir, name, text, strlen(text));
+	json_object_put(doc);
+	if (!r)
+		return 0;
+	slog_error("state: VM %s: cannot write %s/%s: %s", vmm_vm_name(vm), dir, name,
+		   strerror(-r));
+	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
+		       "the change to VM '%s' is applied but %s/%s could not be written: %s",
+		       vmm_vm_name(vm), dir, name, strerror(-r));
+	rpc_call_error_data(call, "file", json_object_new_string(name));
+	return r;
+}
+
+int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *params)
+{
+	json_object *def;
+	char name[128];
+	int r;
+
+	if (!call->srv->cfg.state_dir)
+		return 0;
+	def = def_from_params(vm, params);
+	r = doc_write(call, vm, def, false);
+	json_object_put(def);
+	if (!r)
+		return 0;
+	file_name(vmm_vm_name(vm), name, sizeof(name));
+	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
+		       "VM '%s' was not created: %s/%s could not be written: %s",
+		       vmm_vm_name(vm), call->srv->cfg.state_dir, name, strerror(-r));
+	rpc_call_error_data(call, "file", json_object_new_string(name));
+	return r;
+}
+
+int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
+{
+	const char *dir = call->srv->cfg.state_dir;
+	json_object *doc, *def;
+	char name[128];
+	int r;
+
+	if (!dir)
+		return 0;
+	file_name(vmm_vm_name(vm), name, sizeof(name));
+	doc = file_read(dir, name);
+	def = member(doc, "vm");
+	if (!def)
+		slog_warn("state: %s/%s is missing or unreadable; rebuilding it from VM '%s'",
+			  dir, name, vmm_vm_name(vm));
+	def = def ? json_object_get(def) : def_from_info(vm);
+	r = doc_write(call, vm, def, json_object_get_boolean(member(doc, "restored")));
+	json_object_put(def);
+	json_object_put(doc);
+	return r;
+}
+
+int rpc_state_vm_removed(struct rpc_call *call, const char *vm)
+{
+	const char *dir = call->srv->cfg.state_dir;
+	char name[128];
+	int r;
+
+	if (!dir)
+		return 0;
+	file_name(vm, name, sizeof(name));
+	r = daemon_state_remove(dir, name);
+	if (!r)
+		return 0;
+	slog_error("state: cannot remove %s/%s: %s", dir, name, strerror(-r));
+	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
+		       "VM '%s' is destroyed but %s/%s could not be removed: %s (it will "
+		       "come back after a restart)", vm, dir, name, strerror(-r));
+	rpc_call_error_data(call, "file", json_object_new_string(name));
+	return r;
+}
+
+bool rpc_state_vm_restored(struct rpc_server *srv, struct vmm_vm *vm)
+{
+	json_object *doc;
+	char name[128];
+	bool r;
+
+	if (!srv->cfg.state_dir)
+		return false;
+	file_name(vmm_vm_name(vm), name, sizeof(name));
+	doc = file_read(srv->cfg.state_dir, name);
+	r = json_object_get_boolean(member(doc, "restored"));
+	json_object_put(doc);
+	return r;
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+/* The message of the error recorded in call (then cleared). */
+static void call_why(struct rpc_call *call, char *why, size_t len)
+{
+	json_object *m = member(call->error, "message");
+	json_object *f = member(member(call->error, "data"), "field");
+
+	snprintf(why, len, "%s%s%s", m ? json_object_get_string(m) : "invalid",
+		 f ? " at " : "", f ? json_object_get_string(f) : "");
+	json_object_put(call->error);
+	call->error = NULL;
+}
+
+/* vmm_vm_params from a saved definition. */
+static int params_from_def(json_object *def, struct vmm_vm_params *p, char *why, size_t len)
+{
+	json_object *args = member(def, "args");
+	uint64_t mem = 0;
+	json_object *m = member(def, "memory");
+
+	memset(p, 0, sizeof(*p));
+	p->name = rpc_param_str(def, "name", "");
+	p->vcpus = (unsigned)rpc_param_int(def, "vcpus", 1);
+	p->payload = rpc_param_str(def, "payload", "builtin:hello");
+	p->mmio_policy = strcmp(rpc_param_str(def, "mmio", "ignore"), "crash") ?
+			 VMM_MMIO_IGNORE : VMM_MMIO_CRASH;
+	p->ram_backing = strcmp(rpc_param_str(def, "ram", "memfd"), "anon") ?
+			 VMM_RAM_MEMFD : VMM_RAM_ANON;
+	if (m && json_object_is_type(m, json_type_int))
+		mem = json_object_get_uint64(m);
+	p->memory_bytes = mem;
+	for (size_t i = 0; args && i < json_object_array_length(args) && i < VMM_NARGS; i++)
+		p->args[i] = json_object_get_uint64(json_object_array_get_idx(args, i));
+	if (vmm_vm_type_parse(rpc_param_str(def, "type", "default"), &p->type) || !mem) {
+		snprintf(why, len, "the definition's type or memory is missing or invalid");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Applies the saved quirk set (names in quirks_enabled are on). */
+static int quirks_restore(struct vmm_vm *vm, json_object *on, char *why, size_t len)
+{
+	uint64_t cur = vmm_vm_quirks_enabled(vm);
+
+	for (size_t i = 0; on && i < vmm_quirk_desc_count; i++) {
+		const struct vmm_quirk_desc *q = &vmm_quirk_descs[i];
+		bool want = false;
+		struct vmm_err e = { 0 };
+
+		for (size_t j = 0; j < json_object_array_length(on); j++)
+			if (!strcmp(json_object_get_string(json_object_array_get_idx(on, j)), q->name))
+				want = true;
+		if (want == !!(cur & q->bit))
+			continue;
+		if (vmm_vm_quirk_set(vm, q->name, want, &e)) {
+			snprintf(why, len, "quirk %s %s: %s", q->name, want ? "on" : "off", e.msg);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Recreates each saved memslot with its saved id. */
+static int slots_restore(struct rpc_call *call, struct vmm_vm *vm, json_object *slots,
+			 char *why, size_t len)
+{
+	for (size_t i = 0; slots && i < json_object_array_length(slots); i++) {
+		json_object *o = json_object_array_get_idx(slots, i);
+		struct vmm_memslot_params p;
+		struct vmm_effect fx;
+		struct vmm_err e = { 0 };
+		char prefix[32];
+		uint32_t id;
+		int r;
+
+		snprintf(prefix, sizeof(prefix), "memslots[%zu].", i);
+		if (rpc_memslot_params_parse(call, o, prefix, &p)) {
+			call_why(call, why, len);
+			return -EINVAL;
+		}
+		r = vmm_memslot_create(vm, &p, &id, &fx, &e);
+		if (r) {
+			snprintf(why, len, "memslot %u at 0x%llx: %s", p.id,
+				 (unsigned long long)p.gpa, e.msg[0] ? e.msg : strerror(-r));
+			return r;
+		}
+		slog_info("state: VM %s: memslot %u restored: gpa 0x%llx, %llu bytes, %s%s%s",
+			  vmm_vm_name(vm), id, (unsigned long long)p.gpa,
+			  (unsigned long long)p.size, rpc_param_str(member(o, "backing"), "kind", "anon"),
+			  p.backing.path[0] ? " " : "", p.backing.path);
+	}
+	return 0;
+}
+
+/* Restores one file; on failure *why says why and nothing is left. */
+static int restore_file(struct rpc_call *call, const char *name, char *why, size_t len)
+{
+	const char *dir = call->srv->cfg.state_dir;
+	json_object *doc = file_read(dir, name), *def = member(doc, "vm");
+	struct vmm_vm_params p;
+	struct vmm_vm *vm = NULL;
+	struct vmm_err e = { 0 };
+	char want[128];
+	int r = -EINVAL;
+
+	if (!def) {
+		snprintf(why, len, "not a slotd state file (unparsable JSON or no \"vm\" member)");
+		goto out;
+	}
+	if (params_from_def(def, &p, why, len))
+		goto out;
+	file_name(p.name, want, sizeof(want));
+	if (strcmp(want, name)) {
+		snprintf(why, len, "the file names VM '%s', expected %s", p.name, want);
+		goto out;
+	}
+	r = vmm_vm_create(rpc_call_vmm(call), &p, &vm, &e);
+	if (r) {
+		snprintf(why, len, "vm.create: %s", e.msg[0] ? e.msg : strerror(-r));
+		goto out;
+	}
+	r = quirks_restore(vm, member(doc, "quirks_enabled"), why, len);
+	if (!r)
+		r = slots_restore(call, vm, member(doc, "memslots"), why, len);
+	if (!r && (r = doc_write(call, vm, def, true)))
+		call_why(call, why, len);
+	if (r)
+		vmm_vm_destroy(vm, NULL);
+out:
+	json_object_put(doc);
+	return r;
+}
+
+/* Moves a file that cannot be restored aside, never dropping it. */
+static void file_fail(const char *dir, const char *name, const char *why)
+{
+	char from[4096], to[4200];
+
+	snprintf(from, sizeof(from), "%s/%s", dir, name);
+	snprintf(to, sizeof(to), "%s.failed", from);
+	if (rename(from, to) < 0)
+		slog_error("state: %s cannot be restored (%s) nor renamed: %s", from, why,
+			   strerror(errno));
+	else
+		slog_error("state: %s cannot be restored: %s; kept as %s", from, why, to);
+}
+
+static int restore_one(const char *name, void *arg)
+{
+	struct restore_ctx *ctx = arg;
+	struct rpc_call call = { .srv = ctx->srv };
+	char why[512] = "";
+
+	if (strncmp(name, "vm-", 3))
+		return 0;
+	if (restore_file(&call, name, why, sizeof(why))) {
+		file_fail(ctx->srv->cfg.state_dir, name, why);
+		ctx->failed++;
+	} else {
+		slog_info("state: VM restored from %s (state defined)", name);
+		ctx->restored++;
+	}
+	json_object_put(call.error);
+	return 0;
+}
+
+int rpc_state_restore(struct rpc_server *srv, unsigned *restored, unsigned *failed)
+{
+	struct restore_ctx ctx = { .srv = srv };
+	const char *dir = srv->cfg.state_dir;
+	int r;
+
+	*restored = *failed = 0;
+	if (!dir)
+		return 0;
+	if (!vmm_caps_get(srv->cfg.vmm)->kvm_available) {
+		slog_warn("state: KVM unavailable; VM state files in %s left as they are", dir);
+		return 0;
+	}
+	r = daemon_state_foreach(dir, ".json", restore_one, &ctx);
+	*restored = ctx.restored;
+	*failed = ctx.failed;
+	slog_info("state: restored %u VM(s) from %s, %u failed%s", ctx.restored, dir,
+		  ctx.failed, ctx.failed ? " (kept as *.failed, see above)" : "");
+	return r;
+}
