@@ -43,7 +43,7 @@ bool vmm_cpuid_has_1g_pages(struct vmm *vmm)
 }
 
 /* Guest physical address width (CPUID 0x80000008), 36 if unknown. */
-static unsigned phys_bits(struct vmm *vmm)
+unsigned vmm_guest_phys_bits(struct vmm *vmm)
 {
 	for (unsigned i = 0; vmm->cpuid && i < vmm->cpuid->nent; i++)
 		if (vmm->cpuid->entries[i].function == 0x80000008)
@@ -59,7 +59,7 @@ static void page_tables_build(struct vmm_vm *vm)
 	uint64_t *pml4 = (uint64_t *)boot_hva(vm, VMM_GPA_PML4);
 	uint64_t *pdpt = (uint64_t *)boot_hva(vm, VMM_GPA_PDPT);
 	uint64_t *pd = (uint64_t *)boot_hva(vm, VMM_GPA_PD);
-	unsigned bits = phys_bits(vm->vmm);
+	unsigned bits = vmm_guest_phys_bits(vm->vmm);
 	uint64_t gib = bits >= 39 ? 512 : 1ull << (bits - 30);
 
 	pml4[0] = VMM_GPA_PDPT | PTE_TABLE;

@@ -67,40 +67,48 @@ uint64_t dma_fnv64(uint64_t h, const void *p, size_t len)
 	return h;
 }
 
-/* Checks that [gpa, gpa+len) is backed (writable if write).
- * Called with slots_lock held. */
-static bool range_ok(struct vmm_vm *vm, uint64_t gpa, uint64_t len, bool write)
+/* Host address of the page chunk at gpa (at most len bytes): *n. */
+static uint8_t *chunk(struct vmm_vm *vm, uint64_t gpa, uint64_t len, bool write,
+		      uint64_t *n)
 {
-	uint64_t done, avail;
+	void *hva;
 
-	if (gpa + len < gpa)
-		return false;
-	for (done = 0; done < len; done += avail)
-		if (!vm_gpa_hva_locked(vm, gpa + done, len - done, write, &avail))
-			return false;
-	return true;
+	*n = MMU_PAGE_SIZE - (gpa & (MMU_PAGE_SIZE - 1));
+	if (*n > len)
+		*n = len;
+	if (mmu_translate(vm->mmu, gpa, *n, write ? MMU_ACCESS_WRITE : MMU_ACCESS_READ,
+			  &hva))
+		return NULL;
+	return hva;
 }
 
-/* Performs the descriptor's operation.  Called with slots_lock held. */
-static uint32_t dma_do_locked(struct vmm_vm *vm, struct vmm_dma_desc *d)
+/* Performs the descriptor's operation through the engine, page by page.
+ * The vCPU thread stays online (no quiescent state) for the whole
+ * operation, so no slot it touches can be unmapped under it. */
+static uint32_t dma_do(struct vmm_vm *vm, struct vmm_dma_desc *d)
 {
 	uint64_t done, a, b, n;
-	uint8_t *src, *dst;
+	uint8_t *src = NULL, *dst = NULL;
 
 	if (d->len == 0 || d->len > VMM_DMA_MAX_LEN)
 		return VMM_DMA_ST_BAD_LEN;
 	if (d->op != VMM_DMA_OP_COPY && d->op != VMM_DMA_OP_FILL &&
 	    d->op != VMM_DMA_OP_CHECKSUM)
 		return VMM_DMA_ST_BAD_OP;
-	if (d->op != VMM_DMA_OP_FILL && !range_ok(vm, d->src, d->len, false))
+	if (d->op != VMM_DMA_OP_FILL && vm_guest_range_check(vm, d->src, d->len, false))
 		return VMM_DMA_ST_BAD_SRC;
-	if (d->op != VMM_DMA_OP_CHECKSUM && !range_ok(vm, d->dst, d->len, true))
+	if (d->op != VMM_DMA_OP_CHECKSUM && vm_guest_range_check(vm, d->dst, d->len, true))
 		return VMM_DMA_ST_BAD_DST;
 	if (d->op == VMM_DMA_OP_CHECKSUM)
 		d->value = VMM_FNV64_OFFSET;
 	for (done = 0; done < d->len; done += n) {
-		src = vm_gpa_hva_locked(vm, d->src + done, d->len - done, false, &a);
-		dst = vm_gpa_hva_locked(vm, d->dst + done, d->len - done, true, &b);
+		a = b = d->len - done;
+		if (d->op != VMM_DMA_OP_FILL)
+			src = chunk(vm, d->src + done, a, false, &a);
+		if (d->op != VMM_DMA_OP_CHECKSUM)
+			dst = chunk(vm, d->dst + done, b, true, &b);
+		if ((d->op != VMM_DMA_OP_FILL && !src) || (d->op != VMM_DMA_OP_CHECKSUM && !dst))
+			return VMM_DMA_ST_BAD_SRC;	/* checked above; cannot happen */
 		if (d->op == VMM_DMA_OP_FILL) {
 			memset(dst, (int)(d->value & 0xff), b);
 			n = b;
@@ -115,25 +123,16 @@ static uint32_t dma_do_locked(struct vmm_vm *vm, struct vmm_dma_desc *d)
 	return VMM_DMA_ST_OK;
 }
 
-/* Runs the descriptor at desc_gpa and writes status (and checksum) back.
- * The slots lock is held across the operation so that no slot backing
- * can be unmapped under it. */
+/* Runs the descriptor at desc_gpa and writes status (and checksum) back. */
 static uint32_t dma_run(struct vmm_vm *vm, uint64_t desc_gpa)
 {
 	struct vmm_dma_desc d;
-	uint64_t avail;
-	void *hva;
 
-	pthread_rwlock_rdlock(&vm->slots_lock);
-	hva = vm_gpa_hva_locked(vm, desc_gpa, sizeof(d), true, &avail);
-	if (!hva || avail < sizeof(d) || (desc_gpa & 7)) {
-		pthread_rwlock_unlock(&vm->slots_lock);
+	if ((desc_gpa & 7) || vm_guest_copy(vm, desc_gpa, &d, sizeof(d), false) ||
+	    vm_guest_range_check(vm, desc_gpa, sizeof(d), true))
 		return VMM_DMA_ST_BAD_DESC;
-	}
-	memcpy(&d, hva, sizeof(d));
-	d.status = dma_do_locked(vm, &d);
-	memcpy(hva, &d, sizeof(d));
-	pthread_rwlock_unlock(&vm->slots_lock);
+	d.status = dma_do(vm, &d);
+	vm_guest_copy(vm, desc_gpa, &d, sizeof(d), true);
 	return d.status;
 }
 

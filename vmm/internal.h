@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 
+#include "mmu/mmu.h"
 #include "vmm/vmm.h"
 #include "vmm/kvm_compat.h"
 #include "vmm/guest/abi.h"
@@ -17,6 +18,7 @@
 
 struct vmm {
 	int kvm_fd;			/* -1 when KVM is unavailable */
+	char **file_dirs;		/* owned copy of cfg.file_dirs */
 	struct vmm_caps caps;
 	struct vmm_config cfg;		/* strings below are owned copies */
 	char *console_dir;
@@ -33,6 +35,9 @@ struct vmm_memslot {
 	uint64_t size;
 	void *hva;
 	int fd;				/* backing memfd, owned; -1 if none */
+	struct vmm_backing backing;	/* as asked for (slot 0: ram_backing) */
+	uint64_t *kvm_dirty;		/* KVM's log accumulated between
+					 * reads without clear; NULL if none */
 };
 
 /* A KVM binary stats fd with its descriptors parsed. */
@@ -126,7 +131,9 @@ struct vmm_vm {
 	uint64_t payload_start, payload_end, entry;
 	uint64_t tsc_khz;
 	uint64_t idmap_end;
-	uint64_t quirks_disabled;
+	uint64_t quirks_disabled;	/* wanted off (applied at start) */
+	uint64_t quirks_kernel;		/* off on the kernel VM already */
+	struct mmu *mmu;		/* slotd's translations of this VM */
 
 	unsigned nr_vcpus;
 	struct vmm_vcpu *vcpus;
@@ -165,9 +172,23 @@ int vmm_err_set(struct vmm_err *err, int code, const char *field,
 uint64_t vmm_now_ns(void);
 
 /* memslot.c */
+int vm_kvm_slot_set(struct vmm_vm *vm, uint32_t id, uint32_t kvm_flags,
+		    uint64_t gpa, uint64_t size, void *hva);
+uint32_t vm_slot_mmu_flags(uint32_t kvm_flags);
+/* Inserts s into the sorted list (slots_lock taken here). */
+int vm_slot_list_insert(struct vmm_vm *vm, const struct vmm_memslot *s);
+/* Unlinks slot id from the list into *out; -ENOENT if absent. */
+int vm_slot_list_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out);
+/* The slot with id, or NULL.  Called with slots_lock held. */
+struct vmm_memslot *vm_slot_find_locked(struct vmm_vm *vm, uint32_t id);
+/* Adds a slot to KVM, the engine and the list; undoes all on failure. */
 int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
 		   uint64_t size, void *hva, int fd, uint32_t flags);
+/* Removes a slot from KVM, the engine and the list and waits for the
+ * engine's grace period: *out's backing may be unmapped on return. */
 int vm_memslot_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out);
+/* Rewrites the memslot map of the boot parameters the guest can read. */
+void vm_boot_slots_update(struct vmm_vm *vm);
 int vm_boot_ram_create(struct vmm_vm *vm);
 void vm_memslots_free(struct vmm_vm *vm);
 void *vm_gpa_hva_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t len,
@@ -175,6 +196,19 @@ void *vm_gpa_hva_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t len,
 int vm_gpa_copy(struct vmm_vm *vm, uint64_t gpa, void *buf, uint64_t len,
 		bool write);
 int vm_boot_ram_clear(struct vmm_vm *vm);
+
+/* guestmem.c: guest memory through the engine.  The calling thread must
+ * be a registered online reader of vm->mmu, or use vm_reader_enter. */
+int vm_guest_copy(struct vmm_vm *vm, uint64_t gpa, void *buf, uint64_t len,
+		  bool write);
+/* Checks that [gpa, gpa + len) is backed (and writable with write):
+ * 0, -EFAULT unbacked, -EACCES read-only. */
+int vm_guest_range_check(struct vmm_vm *vm, uint64_t gpa, uint64_t len,
+			 bool write);
+/* Makes the calling (control) thread a reader of vm->mmu for one access;
+ * returns whether vm_reader_leave must unregister it. */
+bool vm_reader_enter(struct vmm_vm *vm);
+void vm_reader_leave(struct vmm_vm *vm, bool registered);
 
 /* vm.c */
 int vm_boot_prepare(struct vmm_vm *vm, struct vmm_err *err);
@@ -184,7 +218,16 @@ void vm_destroy_all(struct vmm *vmm);
 int vm_payload_open(struct vmm_vm *vm, const char *spec, struct vmm_err *err);
 int vm_payload_load(struct vmm_vm *vm, struct vmm_err *err);
 
+/* lifecycle.c */
+/* Holds a running VM's vCPUs out of KVM_RUN (no state change); *held says
+ * whether vm_vcpus_release must let them go. */
+int vm_vcpus_hold(struct vmm_vm *vm, bool *held, struct vmm_err *err);
+void vm_vcpus_release(struct vmm_vm *vm, bool held);
+/* Applies wanted-off quirks to the kernel VM (before its first run). */
+int vm_quirks_apply(struct vmm_vm *vm, struct vmm_err *err);
+
 /* boot.c */
+unsigned vmm_guest_phys_bits(struct vmm *vmm);
 int vm_boot_tables_build(struct vmm_vm *vm);
 int vm_boot_params_write(struct vmm_vm *vm);
 int vcpu_boot_regs_set(struct vmm_vcpu *vcpu);

@@ -119,6 +119,22 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
 	return NULL;
 }
 
+/* Copies the NULL-terminated list of directories file backings may use. */
+static int dirs_copy(struct vmm *vmm, const char *const *dirs)
+{
+	size_t n = 0;
+
+	while (dirs[n])
+		n++;
+	vmm->file_dirs = calloc(n + 1, sizeof(char *));
+	if (!vmm->file_dirs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!(vmm->file_dirs[i] = strdup(dirs[i])))
+			return -ENOMEM;
+	return 0;
+}
+
 int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 {
 	const char *path = cfg && cfg->kvm_path ? cfg->kvm_path : "/dev/kvm";
@@ -136,6 +152,12 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 			free(vmm);
 			return -ENOMEM;
 		}
+	}
+	vmm->cfg.file_dirs = NULL;	/* use the owned copy */
+	if (cfg && cfg->file_dirs && dirs_copy(vmm, cfg->file_dirs)) {
+		free(vmm->console_dir);
+		free(vmm);
+		return -ENOMEM;
 	}
 	pthread_mutex_init(&vmm->lock, NULL);
 	vmm->kvm_fd = kvm_open(path, &vmm->caps);
@@ -159,6 +181,9 @@ void vmm_destroy(struct vmm *vmm)
 	pthread_mutex_destroy(&vmm->lock);
 	free(vmm->cpuid);
 	free(vmm->console_dir);
+	for (char **d = vmm->file_dirs; d && *d; d++)
+		free(*d);
+	free(vmm->file_dirs);
 	free(vmm);
 }
 

@@ -6,6 +6,7 @@
  * Control calls run on the control thread; guest-initiated transitions on
  * vCPU threads (vcpu.c).  vm->lock orders them. */
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <time.h>
 
@@ -115,6 +116,9 @@ int vmm_vm_start(struct vmm_vm *vm, struct vmm_err *err)
 		return bad_transition(vm, st, "start", "defined, stopped or crashed", err);
 	/* Threads of a guest-initiated stop have exited; reap them. */
 	vm_vcpus_join(vm);
+	r = vm_quirks_apply(vm, err);
+	if (r)
+		return r;
 	if (st != VMM_VM_DEFINED) {
 		r = vm_boot_ram_clear(vm);
 		if (r)
@@ -274,4 +278,61 @@ int vmm_vm_wait_state(struct vmm_vm *vm, unsigned mask, unsigned timeout_ms)
 			r = -ETIMEDOUT;
 	pthread_mutex_unlock(&vm->lock);
 	return r;
+}
+
+int vm_vcpus_hold(struct vmm_vm *vm, bool *held, struct vmm_err *err)
+{
+	int r = 0;
+
+	*held = false;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VMM_VM_RUNNING && vm->req == VCPU_REQ_RUN) {
+		vm->req = VCPU_REQ_PAUSE;
+		vm_vcpus_kick(vm);
+		r = wait_quiescent_locked(vm, handshake_ms(vm));
+		if (r) {
+			vm->req = VCPU_REQ_RUN;
+			pthread_cond_broadcast(&vm->cond);
+			r = vmm_err_set(err, -ETIMEDOUT, NULL,
+					"vCPUs of '%s' did not leave the guest within %u ms",
+					vm->name, handshake_ms(vm));
+		} else {
+			*held = true;
+		}
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+void vm_vcpus_release(struct vmm_vm *vm, bool held)
+{
+	if (!held)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	/* The guest may have stopped meanwhile; then STOP stays. */
+	if (vm->req == VCPU_REQ_PAUSE)
+		vm->req = VCPU_REQ_RUN;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_quirks_apply(struct vmm_vm *vm, struct vmm_err *err)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_DISABLE_QUIRKS2 };
+	uint64_t todo;
+
+	pthread_mutex_lock(&vm->lock);
+	todo = vm->quirks_disabled & ~vm->quirks_kernel;
+	pthread_mutex_unlock(&vm->lock);
+	if (!todo)
+		return 0;
+	cap.args[0] = todo;
+	if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0)
+		return vmm_err_set(err, -errno, "quirk",
+				   "KVM_CAP_DISABLE_QUIRKS2 0x%llx: %s",
+				   (unsigned long long)todo, strerror(errno));
+	pthread_mutex_lock(&vm->lock);
+	vm->quirks_kernel |= todo;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
 }

@@ -1,8 +1,9 @@
-/* Per-VM memslot list (slot 0 = boot RAM) and guest memory access by GPA.
- * Contract for code that changes slots later: take slots_lock for writing
- * before unmapping a slot's backing, so that readers holding it for
- * reading (device DMA, the memory API) never touch freed memory. */
+/* Per-VM memslot list (slot 0 = boot RAM): the metadata of each slot,
+ * kept in step with KVM and the engine.  Guest memory itself is reached
+ * only through the engine (guestmem.c), whose grace periods decide when a
+ * removed slot's backing may be unmapped; slots_lock guards the list. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,41 +15,45 @@
 
 #define HUGE_2M (2ull << 20)
 
-/* Tells KVM about one slot, with the v2 ioctl when the host has it. */
-static int kvm_slot_set(struct vmm_vm *vm, const struct vmm_memslot *s)
+int vm_kvm_slot_set(struct vmm_vm *vm, uint32_t id, uint32_t kvm_flags,
+		    uint64_t gpa, uint64_t size, void *hva)
 {
 	int r;
 
 	if (vm->vmm->caps.user_memory2) {
 		struct kvm_userspace_memory_region2 r2 = {
-			.slot = s->id, .flags = s->flags,
-			.guest_phys_addr = s->gpa, .memory_size = s->size,
-			.userspace_addr = (uintptr_t)s->hva,
+			.slot = id, .flags = kvm_flags, .guest_phys_addr = gpa,
+			.memory_size = size, .userspace_addr = (uintptr_t)hva,
 		};
 		r = ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION2, &r2);
 	} else {
 		struct kvm_userspace_memory_region r1 = {
-			.slot = s->id, .flags = s->flags,
-			.guest_phys_addr = s->gpa, .memory_size = s->size,
-			.userspace_addr = (uintptr_t)s->hva,
+			.slot = id, .flags = kvm_flags, .guest_phys_addr = gpa,
+			.memory_size = size, .userspace_addr = (uintptr_t)hva,
 		};
 		r = ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r1);
 	}
 	return r < 0 ? -errno : 0;
 }
 
-/* Registers a slot with KVM and inserts it, sorted by GPA, into the list.
- * Takes slots_lock for writing.  On success the list owns hva and fd. */
-int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
-		   uint64_t size, void *hva, int fd, uint32_t flags)
+uint32_t vm_slot_mmu_flags(uint32_t kvm_flags)
 {
-	struct vmm_memslot s = { id, flags, gpa, size, hva, fd };
-	unsigned i;
-	int r;
+	return (kvm_flags & KVM_MEM_READONLY ? MMU_SLOT_READONLY : 0) |
+	       (kvm_flags & KVM_MEM_LOG_DIRTY_PAGES ? MMU_SLOT_DIRTY_LOG : 0);
+}
 
-	r = kvm_slot_set(vm, &s);
-	if (r)
-		return r;
+struct vmm_memslot *vm_slot_find_locked(struct vmm_vm *vm, uint32_t id)
+{
+	for (unsigned i = 0; i < vm->nr_slots; i++)
+		if (vm->slots[i].id == id)
+			return &vm->slots[i];
+	return NULL;
+}
+
+int vm_slot_list_insert(struct vmm_vm *vm, const struct vmm_memslot *s)
+{
+	unsigned i;
+
 	pthread_rwlock_wrlock(&vm->slots_lock);
 	if (vm->nr_slots == vm->cap_slots) {
 		unsigned cap = vm->cap_slots ? vm->cap_slots * 2 : 8;
@@ -56,29 +61,22 @@ int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
 
 		if (!n) {
 			pthread_rwlock_unlock(&vm->slots_lock);
-			s.size = 0;
-			kvm_slot_set(vm, &s);
 			return -ENOMEM;
 		}
 		vm->slots = n;
 		vm->cap_slots = cap;
 	}
-	for (i = vm->nr_slots; i > 0 && vm->slots[i - 1].gpa > gpa; i--)
+	for (i = vm->nr_slots; i > 0 && vm->slots[i - 1].gpa > s->gpa; i--)
 		vm->slots[i] = vm->slots[i - 1];
-	vm->slots[i] = s;
+	vm->slots[i] = *s;
 	vm->nr_slots++;
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return 0;
 }
 
-/* Deletes slot id from KVM and from the list; *out gets the slot so the
- * caller unmaps its backing.  Once this returns no reader holds a pointer
- * into it: the removal happens under slots_lock taken for writing. */
-int vm_memslot_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
+int vm_slot_list_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
 {
-	struct vmm_memslot gone;
 	unsigned i;
-	int r;
 
 	pthread_rwlock_wrlock(&vm->slots_lock);
 	for (i = 0; i < vm->nr_slots && vm->slots[i].id != id; i++)
@@ -87,17 +85,52 @@ int vm_memslot_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
 		pthread_rwlock_unlock(&vm->slots_lock);
 		return -ENOENT;
 	}
-	gone = vm->slots[i];
-	gone.size = 0;
-	r = kvm_slot_set(vm, &gone);	/* size 0 deletes */
-	if (!r) {
-		*out = vm->slots[i];
-		for (; i + 1 < vm->nr_slots; i++)
-			vm->slots[i] = vm->slots[i + 1];
-		vm->nr_slots--;
-	}
+	*out = vm->slots[i];
+	for (; i + 1 < vm->nr_slots; i++)
+		vm->slots[i] = vm->slots[i + 1];
+	vm->nr_slots--;
 	pthread_rwlock_unlock(&vm->slots_lock);
+	return 0;
+}
+
+int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
+		   uint64_t size, void *hva, int fd, uint32_t flags)
+{
+	struct vmm_memslot s = { .id = id, .flags = flags, .gpa = gpa,
+				 .size = size, .hva = hva, .fd = fd };
+	int r;
+
+	s.backing.kind = fd >= 0 ? VMM_BACKING_MEMFD : VMM_BACKING_ANON;
+	s.backing.shared = fd >= 0;
+	r = vm_kvm_slot_set(vm, id, flags, gpa, size, hva);
+	if (r)
+		return r;
+	r = mmu_slot_create(vm->mmu, id, gpa, size, hva, vm_slot_mmu_flags(flags));
+	if (!r)
+		r = vm_slot_list_insert(vm, &s);
+	if (r) {
+		mmu_slot_delete(vm->mmu, id, NULL, NULL);
+		vm_kvm_slot_set(vm, id, flags, gpa, 0, hva);
+	}
 	return r;
+}
+
+int vm_memslot_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
+{
+	struct vmm_memslot *s;
+	int r;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	s = vm_slot_find_locked(vm, id);
+	r = s ? vm_kvm_slot_set(vm, id, s->flags, s->gpa, 0, s->hva) : -ENOENT;
+	pthread_rwlock_unlock(&vm->slots_lock);
+	if (r)
+		return r;
+	mmu_slot_delete(vm->mmu, id, NULL, NULL);
+	vm_slot_list_remove(vm, id, out);
+	/* No engine reader can reach the backing after this. */
+	mmu_synchronize(vm->mmu);
+	return 0;
 }
 
 /* Maps size bytes of fd (or anonymous memory if fd < 0) at a 2 MiB
@@ -180,6 +213,7 @@ void vm_memslots_free(struct vmm_vm *vm)
 		munmap(vm->slots[i].hva, vm->slots[i].size);
 		if (vm->slots[i].fd >= 0)
 			close(vm->slots[i].fd);
+		free(vm->slots[i].kvm_dirty);
 	}
 	free(vm->slots);
 	vm->slots = NULL;
@@ -187,58 +221,26 @@ void vm_memslots_free(struct vmm_vm *vm)
 	pthread_rwlock_unlock(&vm->slots_lock);
 }
 
-/* Host address of gpa, with *avail the bytes (<= len) contiguous in that
- * slot; NULL if gpa has no slot or a write hits a read-only one.
- * Called with slots_lock held (either mode). */
-void *vm_gpa_hva_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t len,
-			bool write, uint64_t *avail)
+/* Rewrites the boot parameters' memslot map, so a running guest that
+ * rereads it sees the current layout. */
+void vm_boot_slots_update(struct vmm_vm *vm)
 {
-	for (unsigned i = 0; i < vm->nr_slots; i++) {
-		struct vmm_memslot *s = &vm->slots[i];
-		uint64_t off = gpa - s->gpa;
-
-		if (gpa < s->gpa || off >= s->size)
-			continue;
-		if (write && (s->flags & KVM_MEM_READONLY))
-			return NULL;
-		*avail = s->size - off < len ? s->size - off : len;
-		return (uint8_t *)s->hva + off;
-	}
-	return NULL;
-}
-
-/* Copies len bytes between buf and guest memory at gpa, across adjacent
- * slots; -EFAULT if any byte is unbacked (nothing is copied then),
- * -EACCES for a write into a read-only slot.  Takes slots_lock. */
-int vm_gpa_copy(struct vmm_vm *vm, uint64_t gpa, void *buf, uint64_t len,
-		bool write)
-{
-	uint64_t done, avail;
-	uint8_t *hva;
-	int r = 0;
+	struct vmm_boot_params bp;
+	unsigned n = 0;
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
-	for (done = 0; done < len; done += avail) {	/* check first */
-		if (!vm_gpa_hva_locked(vm, gpa + done, len - done, false,
-				       &avail)) {
-			r = -EFAULT;
-			goto out;
-		}
-		if (write && !vm_gpa_hva_locked(vm, gpa + done, len - done,
-						true, &avail)) {
-			r = -EACCES;
-			goto out;
-		}
+	for (unsigned i = 0; i < vm->nr_slots && n < VMM_BOOT_MAX_SLOTS; i++, n++) {
+		bp.slots[n].gpa = vm->slots[i].gpa;
+		bp.slots[n].size = vm->slots[i].size;
+		bp.slots[n].id = vm->slots[i].id;
+		bp.slots[n].flags = vm->slots[i].flags;
+		bp.slots[n].reserved = 0;
 	}
-	for (done = 0; done < len; done += avail) {
-		hva = vm_gpa_hva_locked(vm, gpa + done, len - done, write,
-					&avail);
-		if (write)
-			memcpy(hva, (uint8_t *)buf + done, avail);
-		else
-			memcpy((uint8_t *)buf + done, hva, avail);
-	}
-out:
+	bp.nr_slots = n;
+	bp.nr_slots_total = vm->nr_slots;
+	/* Slot 0 (boot RAM) holds the boot parameters and is never removed. */
+	memcpy((uint8_t *)vm->slots[0].hva + VMM_GPA_BOOT +
+	       offsetof(struct vmm_boot_params, nr_slots), &bp.nr_slots,
+	       sizeof(bp) - offsetof(struct vmm_boot_params, nr_slots));
 	pthread_rwlock_unlock(&vm->slots_lock);
-	return r;
 }

@@ -1,54 +1,874 @@
-/* Memslot changes routed to KVM and to the engine (in progress). */
+/* Memslot changes over the API: checked like KVM checks them (and
+ * earlier), applied to KVM and then to the engine under the VM's policy,
+ * undone on either side's refusal.  A deleted slot's backing is unmapped
+ * by the engine's release callback, after its grace period.
+ * Control calls: one thread at a time (the event loop). */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <linux/memfd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vmm/internal.h"
+
+#define PAGE		4096ull
+#define HUGE_2M		(2ull << 20)
+#define HUGE_1G		(1ull << 30)
+/* slotd's device registers (vmm/guest/abi.h): no memslot may cover them. */
+#define DEV_WINDOW	0x3200000000ull
+#define DEV_WINDOW_SIZE	0x10000ull
+
+/* ---- effects: counter deltas on both sides ---------------------------- */
+
+static const char *const kstat_names[] = {
+	"remote_tlb_flush", "remote_tlb_flush_requests", "mmu_shadow_zapped",
+	"mmu_cache_miss", "mmu_recycled", "pages_4k", "pages_2m", "pages_1g",
+};
+#define NKSTATS (sizeof(kstat_names) / sizeof(kstat_names[0]))
+
+struct snapshot {
+	uint64_t t0;
+	uint64_t k[NKSTATS];
+	struct mmu_stats e;
+};
+
+static int kstat_pick(const struct vmm_stat *st, void *arg)
+{
+	uint64_t *k = arg;
+
+	for (size_t i = 0; i < NKSTATS; i++)
+		if (!strcmp(st->name, kstat_names[i]))
+			k[i] = st->value;
+	return 0;
+}
+
+static void snap_take(struct vmm_vm *vm, struct snapshot *s)
+{
+	memset(s->k, 0, sizeof(s->k));
+	stats_src_foreach(&vm->stats, "kvm", -1, kstat_pick, s->k);
+	mmu_stats_get(vm->mmu, &s->e);
+}
+
+static void fx_add(struct vmm_effect *fx, const char *side, const char *name,
+		   int64_t delta)
+{
+	if (fx->n < VMM_EFFECT_MAX) {
+		fx->counters[fx->n].side = side;
+		fx->counters[fx->n].name = name;
+		fx->counters[fx->n].delta = delta;
+		fx->n++;
+	}
+}
+
+#define FX_ENGINE(f) fx_add(fx, "engine", #f, (int64_t)(a.e.f - b->e.f))
+
+/* Fills fx with what changed since b. */
+static void fx_finish(struct vmm_vm *vm, const struct snapshot *b,
+		      struct vmm_effect *fx)
+{
+	struct snapshot a;
+
+	snap_take(vm, &a);
+	fx->duration_ns = vmm_now_ns() - b->t0;
+	fx->n = 0;
+	for (size_t i = 0; i < NKSTATS; i++)
+		fx_add(fx, "kernel", kstat_names[i], (int64_t)(a.k[i] - b->k[i]));
+	FX_ENGINE(roots_obsoleted);
+	FX_ENGINE(leafs_zapped);
+	FX_ENGINE(tables_detached);
+	FX_ENGINE(tables_freed);
+	FX_ENGINE(tlb_flush_range);
+	FX_ENGINE(tlb_flush_full);
+	FX_ENGINE(faults);
+	FX_ENGINE(pages_4k);
+	FX_ENGINE(pages_2m);
+	FX_ENGINE(pages_1g);
+}
+
+/* Starts an operation: a snapshot (when fx is wanted) and zeroed times. */
+static void op_begin(struct vmm_vm *vm, struct snapshot *b, struct vmm_effect *fx)
+{
+	memset(fx, 0, sizeof(*fx));
+	b->t0 = vmm_now_ns();
+	snap_take(vm, b);
+}
+
+/* KVM_SET_USER_MEMORY_REGION(2), timed into fx. */
+static int kvm_set(struct vmm_vm *vm, struct vmm_effect *fx, uint32_t id,
+		   uint32_t flags, uint64_t gpa, uint64_t size, void *hva)
+{
+	uint64_t t = vmm_now_ns();
+	int r = vm_kvm_slot_set(vm, id, flags, gpa, size, hva);
+
+	fx->kernel_ns += vmm_now_ns() - t;
+	return r;
+}
+
+/* ---- checks ------------------------------------------------------------ */
+
+/* The range [gpa, gpa + size) is aligned, inside the guest's physical
+ * address space, clear of slotd's device window and of every slot but
+ * skip.  Called with slots_lock held. */
+static int range_check_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
+			      uint32_t skip, struct vmm_err *err)
+{
+	unsigned bits = vmm_guest_phys_bits(vm->vmm);
+	uint64_t end = gpa + size, limit = 1ull << bits;
+
+	if (gpa & (PAGE - 1))
+		return vmm_err_set(err, -EINVAL, "gpa", "gpa 0x%llx is not 4 KiB aligned",
+				   (unsigned long long)gpa);
+	if (size == 0)
+		return vmm_err_set(err, -EINVAL, "size", "size must not be 0");
+	if (size & (PAGE - 1))
+		return vmm_err_set(err, -EINVAL, "size", "size 0x%llx is not a multiple of 4 KiB",
+				   (unsigned long long)size);
+	if (end < gpa || end > limit)
+		return vmm_err_set(err, -EINVAL, "gpa",
+				   "[0x%llx, 0x%llx) lies beyond the guest's %u-bit physical "
+				   "address space (end 0x%llx)", (unsigned long long)gpa,
+				   (unsigned long long)end, bits, (unsigned long long)limit);
+	if (gpa < DEV_WINDOW + DEV_WINDOW_SIZE && DEV_WINDOW < end)
+		return vmm_err_set(err, -EEXIST, "gpa",
+				   "[0x%llx, 0x%llx) overlaps slotd's device window at 0x%llx",
+				   (unsigned long long)gpa, (unsigned long long)end, DEV_WINDOW);
+	for (unsigned i = 0; i < vm->nr_slots; i++) {
+		const struct vmm_memslot *s = &vm->slots[i];
+
+		if (s->id != skip && gpa < s->gpa + s->size && s->gpa < end)
+			return vmm_err_set(err, -EEXIST, "gpa",
+					   "[0x%llx, 0x%llx) overlaps memslot %u at [0x%llx, 0x%llx)",
+					   (unsigned long long)gpa, (unsigned long long)end, s->id,
+					   (unsigned long long)s->gpa,
+					   (unsigned long long)(s->gpa + s->size));
+	}
+	return 0;
+}
+
+static unsigned max_slots(struct vmm_vm *vm)
+{
+	return vm->vmm->caps.max_memslots > 0 ? (unsigned)vm->vmm->caps.max_memslots : 32764;
+}
+
+/* Picks want, or the lowest free id.  Called with slots_lock held. */
+static int id_pick_locked(struct vmm_vm *vm, uint32_t want, uint32_t *out,
+			  struct vmm_err *err)
+{
+	unsigned max = max_slots(vm);
+	uint8_t *used;
+
+	if (vm->nr_slots >= max)
+		return vmm_err_set(err, -ENOSPC, "slot",
+				   "VM '%s' has %u memslots, the host's limit (KVM_CAP_NR_MEMSLOTS)",
+				   vm->name, vm->nr_slots);
+	if (want != VMM_SLOT_ANY) {
+		if (want >= max)
+			return vmm_err_set(err, -EINVAL, "slot", "slot id %u is not below %u",
+					   want, max);
+		if (vm_slot_find_locked(vm, want))
+			return vmm_err_set(err, -EEXIST, "slot", "slot %u exists", want);
+		*out = want;
+		return 0;
+	}
+	used = calloc(max, 1);
+	if (!used)
+		return vmm_err_set(err, -ENOMEM, NULL, "out of memory");
+	for (unsigned i = 0; i < vm->nr_slots; i++)
+		if (vm->slots[i].id < max)
+			used[vm->slots[i].id] = 1;
+	for (*out = 0; *out < max && used[*out]; (*out)++)
+		;
+	free(used);
+	return 0;
+}
+
+/* Memory of every slot of every VM, and of vm alone. */
+static void memory_totals(struct vmm_vm *vm, uint64_t *vm_total, uint64_t *all)
+{
+	struct vmm *vmm = vm->vmm;
+
+	*vm_total = *all = 0;
+	pthread_mutex_lock(&vmm->lock);
+	for (struct vmm_vm *v = vmm->vms; v; v = v->next) {
+		uint64_t sum = 0;
+
+		pthread_rwlock_rdlock(&v->slots_lock);
+		for (unsigned i = 0; i < v->nr_slots; i++)
+			sum += v->slots[i].size;
+		pthread_rwlock_unlock(&v->slots_lock);
+		*all += sum;
+		if (v == vm)
+			*vm_total = sum;
+	}
+	pthread_mutex_unlock(&vmm->lock);
+}
+
+static int limits_check(struct vmm_vm *vm, uint64_t size, struct vmm_err *err)
+{
+	const struct vmm_config *cfg = &vm->vmm->cfg;
+	uint64_t mine, all;
+
+	if (!cfg->max_vm_memory && !cfg->max_total_memory)
+		return 0;
+	memory_totals(vm, &mine, &all);
+	if (cfg->max_vm_memory && mine + size > cfg->max_vm_memory)
+		return vmm_err_set(err, -E2BIG, "size",
+				   "VM '%s' would have %llu bytes of memslots, above its "
+				   "limit of %llu (--max-vm-memory)", vm->name,
+				   (unsigned long long)(mine + size),
+				   (unsigned long long)cfg->max_vm_memory);
+	if (cfg->max_total_memory && all + size > cfg->max_total_memory)
+		return vmm_err_set(err, -E2BIG, "size",
+				   "all VMs would have %llu bytes of memslots, above the "
+				   "daemon's limit of %llu (--max-memory)",
+				   (unsigned long long)(all + size),
+				   (unsigned long long)cfg->max_total_memory);
+	return 0;
+}
+
+static int flags_check(struct vmm_vm *vm, uint32_t flags, struct vmm_err *err)
+{
+	if (flags & ~(VMM_SLOT_READONLY | VMM_SLOT_DIRTY_LOG))
+		return vmm_err_set(err, -EINVAL, "flags", "unknown flags 0x%x", flags);
+	if ((flags & VMM_SLOT_READONLY) && !vm->vmm->caps.readonly_mem)
+		return vmm_err_set(err, -EOPNOTSUPP, "flags",
+				   "readonly memslots need KVM_CAP_READONLY_MEM, which this host lacks");
+	if ((flags & VMM_SLOT_READONLY) && vm->type == VMM_VM_TYPE_PROTECTED &&
+	    vm->kvm_type != KVM_X86_DEFAULT_VM)
+		return vmm_err_set(err, -EOPNOTSUPP, "flags",
+				   "this KVM VM type has no readonly memslots");
+	return 0;
+}
+
+static uint32_t kvm_flags_of(uint32_t flags)
+{
+	return (flags & VMM_SLOT_READONLY ? KVM_MEM_READONLY : 0) |
+	       (flags & VMM_SLOT_DIRTY_LOG ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+}
+
+/* ---- backings ----------------------------------------------------------- */
+
+struct mapping {
+	void *hva;
+	int fd;
+};
+
+/* Resolves path's directory (symlinks, "..") and checks it lies under an
+ * allowed directory; out gets the resolved path. */
+static int path_allowed(struct vmm *vmm, const char *path, char *out, size_t len,
+			struct vmm_err *err)
+{
+	char dirbuf[PATH_MAX], basebuf[PATH_MAX], dir[PATH_MAX], allowed[PATH_MAX];
+	const char *base;
+
+	if (!vmm->file_dirs || !vmm->file_dirs[0])
+		return vmm_err_set(err, -EACCES, "backing.path",
+				   "file-backed memslots are off: start slotd with --file-dir DIR");
+	if (path[0] != '/')
+		return vmm_err_set(err, -EINVAL, "backing.path", "'%s' is not an absolute path", path);
+	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+	snprintf(basebuf, sizeof(basebuf), "%s", path);
+	base = basename(basebuf);
+	if (!strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/"))
+		return vmm_err_set(err, -EINVAL, "backing.path", "'%s' does not name a file", path);
+	if (!realpath(dirname(dirbuf), dir))
+		return vmm_err_set(err, -ENOENT, "backing.path", "directory of '%s': %s",
+				   path, strerror(errno));
+	for (char **d = vmm->file_dirs; *d; d++) {
+		size_t n;
+
+		if (!realpath(*d, allowed))
+			continue;
+		n = strlen(allowed);
+		if (!strncmp(dir, allowed, n) && (dir[n] == 0 || dir[n] == '/' || n == 1)) {
+			if ((size_t)snprintf(out, len, "%s/%s", dir, base) >= len)
+				return vmm_err_set(err, -ENAMETOOLONG, "backing.path",
+						   "'%s' is too long", path);
+			return 0;
+		}
+	}
+	return vmm_err_set(err, -EACCES, "backing.path",
+			   "'%s' resolves to %s/%s, outside the allowed directories (--file-dir)",
+			   path, dir, base);
+}
+
+/* Opens (creating if needed) a file backing big enough for offset + size. */
+static int file_open(struct vmm_vm *vm, const struct vmm_memslot_params *p,
+		     struct vmm_err *err)
+{
+	char path[PATH_MAX];
+	bool ro = p->flags & VMM_SLOT_READONLY;
+	struct stat st;
+	int fd, r;
+
+	r = path_allowed(vm->vmm, p->backing.path, path, sizeof(path), err);
+	if (r)
+		return r;
+	fd = open(path, (ro ? O_RDONLY : O_RDWR | O_CREAT) | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return vmm_err_set(err, errno == ELOOP ? -EACCES : -errno, "backing.path",
+				   errno == ELOOP ? "'%s' is a symbolic link; give the file itself"
+						  : "cannot open '%s'", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return vmm_err_set(err, -EINVAL, "backing.path", "'%s' is not a regular file", path);
+	}
+	if ((uint64_t)st.st_size < p->backing.offset + p->size &&
+	    (ro || ftruncate(fd, (off_t)(p->backing.offset + p->size)) < 0)) {
+		close(fd);
+		return vmm_err_set(err, ro ? -EINVAL : -errno, "backing.path",
+				   "'%s' is %lld bytes, shorter than offset + size", path,
+				   (long long)st.st_size);
+	}
+	return fd;
+}
+
+/* A memfd of size bytes (hugetlb pages of hp bytes when hp != 0). */
+static int memfd_open(struct vmm_vm *vm, uint32_t id, uint64_t size, uint64_t hp,
+		      struct vmm_err *err)
+{
+	unsigned flags = MFD_CLOEXEC;
+	char name[96];
+	int fd;
+
+	if (hp)
+		flags |= MFD_HUGETLB | (hp == HUGE_1G ? MFD_HUGE_1GB : MFD_HUGE_2MB);
+	snprintf(name, sizeof(name), "slotd-%s-slot%u", vm->name, id);
+	fd = memfd_create(name, flags);
+	if (fd < 0)
+		return vmm_err_set(err, -errno, "backing.kind", "memfd_create: %s", strerror(errno));
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int e = errno;
+
+		close(fd);
+		return vmm_err_set(err, -e, "size", "sizing the memfd to %llu bytes: %s",
+				   (unsigned long long)size, strerror(e));
+	}
+	return fd;
+}
+
+/* The backing's file descriptor (-1 for anonymous memory) or -errno;
+ * fds are >= 0 and errors are <= -2 here, -1 being ANON. */
+static int backing_fd(struct vmm_vm *vm, uint32_t id, const struct vmm_memslot_params *p,
+		      struct vmm_err *err)
+{
+	const struct vmm_backing *b = &p->backing;
+	uint64_t hp = b->hugepage_size ? b->hugepage_size : HUGE_2M;
+	int fd;
+
+	switch (b->kind) {
+	case VMM_BACKING_ANON:
+		return -1;
+	case VMM_BACKING_MEMFD:
+		fd = b->path[0] ? file_open(vm, p, err) : memfd_open(vm, id, p->size, 0, err);
+		return fd == -EPERM ? -EACCES : fd;
+	case VMM_BACKING_HUGETLB:
+		if (hp != HUGE_2M && hp != HUGE_1G)
+			return vmm_err_set(err, -EINVAL, "backing.hugepage_size",
+					   "hugepage_size must be 2M or 1G");
+		if (p->size % hp)
+			return vmm_err_set(err, -EINVAL, "size",
+					   "size must be a multiple of the %lluM huge page",
+					   (unsigned long long)(hp >> 20));
+		fd = memfd_open(vm, id, p->size, hp, err);
+		return fd == -EPERM ? -EACCES : fd;
+	case VMM_BACKING_FILE:
+		if (!b->path[0])
+			return vmm_err_set(err, -EINVAL, "backing.path",
+					   "a file backing needs a path");
+		fd = file_open(vm, p, err);
+		return fd == -EPERM ? -EACCES : fd;
+	}
+	return vmm_err_set(err, -EINVAL, "backing.kind", "unknown backing kind");
+}
+
+static int backing_map(struct vmm_vm *vm, uint32_t id, const struct vmm_memslot_params *p,
+		       struct mapping *m, struct vmm_err *err)
+{
+	const struct vmm_backing *b = &p->backing;
+	bool file = b->kind == VMM_BACKING_FILE || (b->kind == VMM_BACKING_MEMFD && b->path[0]);
+	bool shared = b->kind != VMM_BACKING_ANON && (b->kind != VMM_BACKING_FILE || b->shared);
+	int prot = PROT_READ | (p->flags & VMM_SLOT_READONLY ? 0 : PROT_WRITE);
+	int flags = (shared || (b->kind == VMM_BACKING_ANON && b->shared)) ? MAP_SHARED : MAP_PRIVATE;
+
+	if (file && (b->offset & (PAGE - 1)))
+		return vmm_err_set(err, -EINVAL, "backing.offset", "offset must be 4 KiB aligned");
+	m->fd = backing_fd(vm, id, p, err);
+	if (m->fd < -1)
+		return m->fd;
+	if (m->fd < 0)
+		flags |= MAP_ANONYMOUS | MAP_NORESERVE;
+	m->hva = mmap(NULL, p->size, prot, flags, m->fd, file ? (off_t)b->offset : 0);
+	if (m->hva == MAP_FAILED) {
+		int e = errno;
+
+		if (m->fd >= 0)
+			close(m->fd);
+		return vmm_err_set(err, -e, "backing.kind",
+				   b->kind == VMM_BACKING_HUGETLB && e == ENOMEM ?
+				   "not enough free huge pages (see /proc/sys/vm/nr_hugepages)" :
+				   "mapping the backing failed");
+	}
+	if (b->kind == VMM_BACKING_ANON)
+		madvise(m->hva, p->size, MADV_HUGEPAGE);	/* best effort */
+	return 0;
+}
+
+/* What the engine's release callback unmaps once no reader can reach it. */
+struct released {
+	void *hva;
+	uint64_t size;
+	int fd;
+	uint64_t *kvm_dirty;
+};
+
+static void release_backing(void *arg)
+{
+	struct released *r = arg;
+
+	munmap(r->hva, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->kvm_dirty);
+	free(r);
+}
+
+/* ---- create, move, delete, flags --------------------------------------- */
+
+/* Checks p and picks the id.  Takes slots_lock for reading. */
+static int create_check(struct vmm_vm *vm, const struct vmm_memslot_params *p,
+			uint32_t *id, struct vmm_err *err)
+{
+	int r = flags_check(vm, p->flags, err);
+
+	if (r)
+		return r;
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	r = range_check_locked(vm, p->gpa, p->size, VMM_SLOT_ANY, err);
+	if (!r)
+		r = id_pick_locked(vm, p->id, id, err);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return r ? r : limits_check(vm, p->size, err);
+}
+
+/* KVM first (it may refuse what we allowed), then the engine, then the
+ * list; each step undone if a later one fails. */
+static int create_apply(struct vmm_vm *vm, const struct vmm_memslot_params *p,
+			uint32_t id, struct mapping *m, struct vmm_effect *fx,
+			struct vmm_err *err)
+{
+	struct vmm_memslot s = { .id = id, .flags = kvm_flags_of(p->flags), .gpa = p->gpa,
+				 .size = p->size, .hva = m->hva, .fd = m->fd,
+				 .backing = p->backing };
+	uint64_t t;
+	int r;
+
+	r = kvm_set(vm, fx, id, s.flags, p->gpa, p->size, m->hva);
+	if (r)
+		return vmm_err_set(err, r, "gpa", "KVM refused memslot %u at 0x%llx: %s", id,
+				   (unsigned long long)p->gpa, strerror(-r));
+	t = vmm_now_ns();
+	r = mmu_slot_create(vm->mmu, id, p->gpa, p->size, m->hva, vm_slot_mmu_flags(s.flags));
+	fx->engine_ns += vmm_now_ns() - t;
+	if (!r)
+		r = vm_slot_list_insert(vm, &s);
+	if (r) {
+		mmu_slot_delete(vm->mmu, id, NULL, NULL);
+		kvm_set(vm, fx, id, s.flags, p->gpa, 0, m->hva);
+		return vmm_err_set(err, r, NULL, "the engine refused memslot %u: %s; "
+				   "KVM's side was undone", id, strerror(-r));
+	}
+	return 0;
+}
+
+/* The create step of a change (alone or in a transaction). */
+static int do_create(struct vmm_vm *vm, const struct vmm_memslot_params *p,
+		     uint32_t *id, struct vmm_effect *fx, struct vmm_err *err)
+{
+	struct mapping m;
+	int r;
+
+	r = create_check(vm, p, id, err);
+	if (!r)
+		r = backing_map(vm, *id, p, &m, err);
+	if (r)
+		return r;
+	r = create_apply(vm, p, *id, &m, fx, err);
+	if (r) {
+		munmap(m.hva, p->size);
+		if (m.fd >= 0)
+			close(m.fd);
+	}
+	return r;
+}
+
+/* Copies slot id's metadata; -ENOENT naming the field when absent or 0. */
+static int slot_get(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out,
+		    struct vmm_err *err)
+{
+	struct vmm_memslot *s;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	s = vm_slot_find_locked(vm, id);
+	if (s)
+		*out = *s;
+	pthread_rwlock_unlock(&vm->slots_lock);
+	if (!s)
+		return vmm_err_set(err, -ENOENT, "slot", "VM '%s' has no memslot %u",
+				   vm->name, id);
+	if (id == 0)
+		return vmm_err_set(err, -EPERM, "slot",
+				   "slot 0 is the VM's boot RAM; it cannot be moved or deleted");
+	return 0;
+}
+
+/* Removes slot id from KVM, the engine and the list.  With deferred, the
+ * backing is handed back in *gone (a transaction may still need it);
+ * otherwise the engine unmaps it after the grace period. */
+static int do_delete(struct vmm_vm *vm, uint32_t id, bool deferred,
+		     struct vmm_memslot *gone, struct vmm_effect *fx, struct vmm_err *err)
+{
+	struct released *rel = NULL;
+	struct vmm_memslot s;
+	uint64_t t;
+	int r = slot_get(vm, id, &s, err);
+
+	if (r)
+		return r;
+	if (!deferred && !(rel = malloc(sizeof(*rel))))
+		return vmm_err_set(err, -ENOMEM, NULL, "out of memory");
+	r = kvm_set(vm, fx, id, s.flags, s.gpa, 0, s.hva);
+	if (r) {
+		free(rel);
+		return vmm_err_set(err, r, "slot", "KVM refused to delete memslot %u: %s",
+				   id, strerror(-r));
+	}
+	vm_slot_list_remove(vm, id, &s);
+	if (rel)
+		*rel = (struct released){ s.hva, s.size, s.fd, s.kvm_dirty };
+	t = vmm_now_ns();
+	mmu_slot_delete(vm->mmu, id, rel ? release_backing : NULL, rel);
+	fx->engine_ns += vmm_now_ns() - t;
+	if (gone)
+		*gone = s;
+	return 0;
+}
+
+static int do_move(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
+		   struct vmm_effect *fx, struct vmm_err *err)
+{
+	struct vmm_memslot s;
+	uint64_t t;
+	int r = slot_get(vm, id, &s, err);
+
+	if (r)
+		return r;
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	r = range_check_locked(vm, gpa, s.size, id, err);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	if (r)
+		return r;
+	/* Same id, same size and host address, new GPA: KVM_MR_MOVE. */
+	r = kvm_set(vm, fx, id, s.flags, gpa, s.size, s.hva);
+	if (r)
+		return vmm_err_set(err, r, "gpa", "KVM refused to move memslot %u to 0x%llx: %s",
+				   id, (unsigned long long)gpa, strerror(-r));
+	t = vmm_now_ns();
+	r = mmu_slot_move(vm->mmu, id, gpa);
+	fx->engine_ns += vmm_now_ns() - t;
+	if (r) {
+		kvm_set(vm, fx, id, s.flags, s.gpa, s.size, s.hva);
+		return vmm_err_set(err, r, "gpa", "the engine refused the move: %s; KVM's "
+				   "side was undone", strerror(-r));
+	}
+	vm_slot_list_remove(vm, id, &s);
+	s.gpa = gpa;
+	vm_slot_list_insert(vm, &s);
+	return 0;
+}
 
 int vmm_memslot_create(struct vmm_vm *vm, const struct vmm_memslot_params *p,
 		       uint32_t *id, struct vmm_effect *fx, struct vmm_err *err)
 {
-	(void)vm; (void)p; (void)id; (void)fx;
-	return vmm_err_set(err, -ENOSYS, NULL, "memslot.create is not implemented yet");
+	struct vmm_effect local;
+	struct snapshot b;
+	int r;
+
+	fx = fx ? fx : &local;
+	op_begin(vm, &b, fx);
+	r = do_create(vm, p, id, fx, err);
+	if (!r)
+		vm_boot_slots_update(vm);
+	fx_finish(vm, &b, fx);
+	return r;
 }
 
 int vmm_memslot_move(struct vmm_vm *vm, uint32_t id, uint64_t new_gpa,
 		     struct vmm_effect *fx, struct vmm_err *err)
 {
-	(void)vm; (void)id; (void)new_gpa; (void)fx;
-	return vmm_err_set(err, -ENOSYS, NULL, "memslot.move is not implemented yet");
+	struct vmm_effect local;
+	struct snapshot b;
+	int r;
+
+	fx = fx ? fx : &local;
+	op_begin(vm, &b, fx);
+	r = do_move(vm, id, new_gpa, fx, err);
+	if (!r)
+		vm_boot_slots_update(vm);
+	fx_finish(vm, &b, fx);
+	return r;
 }
 
 int vmm_memslot_delete(struct vmm_vm *vm, uint32_t id, struct vmm_effect *fx,
 		       struct vmm_err *err)
 {
-	(void)vm; (void)id; (void)fx;
-	return vmm_err_set(err, -ENOSYS, NULL, "memslot.delete is not implemented yet");
+	struct vmm_effect local;
+	struct snapshot b;
+	int r;
+
+	fx = fx ? fx : &local;
+	op_begin(vm, &b, fx);
+	r = do_delete(vm, id, false, NULL, fx, err);
+	if (!r)
+		vm_boot_slots_update(vm);
+	fx_finish(vm, &b, fx);
+	return r;
+}
+
+/* Sets the slot's KVM flags in the list. */
+static void list_flags_set(struct vmm_vm *vm, uint32_t id, uint32_t kflags)
+{
+	struct vmm_memslot *s;
+
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	s = vm_slot_find_locked(vm, id);
+	if (s) {
+		s->flags = kflags;
+		if (!(kflags & KVM_MEM_LOG_DIRTY_PAGES)) {
+			free(s->kvm_dirty);
+			s->kvm_dirty = NULL;
+		}
+	}
+	pthread_rwlock_unlock(&vm->slots_lock);
 }
 
 int vmm_memslot_set_flags(struct vmm_vm *vm, uint32_t id, bool dirty_log,
 			  struct vmm_effect *fx, struct vmm_err *err)
 {
-	(void)vm; (void)id; (void)dirty_log; (void)fx;
-	return vmm_err_set(err, -ENOSYS, NULL, "not implemented yet");
+	struct vmm_effect local;
+	struct vmm_memslot s;
+	struct snapshot b;
+	uint32_t kflags;
+	uint64_t t;
+	int r;
+
+	fx = fx ? fx : &local;
+	op_begin(vm, &b, fx);
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	r = vm_slot_find_locked(vm, id) ? 0 : -ENOENT;
+	if (!r)
+		s = *vm_slot_find_locked(vm, id);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	if (r)
+		return vmm_err_set(err, r, "slot", "VM '%s' has no memslot %u", vm->name, id);
+	kflags = dirty_log ? s.flags | KVM_MEM_LOG_DIRTY_PAGES : s.flags & ~KVM_MEM_LOG_DIRTY_PAGES;
+	if (kflags == s.flags)
+		goto out;
+	r = kvm_set(vm, fx, id, kflags, s.gpa, s.size, s.hva);
+	if (r)
+		return vmm_err_set(err, r, "dirty_log", "KVM refused the flags of memslot %u: %s",
+				   id, strerror(-r));
+	t = vmm_now_ns();
+	r = mmu_slot_set_flags(vm->mmu, id, vm_slot_mmu_flags(kflags));
+	fx->engine_ns += vmm_now_ns() - t;
+	if (r) {
+		kvm_set(vm, fx, id, s.flags, s.gpa, s.size, s.hva);
+		return vmm_err_set(err, r, "dirty_log", "the engine refused: %s", strerror(-r));
+	}
+	list_flags_set(vm, id, kflags);
+out:
+	fx_finish(vm, &b, fx);
+	return 0;
+}
+
+/* ---- dirty log ----------------------------------------------------------- */
+
+/* ORs KVM's log (which KVM_GET_DIRTY_LOG clears) into the slot's
+ * accumulated bitmap.  Called with slots_lock held for writing. */
+static int kvm_dirty_fetch_locked(struct vmm_vm *vm, struct vmm_memslot *s,
+				  uint64_t words)
+{
+	uint64_t *tmp = calloc(words, 8);
+	struct kvm_dirty_log log = { .slot = s->id, .dirty_bitmap = tmp };
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	if (!s->kvm_dirty && !(s->kvm_dirty = calloc(words, 8)))
+		r = -ENOMEM;
+	else if (ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		r = -errno;
+	for (uint64_t i = 0; !r && i < words; i++)
+		s->kvm_dirty[i] |= tmp[i];
+	free(tmp);
+	return r;
 }
 
 int vmm_memslot_dirty_log(struct vmm_vm *vm, uint32_t id, bool clear,
 			  uint64_t **bitmap, uint64_t *npages, uint64_t *ndirty,
 			  struct vmm_err *err)
 {
-	(void)vm; (void)id; (void)clear; (void)bitmap; (void)npages; (void)ndirty;
-	return vmm_err_set(err, -ENOSYS, NULL, "not implemented yet");
+	struct vmm_memslot *s;
+	uint64_t words, *mine;
+	int r;
+
+	pthread_rwlock_wrlock(&vm->slots_lock);
+	s = vm_slot_find_locked(vm, id);
+	if (!s || !(s->flags & KVM_MEM_LOG_DIRTY_PAGES)) {
+		pthread_rwlock_unlock(&vm->slots_lock);
+		return s ? vmm_err_set(err, -EINVAL, "slot", "dirty logging is off for memslot %u "
+				       "(memslot.set_flags turns it on)", id)
+			 : vmm_err_set(err, -ENOENT, "slot", "VM '%s' has no memslot %u", vm->name, id);
+	}
+	*npages = s->size / PAGE;
+	words = (*npages + 63) / 64;
+	mine = calloc(words, 8);
+	r = mine ? kvm_dirty_fetch_locked(vm, s, words) : -ENOMEM;
+	if (!r)
+		r = mmu_dirty_log_get(vm->mmu, id, mine, words * 8, clear);
+	*ndirty = 0;
+	for (uint64_t i = 0; !r && i < words; i++) {
+		mine[i] |= s->kvm_dirty[i];
+		*ndirty += (uint64_t)__builtin_popcountll(mine[i]);
+	}
+	if (!r && clear)
+		memset(s->kvm_dirty, 0, words * 8);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	if (r) {
+		free(mine);
+		return vmm_err_set(err, r, "slot", "reading the dirty log of memslot %u: %s",
+				   id, strerror(-r));
+	}
+	*bitmap = mine;
+	return 0;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+/* What undoing one applied op needs. */
+struct undo {
+	enum vmm_memslot_op_kind kind;
+	uint32_t id;
+	uint64_t old_gpa;		/* MOVE */
+	struct vmm_memslot gone;	/* DELETE: still mapped */
+};
+
+/* Puts a slot deleted in this transaction back, on both sides. */
+static void undelete(struct vmm_vm *vm, struct vmm_memslot *s, struct vmm_effect *fx)
+{
+	kvm_set(vm, fx, s->id, s->flags, s->gpa, s->size, s->hva);
+	mmu_slot_create(vm->mmu, s->id, s->gpa, s->size, s->hva, vm_slot_mmu_flags(s->flags));
+	vm_slot_list_insert(vm, s);
+}
+
+static void txn_undo(struct vmm_vm *vm, struct undo *u, size_t n, struct vmm_effect *fx)
+{
+	while (n--) {
+		if (u[n].kind == VMM_OP_CREATE)
+			do_delete(vm, u[n].id, false, NULL, fx, NULL);
+		else if (u[n].kind == VMM_OP_MOVE)
+			do_move(vm, u[n].id, u[n].old_gpa, fx, NULL);
+		else
+			undelete(vm, &u[n].gone, fx);
+	}
+}
+
+static int txn_op(struct vmm_vm *vm, const struct vmm_memslot_op *op, struct undo *u,
+		  uint32_t *id, struct vmm_effect *fx, struct vmm_err *err)
+{
+	struct vmm_memslot s;
+	int r;
+
+	u->kind = op->kind;
+	u->id = *id = op->id;
+	switch (op->kind) {
+	case VMM_OP_CREATE:
+		r = do_create(vm, &op->create, &u->id, fx, err);
+		*id = u->id;
+		return r;
+	case VMM_OP_MOVE:
+		r = slot_get(vm, op->id, &s, err);
+		if (r)
+			return r;
+		u->old_gpa = s.gpa;
+		return do_move(vm, op->id, op->gpa, fx, err);
+	case VMM_OP_DELETE:
+		return do_delete(vm, op->id, true, &u->gone, fx, err);
+	}
+	return vmm_err_set(err, -EINVAL, "kind", "unknown operation");
+}
+
+/* Unmaps the backings of the slots a committed transaction deleted, after
+ * the engine's grace period. */
+static void txn_release(struct vmm_vm *vm, struct undo *u, size_t n)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++)
+		any |= u[i].kind == VMM_OP_DELETE;
+	if (!any)
+		return;
+	mmu_synchronize(vm->mmu);
+	for (size_t i = 0; i < n; i++) {
+		if (u[i].kind != VMM_OP_DELETE)
+			continue;
+		munmap(u[i].gone.hva, u[i].gone.size);
+		if (u[i].gone.fd >= 0)
+			close(u[i].gone.fd);
+		free(u[i].gone.kvm_dirty);
+	}
 }
 
 int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 			    size_t n, uint32_t *ids, size_t *failed,
 			    struct vmm_effect *fx, struct vmm_err *err)
 {
-	(void)vm; (void)ops; (void)n; (void)ids; (void)failed; (void)fx;
-	return vmm_err_set(err, -ENOSYS, NULL, "not implemented yet");
-}
+	struct vmm_effect local;
+	struct undo *u;
+	struct snapshot b;
+	bool held;
+	size_t i;
+	int r;
 
-int vmm_vm_quirks_get(struct vmm_vm *vm, struct vmm_quirk_state *states, size_t max)
-{
-	(void)vm; (void)states; (void)max;
-	return -ENOSYS;
+	fx = fx ? fx : &local;
+	*failed = SIZE_MAX;
+	if (n == 0 || n > VMM_TXN_MAX)
+		return vmm_err_set(err, -EINVAL, "ops", "a transaction has 1..%u operations",
+				   VMM_TXN_MAX);
+	u = calloc(n, sizeof(*u));
+	if (!u)
+		return vmm_err_set(err, -ENOMEM, NULL, "out of memory");
+	op_begin(vm, &b, fx);
+	r = vm_vcpus_hold(vm, &held, err);
+	for (i = 0; !r && i < n; i++)
+		r = txn_op(vm, &ops[i], &u[i], &ids[i], fx, err);
+	if (r && i > 0) {
+		*failed = i - 1;
+		txn_undo(vm, u, i - 1, fx);
+	}
+	if (!r)
+		vm_boot_slots_update(vm);
+	vm_vcpus_release(vm, held);
+	if (!r)
+		txn_release(vm, u, n);
+	fx_finish(vm, &b, fx);
+	free(u);
+	return r;
 }

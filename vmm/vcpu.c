@@ -278,9 +278,15 @@ static void *vcpu_thread(void *arg)
 	sigdelset(&set, SIGFPE);
 	sigdelset(&set, SIGILL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	/* An engine reader, online only while handling an exit: in KVM_RUN
+	 * or waiting to run it never holds up a grace period. */
+	mmu_reader_register(vcpu->vm->mmu);
+	mmu_reader_offline();
 	while (wait_runnable(vcpu)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) == 0) {
+			mmu_reader_online();
 			exit_handle(vcpu);
+			mmu_reader_offline();
 			continue;
 		}
 		if (errno == EINTR || errno == EAGAIN) {
@@ -291,6 +297,8 @@ static void *vcpu_thread(void *arg)
 		vm_guest_crash(vcpu, "KVM_RUN failed: %s",
 			       strerror_r(errno, buf, sizeof(buf)));
 	}
+	mmu_reader_online();
+	mmu_reader_unregister(vcpu->vm->mmu);
 	vcpu_leave(vcpu);
 	return NULL;
 }

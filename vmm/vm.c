@@ -111,8 +111,10 @@ static int kvm_vm_open(struct vmm_vm *vm, struct vmm_err *err)
 			.cap = KVM_CAP_DISABLE_QUIRKS2,
 			.args[0] = KVM_X86_QUIRK_SLOT_ZAP_ALL,
 		};
-		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) == 0)
+		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) == 0) {
 			vm->quirks_disabled |= KVM_X86_QUIRK_SLOT_ZAP_ALL;
+			vm->quirks_kernel |= KVM_X86_QUIRK_SLOT_ZAP_ALL;
+		}
 	}
 	if (caps->stats_fd)
 		stats_src_open(&vm->stats, ioctl(vm->fd, KVM_GET_STATS_FD, 0));
@@ -177,6 +179,9 @@ static void vm_free(struct vmm_vm *vm)
 	for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
 		vcpu_fini(&vm->vcpus[i]);
 	free(vm->vcpus);
+	/* Runs the releases of deleted slots (rcu_barrier) before the rest. */
+	if (vm->mmu)
+		mmu_destroy(vm->mmu);
 	vm_memslots_free(vm);
 	stats_src_close(&vm->stats);
 	if (vm->fd >= 0)
@@ -191,6 +196,22 @@ static void vm_free(struct vmm_vm *vm)
 	free(vm);
 }
 
+/* The VM's engine: precise-only for protected VMs, zap-all for default
+ * ones (the slot_zap_all quirk's default). */
+static int engine_create(struct vmm_vm *vm, struct vmm_err *err)
+{
+	struct mmu_config mc = {
+		.type = vm->type == VMM_VM_TYPE_PROTECTED ? MMU_VM_PROTECTED :
+							    MMU_VM_DEFAULT,
+	};
+	int r = mmu_create(&mc, &vm->mmu);
+
+	if (r)
+		return vmm_err_set(err, r, NULL, "creating the MMU engine: %s",
+				   strerror(-r));
+	return 0;
+}
+
 /* Everything after allocation: kernel VM, console, RAM, payload, vCPUs. */
 static int vm_build(struct vmm_vm *vm, const struct vmm_vm_params *p,
 		    struct vmm_err *err)
@@ -202,6 +223,9 @@ static int vm_build(struct vmm_vm *vm, const struct vmm_vm_params *p,
 		return vmm_err_set(err, r, NULL, "console log in %s: %s",
 				   vm->vmm->console_dir, strerror(-r));
 	r = kvm_vm_open(vm, err);
+	if (r)
+		return r;
+	r = engine_create(vm, err);
 	if (r)
 		return r;
 	r = vm_payload_open(vm, p->payload, err);

@@ -65,6 +65,10 @@ int vmm_vm_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info *slots,
 		slots[i].gpa = vm->slots[i].gpa;
 		slots[i].size = vm->slots[i].size;
 		slots[i].hva = (uintptr_t)vm->slots[i].hva;
+		slots[i].slot_flags =
+			(vm->slots[i].flags & KVM_MEM_READONLY ? VMM_SLOT_READONLY : 0) |
+			(vm->slots[i].flags & KVM_MEM_LOG_DIRTY_PAGES ? VMM_SLOT_DIRTY_LOG : 0);
+		slots[i].backing = vm->slots[i].backing;
 	}
 	*count = vm->nr_slots;
 	pthread_rwlock_unlock(&vm->slots_lock);
@@ -83,49 +87,85 @@ uint64_t vmm_vm_quirks_enabled(struct vmm_vm *vm)
 	return all & ~disabled;
 }
 
-/* Disables one quirk on the kernel VM.  Called with vm->lock held. */
-static int quirk_disable_locked(struct vmm_vm *vm,
-				const struct vmm_quirk_desc *q,
-				struct vmm_err *err)
+/* Has the kernel VM run?  Quirks are then fixed except for disabling. */
+static bool started_locked(struct vmm_vm *vm)
 {
-	struct kvm_enable_cap cap = { .cap = KVM_CAP_DISABLE_QUIRKS2 };
+	return vm->start_ns != 0;
+}
 
-	if (!(vm->vmm->caps.supported_quirks & q->bit))
-		return vmm_err_set(err, -EOPNOTSUPP, "quirk",
-				   "this host's KVM cannot disable quirk %s (supported mask 0x%llx)",
-				   q->name,
-				   (unsigned long long)vm->vmm->caps.supported_quirks);
-	cap.args[0] = q->bit;
-	if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0)
-		return vmm_err_set(err, -errno, "quirk",
-				   "KVM_CAP_DISABLE_QUIRKS2 %s: %s", q->name,
-				   strerror(errno));
-	vm->quirks_disabled |= q->bit;
-	return 0;
+/* Why quirk q of vm cannot be set to enabled now, or NULL.
+ * Called with vm->lock held. */
+static const char *quirk_refusal(struct vmm_vm *vm, const struct vmm_quirk_desc *q,
+				 bool enabled, char *buf, size_t len)
+{
+	if (!(vm->vmm->caps.supported_quirks & q->bit)) {
+		snprintf(buf, len, "this host's KVM cannot disable %s (supported mask 0x%llx)",
+			 q->name, (unsigned long long)vm->vmm->caps.supported_quirks);
+		return buf;
+	}
+	if (q->bit == KVM_X86_QUIRK_SLOT_ZAP_ALL && vm->type == VMM_VM_TYPE_PROTECTED) {
+		snprintf(buf, len, "a protected VM zaps precisely: slot_zap_all is off and locked");
+		return enabled ? buf : NULL;
+	}
+	if (enabled && (vm->quirks_kernel & q->bit)) {
+		snprintf(buf, len, "%s is disabled on the kernel VM and KVM cannot re-enable "
+			 "a quirk; destroy and re-create the VM to get it back", q->name);
+		return buf;
+	}
+	return NULL;
 }
 
 int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
 		     struct vmm_err *err)
 {
 	const struct vmm_quirk_desc *q = vmm_quirk_lookup(name);
+	const char *why;
+	char buf[200];
 	int r = 0;
 
 	if (!q)
-		return vmm_err_set(err, -ENOENT, "quirk", "unknown quirk '%s'",
-				   name);
+		return vmm_err_set(err, -ENOENT, "quirk", "unknown quirk '%s'", name);
 	pthread_mutex_lock(&vm->lock);
-	if (enabled && vm->type == VMM_VM_TYPE_PROTECTED &&
-	    q->bit == KVM_X86_QUIRK_SLOT_ZAP_ALL)
-		r = vmm_err_set(err, -EPERM, "quirk",
-				"a protected VM zaps precisely; slot_zap_all cannot be enabled");
-	else if (enabled && (vm->quirks_disabled & q->bit))
-		r = vmm_err_set(err, -EPERM, "quirk",
-				"quirk %s is disabled and KVM cannot re-enable quirks on a live VM",
-				name);
-	else if (!enabled && !(vm->quirks_disabled & q->bit))
-		r = quirk_disable_locked(vm, q, err);
+	why = quirk_refusal(vm, q, enabled, buf, sizeof(buf));
+	if (why) {
+		r = vm->vmm->caps.supported_quirks & q->bit ? -EPERM : -EOPNOTSUPP;
+		vmm_err_set(err, r, "quirk", "%s", why);
+	} else if (enabled) {
+		vm->quirks_disabled &= ~q->bit;
+	} else {
+		vm->quirks_disabled |= q->bit;
+	}
 	pthread_mutex_unlock(&vm->lock);
-	return r;
+	if (r)
+		return r;
+	/* A VM that has run gets the change now; a defined one at start. */
+	if (!enabled && started_locked(vm) && (r = vm_quirks_apply(vm, err)))
+		return r;
+	if (q->bit == KVM_X86_QUIRK_SLOT_ZAP_ALL)
+		r = mmu_policy_set(vm->mmu, enabled);
+	return r ? vmm_err_set(err, r, "quirk", "the engine refused the policy: %s",
+			       strerror(-r)) : 0;
+}
+
+int vmm_vm_quirks_get(struct vmm_vm *vm, struct vmm_quirk_state *states, size_t max)
+{
+	pthread_mutex_lock(&vm->lock);
+	for (size_t i = 0; i < vmm_quirk_desc_count && i < max; i++) {
+		const struct vmm_quirk_desc *q = &vmm_quirk_descs[i];
+		struct vmm_quirk_state *st = &states[i];
+		char buf[200];
+		const char *why;
+
+		st->name = q->name;
+		st->bit = q->bit;
+		st->supported = vm->vmm->caps.supported_quirks & q->bit;
+		st->enabled = !(vm->quirks_disabled & q->bit);
+		why = quirk_refusal(vm, q, !st->enabled, buf, sizeof(buf));
+		st->locked = why != NULL;
+		snprintf(st->why, sizeof(st->why), "%s", why ? why : "");
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
 }
 
 /* Shared checks of the memory API. */
@@ -150,10 +190,13 @@ static int memory_access(struct vmm_vm *vm, uint64_t gpa, void *buf,
 			 size_t len, bool write, struct vmm_err *err)
 {
 	int r = memory_check(vm, gpa, len, err);
+	bool registered;
 
 	if (r)
 		return r;
-	r = vm_gpa_copy(vm, gpa, buf, len, write);
+	registered = vm_reader_enter(vm);
+	r = vm_guest_copy(vm, gpa, buf, len, write);
+	vm_reader_leave(vm, registered);
 	if (r == -EFAULT)
 		return vmm_err_set(err, r, "gpa",
 				   "[0x%llx, 0x%llx) is not fully backed by memslots",

@@ -197,7 +197,7 @@ Test(vmm_create, several_vcpus_boot_and_secondaries_park)
 		  "console: '%s'", buf);
 }
 
-Test(vmm_create, quirks_can_be_disabled_but_not_reenabled)
+Test(vmm_create, quirks_toggle_freely_until_start_then_only_go_off)
 {
 	struct vmm_vm_params p;
 	struct vmm_err err = { 0 };
@@ -217,8 +217,17 @@ Test(vmm_create, quirks_can_be_disabled_but_not_reenabled)
 	cr_assert_eq(r, 0, "disable: expected 0, got %d (%s)", r, err.msg);
 	cr_assert(!(vmm_vm_quirks_enabled(vm) & KVM_X86_QUIRK_SLOT_ZAP_ALL),
 		  "slot_zap_all should be off");
+	/* Defined, never started: the kernel VM has not seen it yet. */
 	r = vmm_vm_quirk_set(vm, "slot_zap_all", true, &err);
-	cr_assert_eq(r, -EPERM, "re-enable: expected -EPERM, got %d", r);
+	cr_assert_eq(r, 0, "re-enable while defined: expected 0, got %d (%s)", r, err.msg);
+	cr_assert(vmm_vm_quirks_enabled(vm) & KVM_X86_QUIRK_SLOT_ZAP_ALL);
+	cr_assert_eq(vmm_vm_start(vm, &err), 0, "start: %s", err.msg);
+	vmm_vm_wait_state(vm, 1u << VMM_VM_STOPPED, 5000);
+	r = vmm_vm_quirk_set(vm, "slot_zap_all", false, &err);
+	cr_assert_eq(r, 0, "disable after start: expected 0, got %d (%s)", r, err.msg);
+	r = vmm_vm_quirk_set(vm, "slot_zap_all", true, &err);
+	cr_assert_eq(r, -EPERM, "re-enable after start: expected -EPERM, got %d", r);
+	cr_assert(strstr(err.msg, "cannot re-enable"), "message: %s", err.msg);
 }
 
 Test(vmm_create, boot_ram_is_memslot_zero)

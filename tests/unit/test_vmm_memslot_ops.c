@@ -1,0 +1,248 @@
+/* Memslot changes routed to KVM and the engine, on the real /dev/kvm:
+ * checks with exact errors and fields, data seen at the right GPA after
+ * create/move/delete, the quirk's policy on both sides, dirty logging,
+ * transactions that undo themselves. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/lib/vmm_helpers.h"
+
+static struct vmm *vmm;
+static struct vmm_vm *vm;
+
+#define SLOT_GPA	(1ull << 32)	/* 4 GiB: above any boot RAM here */
+
+static void setup(void)
+{
+	struct vmm_vm_params p;
+	struct vmm_err err = { 0 };
+
+	vmm = vmm_t_open();
+	if (!vmm)
+		cr_skip_test("no usable /dev/kvm on this host");
+	vmm_t_params(&p, "ops", "builtin:busy");
+	cr_assert_eq(vmm_vm_create(vmm, &p, &vm, &err), 0, "create: %s", err.msg);
+}
+
+static void teardown(void)
+{
+	if (vmm)
+		vmm_destroy(vmm);
+}
+
+TestSuite(vmm_memslot_ops, .init = setup, .fini = teardown);
+
+static struct vmm_memslot_params anon(uint64_t gpa, uint64_t size)
+{
+	struct vmm_memslot_params p = { .id = VMM_SLOT_ANY, .gpa = gpa, .size = size };
+
+	p.backing.kind = VMM_BACKING_ANON;
+	return p;
+}
+
+static int64_t fx_get(const struct vmm_effect *fx, const char *side, const char *name)
+{
+	for (unsigned i = 0; i < fx->n; i++)
+		if (!strcmp(fx->counters[i].side, side) && !strcmp(fx->counters[i].name, name))
+			return fx->counters[i].delta;
+	cr_assert_fail("no %s counter %s in the effect", side, name);
+	return 0;
+}
+
+static void expect_err(int r, int code, const struct vmm_err *err, const char *field)
+{
+	cr_assert_eq(r, code, "expected %d, got %d (%s)", code, r, err->msg);
+	cr_assert(err->field && !strcmp(err->field, field), "expected field %s, got %s (%s)",
+		  field, err->field ? err->field : "(none)", err->msg);
+}
+
+Test(vmm_memslot_ops, bad_layouts_are_refused_naming_the_field)
+{
+	struct vmm_memslot_params p = anon(SLOT_GPA, 1 << 20);
+	struct vmm_err err = { 0 };
+	uint32_t id;
+
+	p.gpa = SLOT_GPA + 100;
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "gpa");
+	p = anon(SLOT_GPA, 0);
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "size");
+	p = anon(SLOT_GPA, 5000);
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "size");
+	p = anon(1ull << 52, 4096);
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "gpa");
+	cr_assert(strstr(err.msg, "physical address space"), "%s", err.msg);
+	p = anon(8 << 20, 4096);	/* inside boot RAM (slot 0) */
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EEXIST, &err, "gpa");
+	cr_assert(strstr(err.msg, "memslot 0"), "the error should name slot 0: %s", err.msg);
+	p = anon(0x3200000000ull, 4096);
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EEXIST, &err, "gpa");
+	p = anon(SLOT_GPA, 4096);
+	p.backing.kind = VMM_BACKING_FILE;
+	snprintf(p.backing.path, sizeof(p.backing.path), "/tmp/x");
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EACCES, &err, "backing.path");
+	p = anon(SLOT_GPA, 4096);
+	expect_err(vmm_memslot_delete(vm, 0, NULL, &err), -EPERM, &err, "slot");
+	expect_err(vmm_memslot_delete(vm, 77, NULL, &err), -ENOENT, &err, "slot");
+}
+
+Test(vmm_memslot_ops, data_follows_the_slot_through_a_move_and_is_gone_after_delete)
+{
+	struct vmm_memslot_params p = anon(SLOT_GPA, 2 << 20);
+	struct vmm_err err = { 0 };
+	char buf[16] = "";
+	uint32_t id;
+
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(id, 1, "lowest free id after slot 0 is 1, got %u", id);
+	cr_assert_eq(vmm_vm_memory_write(vm, SLOT_GPA + 4096, "moved data", 11, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_move(vm, id, 2 * SLOT_GPA, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_vm_memory_read(vm, 2 * SLOT_GPA + 4096, buf, 11, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(buf, "moved data");
+	cr_assert_eq(vmm_vm_memory_read(vm, SLOT_GPA + 4096, buf, 11, &err), -EFAULT,
+		     "the old GPA must be unbacked after the move");
+	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_vm_memory_read(vm, 2 * SLOT_GPA + 4096, buf, 11, &err), -EFAULT);
+	/* The freed id is the lowest free one again. */
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(id, 1);
+	p = anon(SLOT_GPA + (2 << 20), 4096);
+	p.id = 1;
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EEXIST, &err, "slot");
+}
+
+/* Deletes an unrelated slot after faulting in two others through the
+ * engine, and returns the effect. */
+static struct vmm_effect churn_once(void)
+{
+	struct vmm_memslot_params a = anon(SLOT_GPA, 2 << 20), b = anon(2 * SLOT_GPA, 4096);
+	struct vmm_err err = { 0 };
+	struct vmm_effect fx;
+	uint32_t ia, ib;
+	char c;
+
+	cr_assert_eq(vmm_memslot_create(vm, &a, &ia, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_create(vm, &b, &ib, NULL, &err), 0, "%s", err.msg);
+	for (uint64_t off = 0; off < (2 << 20); off += 4096)
+		vmm_vm_memory_read(vm, SLOT_GPA + off, &c, 1, &err);
+	vmm_vm_memory_read(vm, 2 * SLOT_GPA, &c, 1, &err);
+	cr_assert_eq(vmm_memslot_delete(vm, ib, &fx, &err), 0, "%s", err.msg);
+	return fx;
+}
+
+Test(vmm_memslot_ops, slot_zap_all_on_obsoletes_the_root)
+{
+	struct vmm_effect fx = churn_once();
+
+	cr_assert_eq(fx_get(&fx, "engine", "roots_obsoleted"), 1);
+	cr_assert_gt(fx.duration_ns, 0);
+	fx_get(&fx, "kernel", "mmu_shadow_zapped");	/* reported, whatever its value */
+}
+
+Test(vmm_memslot_ops, slot_zap_all_off_zaps_only_the_deleted_slot)
+{
+	struct vmm_err err = { 0 };
+	struct vmm_effect fx;
+
+	if (!(vmm_caps_get(vmm)->supported_quirks & (1u << 7)))
+		cr_skip_test("this host cannot disable slot_zap_all");
+	cr_assert_eq(vmm_vm_quirk_set(vm, "slot_zap_all", false, &err), 0, "%s", err.msg);
+	fx = churn_once();
+	cr_assert_eq(fx_get(&fx, "engine", "roots_obsoleted"), 0);
+	/* Emptied tables above it may be detached too; no other leaf goes. */
+	cr_assert_eq(fx_get(&fx, "engine", "leafs_zapped"), 1, "leafs zapped: %lld",
+		     (long long)fx_get(&fx, "engine", "leafs_zapped"));
+	cr_assert_eq(fx_get(&fx, "engine", "pages_4k") + fx_get(&fx, "engine", "pages_2m"), -1,
+		     "exactly the deleted slot's one leaf leaves the tree");
+}
+
+Test(vmm_memslot_ops, protected_vm_refuses_slot_zap_all)
+{
+	struct vmm_vm_params p;
+	struct vmm_err err = { 0 };
+	struct vmm_quirk_state st[16];
+	struct vmm_vm *pv;
+
+	vmm_t_params(&p, "prot", "builtin:hello");
+	p.type = VMM_VM_TYPE_PROTECTED;
+	cr_assert_eq(vmm_vm_create(vmm, &p, &pv, &err), 0, "%s", err.msg);
+	expect_err(vmm_vm_quirk_set(pv, "slot_zap_all", true, &err), -EPERM, &err, "quirk");
+	vmm_vm_quirks_get(pv, st, 16);
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
+		if (!strcmp(st[i].name, "slot_zap_all"))
+			cr_assert(!st[i].enabled && st[i].locked && st[i].why[0],
+				  "slot_zap_all on a protected VM: enabled %d locked %d", st[i].enabled,
+				  st[i].locked);
+}
+
+Test(vmm_memslot_ops, dirty_log_reports_pages_written_through_the_engine)
+{
+	struct vmm_memslot_params p = anon(SLOT_GPA, 1 << 20);
+	struct vmm_err err = { 0 };
+	uint64_t *bm, npages, ndirty;
+	uint32_t id;
+
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	expect_err(vmm_memslot_dirty_log(vm, id, false, &bm, &npages, &ndirty, &err),
+		   -EINVAL, &err, "slot");
+	cr_assert_eq(vmm_memslot_set_flags(vm, id, true, NULL, &err), 0, "%s", err.msg);
+	vmm_vm_memory_write(vm, SLOT_GPA + 3 * 4096, "x", 1, &err);
+	vmm_vm_memory_write(vm, SLOT_GPA + 9 * 4096, "y", 1, &err);
+	cr_assert_eq(vmm_memslot_dirty_log(vm, id, true, &bm, &npages, &ndirty, &err), 0, "%s", err.msg);
+	cr_assert_eq(npages, 256);
+	cr_assert_eq(ndirty, 2, "expected pages 3 and 9 dirty, got %llu", (unsigned long long)ndirty);
+	cr_assert_eq(bm[0], (1ull << 3) | (1ull << 9), "bitmap 0x%llx", (unsigned long long)bm[0]);
+	free(bm);
+	cr_assert_eq(vmm_memslot_dirty_log(vm, id, false, &bm, &npages, &ndirty, &err), 0);
+	cr_assert_eq(ndirty, 0, "clear should have reset the log");
+	free(bm);
+}
+
+Test(vmm_memslot_ops, failed_transaction_leaves_the_layout_as_it_was)
+{
+	struct vmm_memslot_params a = anon(SLOT_GPA, 1 << 20);
+	struct vmm_memslot_op ops[3];
+	struct vmm_memslot_info slots[8];
+	struct vmm_err err = { 0 };
+	uint32_t id, ids[3];
+	size_t failed, n;
+	char buf[8] = "";
+
+	cr_assert_eq(vmm_memslot_create(vm, &a, &id, NULL, &err), 0, "%s", err.msg);
+	vmm_vm_memory_write(vm, SLOT_GPA, "keep", 5, &err);
+	memset(ops, 0, sizeof(ops));
+	ops[0] = (struct vmm_memslot_op){ .kind = VMM_OP_DELETE, .id = id };
+	ops[1] = (struct vmm_memslot_op){ .kind = VMM_OP_CREATE, .create = anon(3 * SLOT_GPA, 4096) };
+	ops[2] = (struct vmm_memslot_op){ .kind = VMM_OP_MOVE, .id = 99, .gpa = 0 };
+	cr_assert_eq(vmm_memslot_transaction(vm, ops, 3, ids, &failed, NULL, &err), -ENOENT);
+	cr_assert_eq(failed, 2, "op 2 names a missing slot; got %zu", failed);
+	vmm_vm_memslots_get(vm, slots, 8, &n);
+	cr_assert_eq(n, 2, "slot 0 and the original slot; got %zu", n);
+	cr_assert_eq(vmm_vm_memory_read(vm, SLOT_GPA, buf, 5, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(buf, "keep", "the deleted-then-restored slot kept its data");
+	ops[2] = (struct vmm_memslot_op){ .kind = VMM_OP_CREATE, .create = anon(5 * SLOT_GPA, 4096) };
+	cr_assert_eq(vmm_memslot_transaction(vm, ops, 3, ids, &failed, NULL, &err), 0, "%s", err.msg);
+	vmm_vm_memslots_get(vm, slots, 8, &n);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(vmm_vm_memory_read(vm, SLOT_GPA, buf, 1, &err), -EFAULT);
+}
+
+Test(vmm_memslot_ops, a_running_guest_survives_churn_and_dma_sees_the_new_layout)
+{
+	struct vmm_memslot_params p = anon(SLOT_GPA, 64 << 10);
+	struct vmm_err err = { 0 };
+	uint32_t id;
+
+	cr_assert_eq(vmm_vm_start(vm, &err), 0, "%s", err.msg);
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "round %d: %s", i, err.msg);
+		cr_assert_eq(vmm_memslot_move(vm, id, 2 * SLOT_GPA, NULL, &err), 0, "%s", err.msg);
+		cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	}
+	struct vmm_vm_info in;
+
+	vmm_vm_info_get(vm, &in);
+	cr_assert_eq(in.state, VMM_VM_RUNNING, "guest state %s: %s", vmm_vm_state_name(in.state),
+		     in.crash_reason);
+}
