@@ -223,10 +223,11 @@ int mmu_translate(struct mmu *mmu, uint64_t gpa, size_t len, unsigned access,
 	struct mmu_reader *r = mmu_thread.readers;
 	uint64_t gfn = gpa >> MMU_PAGE_SHIFT, off = gpa & (MMU_PAGE_SIZE - 1);
 
-	/* The thread's last-used VM, a length within the page (len - 1 <
-	 * room: non-zero, no overflow), online (an offline thread must not
-	 * get a hit: nothing protects it).  Anything else: slow path. */
-	if (__builtin_expect(r && r->mmu == mmu &&
+	/* The thread's last-used VM, a gpa inside 48 bits (tags hold no
+	 * more), a length within the page (len - 1 < room: non-zero, no
+	 * overflow), online (an offline thread must not get a hit: nothing
+	 * protects it).  Anything else: slow path. */
+	if (__builtin_expect(r && r->mmu == mmu && !(gpa >> MMU_GPA_BITS) &&
 			     len - 1 < MMU_PAGE_SIZE - off &&
 			     mmu_thread.online, 1)) {
 		struct tlb_entry *e = &r->tlb[gfn % TLB_ENTRIES];

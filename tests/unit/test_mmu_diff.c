@@ -114,6 +114,9 @@ static void probe_all(struct diff *d)
 		probe(d, s->gpa, 1 + rnd(d, 3 * 4096), acc);
 	}
 	probe(d, rnd_gpa(d) + rnd(d, 4096), 1 + rnd(d, 16), acc);
+	/* Beyond 48 bits: must not alias a cached page. */
+	probe(d, d->recent[rnd(d, 8)] | 1ull << (48 + rnd(d, 16)), 4,
+	      MMU_ACCESS_READ);
 	for (int i = 0; i < 3; i++)
 		probe(d, d->recent[rnd(d, 8)], 4,
 		      rnd(d, 2) ? acc : MMU_ACCESS_READ);
