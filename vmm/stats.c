@@ -1,6 +1,7 @@
 /* KVM binary stats (KVM_GET_STATS_FD): descriptors parsed once, values
  * read with one pread per call, and the vmm_vm_stats_foreach walk. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,44 @@ static int devices_foreach(struct vmm_vm *vm,
 }
 
 /* VM kernel stats, each vCPU's kernel stats, exit counts, devices. */
+#define ENGINE_STAT(f, c) { #f, offsetof(struct mmu_stats, f), c }
+
+static const struct {
+	const char *name;
+	size_t offset;
+	bool cumulative;
+} engine_stats[] = {
+	ENGINE_STAT(roots_obsoleted, true), ENGINE_STAT(leafs_zapped, true),
+	ENGINE_STAT(tables_detached, true), ENGINE_STAT(tables_freed, true),
+	ENGINE_STAT(tlb_flush_range, true), ENGINE_STAT(tlb_flush_full, true),
+	ENGINE_STAT(faults, true), ENGINE_STAT(pages_4k, false),
+	ENGINE_STAT(pages_2m, false), ENGINE_STAT(pages_1g, false),
+	ENGINE_STAT(rcu_pending, false), ENGINE_STAT(last_invalidation_ns, false),
+	ENGINE_STAT(generation, true), ENGINE_STAT(tables, false),
+};
+
+/* The engine's counters (source "engine"), named as in mmu/mmu.h, and its
+ * policy as slot_zap_all 0/1. */
+static int engine_foreach(struct vmm_vm *vm,
+			  int (*fn)(const struct vmm_stat *st, void *arg), void *arg)
+{
+	struct vmm_stat st = { .source = "engine", .vcpu = -1 };
+	struct mmu_stats m;
+	int r = 0;
+
+	mmu_stats_get(vm->mmu, &m);
+	for (size_t i = 0; i < sizeof(engine_stats) / sizeof(engine_stats[0]) && !r; i++) {
+		st.name = engine_stats[i].name;
+		memcpy(&st.value, (const char *)&m + engine_stats[i].offset, sizeof(st.value));
+		st.cumulative = engine_stats[i].cumulative;
+		r = fn(&st, arg);
+	}
+	st.name = "slot_zap_all";
+	st.value = m.slot_zap_all;
+	st.cumulative = false;
+	return r ? r : fn(&st, arg);
+}
+
 int vmm_vm_stats_foreach(struct vmm_vm *vm,
 			 int (*fn)(const struct vmm_stat *st, void *arg),
 			 void *arg)
@@ -166,5 +205,7 @@ int vmm_vm_stats_foreach(struct vmm_vm *vm,
 		r = exits_foreach(&vm->vcpus[i], fn, arg);
 	if (!r)
 		r = devices_foreach(vm, fn, arg);
+	if (!r)
+		r = engine_foreach(vm, fn, arg);
 	return r;
 }

@@ -384,7 +384,8 @@ int vmm_vm_memory_read(struct vmm_vm *vm, uint64_t gpa, void *buf, size_t len,
 int vmm_vm_memory_write(struct vmm_vm *vm, uint64_t gpa, const void *buf,
 			size_t len, struct vmm_err *err);
 
-/* One statistic.  source: "kvm" (the VM's or a vCPU's binary stats fd),
+/* One statistic.  source: "engine" (slotd's mmu counters),
+ * "kvm" (the VM's or a vCPU's binary stats fd),
  * "exits" (per-vCPU KVM exit counts by reason name) or "devices". */
 struct vmm_stat {
 	const char *source;

@@ -168,6 +168,11 @@ Test(vm_rpc, stats_show_kernel_counters_and_exits)
 		  json_object_object_get_ex(vm, "pages_4k", NULL), "no MMU counters");
 	cr_assert(json_object_object_get_ex(res, "exits", NULL), "no exit counts: %s",
 		  json_object_to_json_string(res));
+	cr_assert(json_object_object_get_ex(res, "engine", &kvm) &&
+		  json_object_object_get_ex(kvm, "vm", &vm) &&
+		  json_object_object_get_ex(vm, "roots_obsoleted", NULL) &&
+		  json_object_object_get_ex(vm, "faults", NULL), "no engine counters: %s",
+		  json_object_to_json_string(res));
 	json_object_put(r);
 }
 
