@@ -1,0 +1,300 @@
+/* VM definitions and memslot layouts survive a restart of slotd, also a
+ * kill -9 in the middle of a stream of changes: every vm-*.json parses and
+ * restores, and every change that was answered is in it. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/daemon.h"
+
+static struct test_daemon d;
+static char top[64];
+static char files[128];
+
+static void setup(void)
+{
+	char tmpl[] = "/tmp/slotd-persist-XXXXXX";
+
+	if (access("/dev/kvm", R_OK | W_OK))
+		cr_skip_test("no usable /dev/kvm on this host: the persistence tests need it");
+	/* Writes to a daemon killed with SIGKILL must fail, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(mkdtemp(tmpl));
+	snprintf(top, sizeof(top), "%s", tmpl);
+	snprintf(files, sizeof(files), "%s/files", top);
+	cr_assert_eq(mkdir(files, 0700), 0);
+}
+
+static void start(void)
+{
+	const char *extra[] = { "--file-dir", files, NULL };
+
+	cr_assert_eq(test_daemon_start_in(&d, top, extra), 0, "slotd did not start; log:\n%s",
+		     test_slurp(d.log));
+}
+
+static void teardown(void)
+{
+	if (d.pid > 0)
+		cr_expect_eq(test_daemon_stop(&d), 0, "slotd did not exit cleanly (its log is above)");
+	if (top[0])
+		test_rmtree(top);
+}
+
+TestSuite(persist, .init = setup, .fini = teardown, .timeout = 180);
+
+static json_object *ok(const char *method, const char *params, json_object **reply)
+{
+	json_object *res;
+
+	*reply = test_rpc(d.sock, method, params);
+	cr_assert_not_null(*reply, "%s: no reply; log:\n%s", method, test_slurp(d.log));
+	cr_assert(json_object_object_get_ex(*reply, "result", &res), "%s %s: expected a result, got %s",
+		  method, params, json_object_to_json_string(*reply));
+	return res;
+}
+
+static void ok_put(const char *method, const char *params)
+{
+	json_object *r;
+
+	ok(method, params, &r);
+	json_object_put(r);
+}
+
+static json_object *member(json_object *o, const char *k)
+{
+	json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, k, &v), "no %s in %s", k, json_object_to_json_string(o));
+	return v;
+}
+
+/* memslot.list of vm as compact JSON, without the effect-free noise. */
+static char *layout(const char *vm)
+{
+	json_object *r, *res;
+	char p[128], *s;
+
+	snprintf(p, sizeof(p), "{\"vm\":\"%s\"}", vm);
+	res = ok("memslot.list", p, &r);
+	s = strdup(json_object_to_json_string_ext(member(res, "memslots"), JSON_C_TO_STRING_PLAIN));
+	json_object_put(r);
+	return s;
+}
+
+static void restart(void)
+{
+	cr_assert_eq(test_daemon_stop(&d), 0, "slotd did not stop cleanly");
+	start();
+}
+
+Test(persist, restart_restores_vms_slots_quirks_and_file_contents)
+{
+	json_object *r, *res, *q;
+	char p[512], *before, *after;
+	bool zap = true;
+
+	start();
+	ok_put("vm.create", "{\"name\":\"keep\",\"memory\":\"16M\",\"payload\":\"builtin:busy\","
+	       "\"args\":[7,8],\"ram\":\"anon\"}");
+	ok_put("vm.create", "{\"name\":\"gone\",\"memory\":\"16M\"}");
+	ok_put("vm.quirks.set", "{\"vm\":\"keep\",\"quirk\":\"slot_zap_all\",\"enabled\":false}");
+	ok_put("memslot.create", "{\"vm\":\"keep\",\"gpa\":\"0x100000000\",\"size\":\"8K\"}");
+	snprintf(p, sizeof(p), "{\"vm\":\"keep\",\"gpa\":\"0x110000000\",\"size\":\"64K\","
+		 "\"flags\":[\"dirty_log\"],\"backing\":{\"kind\":\"file\",\"path\":\"%s/keep.bin\","
+		 "\"shared\":true}}", files);
+	ok_put("memslot.create", p);
+	ok_put("memslot.create", "{\"vm\":\"keep\",\"gpa\":\"0x120000000\",\"size\":\"4K\",\"slot\":9}");
+	ok_put("memslot.move", "{\"vm\":\"keep\",\"slot\":9,\"gpa\":\"0x130000000\"}");
+	ok_put("vm.memory.write", "{\"name\":\"keep\",\"gpa\":\"0x110002000\",\"data\":\"c2xvdGQh\"}");
+	ok_put("vm.destroy", "{\"name\":\"gone\"}");
+	before = layout("keep");
+	restart();
+	res = ok("vm.info", "{\"name\":\"keep\"}", &r);
+	cr_assert(json_object_get_boolean(member(res, "restored")), "vm.info: restored must be true");
+	cr_assert_str_eq(json_object_get_string(member(res, "state")), "defined");
+	cr_assert_eq(json_object_get_int64(member(res, "memory")), 16 << 20);
+	q = member(res, "quirks_enabled");
+	for (size_t i = 0; i < json_object_array_length(q); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(q, i)), "slot_zap_all"))
+			zap = false;
+	cr_assert(zap, "slot_zap_all was disabled before the restart: %s", json_object_to_json_string(q));
+	json_object_put(r);
+	after = layout("keep");
+	cr_assert_str_eq(after, before, "the layout after the restart differs");
+	res = ok("vm.memory.read", "{\"name\":\"keep\",\"gpa\":\"0x110002000\",\"length\":6}", &r);
+	cr_assert_str_eq(json_object_get_string(member(res, "data")), "c2xvdGQh",
+			 "a file-backed slot keeps its contents across a restart");
+	json_object_put(r);
+	r = test_rpc(d.sock, "vm.info", "{\"name\":\"gone\"}");
+	cr_assert(r && json_object_object_get_ex(r, "error", NULL), "a destroyed VM came back: %s",
+		  json_object_to_json_string(r));
+	json_object_put(r);
+	cr_assert(strstr(test_slurp(d.log), "restored 1 VM"), "the log sums up what was restored");
+	free(before);
+	free(after);
+}
+
+Test(persist, a_vm_created_after_start_is_not_marked_restored)
+{
+	json_object *r, *res;
+
+	start();
+	ok_put("vm.create", "{\"name\":\"fresh\",\"memory\":\"16M\"}");
+	res = ok("vm.info", "{\"name\":\"fresh\"}", &r);
+	cr_assert(!json_object_get_boolean(member(res, "restored")), "restored must be false");
+	json_object_put(r);
+}
+
+Test(persist, a_file_that_cannot_be_restored_is_kept_as_failed)
+{
+	char path[256], failed[300];
+	FILE *f;
+
+	cr_assert_eq(mkdir(strcat(strcpy(path, top), "/state"), 0700), 0);
+	snprintf(path, sizeof(path), "%s/state/vm-bad.json", top);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("{\"version\":1,\"vm\":{\"name\":\"bad\",\"type\":\"default\",\"vcpus\":1,"
+	      "\"memory\":16777216,\"payload\":\"builtin:hello\"},\"memslots\":["
+	      "{\"slot\":1,\"gpa\":\"0x100000000\",\"size\":8192},"
+	      "{\"slot\":2,\"gpa\":\"0x100001000\",\"size\":4096}]}", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/state/vm-junk.json", top);
+	f = fopen(path, "w");
+	fputs("{\"version\":1,\"vm\":{\"name\":\"ju", f);
+	fclose(f);
+	start();
+	/* Restoring happens before the first request is served. */
+	ok_put("daemon.version", NULL);
+	snprintf(failed, sizeof(failed), "%s/state/vm-bad.json.failed", top);
+	cr_assert_eq(access(failed, F_OK), 0, "an overlapping layout must be kept as %s", failed);
+	snprintf(failed, sizeof(failed), "%s/state/vm-junk.json.failed", top);
+	cr_assert_eq(access(failed, F_OK), 0, "a truncated file must be kept as %s", failed);
+	cr_assert_neq(access(path, F_OK), 0, "%s must be renamed", path);
+	cr_assert(strstr(test_slurp(d.log), "overlaps memslot 1"), "the log says why: %s",
+		  test_slurp(d.log));
+	cr_assert(strstr(test_slurp(d.log), "2 failed"), "the summary counts the failures");
+	/* A failed VM leaves nothing half-made behind. */
+	ok_put("vm.create", "{\"name\":\"bad\",\"memory\":\"16M\"}");
+}
+
+/* Parses every vm-*.json in dir; returns how many there are. */
+static int state_files_parse(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(dp, "no state dir %s", dir);
+	while ((e = readdir(dp))) {
+		char path[512];
+		json_object *o;
+
+		if (strncmp(e->d_name, "vm-", 3) || !strstr(e->d_name, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		cr_assert(!strstr(e->d_name, ".failed"), "%s could not be restored", path);
+		o = json_object_from_file(path);
+		cr_assert_not_null(o, "%s does not parse after kill -9:\n%s", path, test_slurp(path));
+		json_object_put(o);
+		n++;
+	}
+	closedir(dp);
+	return n;
+}
+
+/* Is the slot at gpa in the state file of VM h? */
+static bool file_has_gpa(const char *path, unsigned long long gpa)
+{
+	char needle[64], *text = test_slurp(path);
+	bool r;
+
+	snprintf(needle, sizeof(needle), "\"0x%llx\"", gpa);
+	r = text && strstr(text, needle);
+	free(text);
+	return r;
+}
+
+/* Kills pid with SIGKILL after a random 20..250 ms, from a child. */
+static pid_t killer(pid_t pid)
+{
+	pid_t k = fork();
+
+	if (k == 0) {
+		srand((unsigned)getpid());
+		usleep(20000 + (useconds_t)(rand() % 230000));
+		kill(pid, SIGKILL);
+		_exit(0);
+	}
+	return k;
+}
+
+/* Sends creates on one connection until the daemon dies; returns the
+ * highest GPA index that was answered with a result (-1: none). */
+static long hammer(unsigned long long *next)
+{
+	int fd = test_connect(d.sock);
+	long acked = -1;
+
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < 100000; i++) {
+		char line[256], *reply;
+		unsigned long long idx = (*next)++;
+
+		snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"memslot.create\","
+			 "\"params\":{\"vm\":\"h\",\"gpa\":%llu,\"size\":4096}}", i,
+			 0x100000000ull + idx * 0x1000);
+		reply = test_rpc_raw(fd, line);
+		if (!reply)
+			break;
+		cr_assert(strstr(reply, "\"result\""), "create: %s", reply);
+		acked = (long)idx;
+		free(reply);
+	}
+	close(fd);
+	return acked;
+}
+
+Test(persist, kill_9_during_creates_never_leaves_a_broken_state_file)
+{
+	unsigned long long next = 0;
+	char state[300], file[400];
+	json_object *r;
+	int n;
+
+	snprintf(state, sizeof(state), "%s/state", top);
+	snprintf(file, sizeof(file), "%s/vm-h.json", state);
+	start();
+	ok_put("vm.create", "{\"name\":\"h\",\"memory\":\"16M\"}");
+	for (int round = 0; round < 5; round++) {
+		pid_t k = killer(d.pid);
+		long acked = hammer(&next);
+		int st;
+
+		waitpid(k, &st, 0);
+		waitpid(d.pid, &st, 0);
+		cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: slotd was not killed", round);
+		d.pid = -1;
+		cr_assert_eq(state_files_parse(state), 1, "round %d: expected vm-h.json only", round);
+		if (acked >= 0)
+			cr_assert(file_has_gpa(file, 0x100000000ull + (unsigned long long)acked * 0x1000),
+				  "round %d: the answered create of index %ld is not in %s", round, acked, file);
+		start();
+		ok("vm.info", "{\"name\":\"h\"}", &r);
+		json_object_put(r);
+		cr_assert_eq(state_files_parse(state), 1, "round %d: the file must restore", round);
+	}
+	n = json_object_get_int(member(ok("memslot.list", "{\"vm\":\"h\"}", &r), "count"));
+	json_object_put(r);
+	cr_log_info("kill -9: %llu creates sent, %d slots restored", next, n - 1);
+	cr_assert_gt(n, 10, "the rounds made too few changes to mean anything (%d slots)", n);
+}
