@@ -38,6 +38,7 @@ static void event_print(struct slotctl *ctl, json_object *msg)
 	}
 	json_object_object_get_ex(msg, "method", &method);
 	json_object_object_get_ex(msg, "params", &params);
+	slotctl_render_effect_compact(params);
 	fputs(slotctl_render_scalar(method), stdout);
 	if (json_object_is_type(params, json_type_object)) {
 		json_object_object_foreach(params, key, val) {

@@ -1,4 +1,6 @@
 /* slotctl memslot VERB: create, move, delete and inspect a VM's memslots. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clients/slotctl.h"
@@ -33,26 +35,30 @@ static json_object *flags_array(const char *list)
 	return arr;
 }
 
-/* {"type": anon|memfd|hugetlb|file, "path", "offset", "shared"}. */
-static int backing_object(const struct slotctl_args *a, json_object **out)
+/* params.backing = {"kind", "path", "offset", "hugepage_size", "shared"}
+ * when any backing option was given (the daemon defaults to anon). */
+static int backing_add(json_object *p, const struct slotctl_args *a)
 {
-	const char *type = slotctl_args_opt(a, "backing");
+	const char *kind = slotctl_args_opt(a, "backing");
 	const char *path = slotctl_args_opt(a, "path");
 	const char *offset = slotctl_args_opt(a, "offset");
-	json_object *b = json_object_new_object();
+	const char *huge = slotctl_args_opt(a, "hugepage-size");
+	json_object *b;
 
-	if (!type)
-		type = path ? "file" : "anon";
-	json_object_object_add(b, "type", json_object_new_string(type));
+	if (!kind && !path && !offset && !huge && !slotctl_args_opt(a, "shared"))
+		return 0;
+	b = json_object_new_object();
+	json_object_object_add(p, "backing", b);
+	if (!kind)
+		kind = huge ? "hugetlb" : path ? "file" : "anon";
+	json_object_object_add(b, "kind", json_object_new_string(kind));
 	if (path)
 		json_object_object_add(b, "path", json_object_new_string(path));
-	if (offset && slotctl_param_u64(b, "offset", offset, true)) {
-		json_object_put(b);
-		return -1;
-	}
 	if (slotctl_args_opt(a, "shared"))
 		json_object_object_add(b, "shared", json_object_new_boolean(1));
-	*out = b;
+	if ((offset && slotctl_param_u64(b, "offset", offset, true)) ||
+	    (huge && slotctl_param_u64(b, "hugepage_size", huge, true)))
+		return -EINVAL;
 	return 0;
 }
 
@@ -62,9 +68,11 @@ static const struct slotctl_optdesc create_opts[] = {
 	{ "slot", "N", "slot id (default: the lowest free one)" },
 	{ "flags", "F,...", "readonly, dirty_log" },
 	{ "backing", "KIND", "anon (default), memfd, hugetlb or file" },
-	{ "path", "P", "file to map (implies --backing file)" },
-	{ "offset", "O", "offset into the file" },
-	{ "shared", NULL, "map the backing MAP_SHARED" },
+	{ "path", "P", "file (under a slotd --file-dir) to map; implies "
+	  "--backing file unless memfd" },
+	{ "offset", "O", "offset into the file, page aligned" },
+	{ "hugepage-size", "S", "hugetlb page size: 2M (default) or 1G" },
+	{ "shared", NULL, "anon/file: map MAP_SHARED" },
 	{ NULL },
 };
 
@@ -74,7 +82,8 @@ static int memslot_create(struct slotctl *ctl, const struct slotctl_args *a)
 	const char *gpa = slotctl_args_opt(a, "gpa");
 	const char *size = slotctl_args_opt(a, "size");
 	const char *slot = slotctl_args_opt(a, "slot");
-	json_object *p = params_slot(a), *backing;
+	const char *flags = slotctl_args_opt(a, "flags");
+	json_object *p = params_slot(a);
 
 	if (!gpa || !size) {
 		slotctl_err("memslot create: --gpa and --size are required");
@@ -84,13 +93,12 @@ static int memslot_create(struct slotctl *ctl, const struct slotctl_args *a)
 	if (slotctl_param_u64(p, "gpa", gpa, true) ||
 	    slotctl_param_u64(p, "size", size, true) ||
 	    (slot && slotctl_param_u64(p, "slot", slot, false)) ||
-	    backing_object(a, &backing)) {
+	    backing_add(p, a)) {
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	json_object_object_add(p, "flags",
-			       flags_array(slotctl_args_opt(a, "flags")));
-	json_object_object_add(p, "backing", backing);
+	if (flags)
+		json_object_object_add(p, "flags", flags_array(flags));
 	return slotctl_call_print(ctl, "memslot.create", p);
 }
 
@@ -142,16 +150,76 @@ static const struct slotctl_optdesc dirty_opts[] = {
 	{ NULL },
 };
 
+/* Writes the set bits of a dirty bitmap (bit i = byte i/8, bit i%8) as
+ * page ranges "1, 5-6" to f. */
+static void pages_print(FILE *f, const unsigned char *map, size_t pages)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < pages; i++) {
+		size_t j = i;
+
+		if (!(map[i / 8] >> (i % 8) & 1))
+			continue;
+		while (j + 1 < pages && map[(j + 1) / 8] >> ((j + 1) % 8) & 1)
+			j++;
+		fprintf(f, j > i ? "%s%zu-%zu" : "%s%zu", n++ ? ", " : "", i, j);
+		i = j;
+	}
+	if (!n)
+		fputs("-", f);
+}
+
+/* For people: result.bitmap (base64) becomes dirty_pages, the page
+ * indexes within the slot. */
+static void dirty_pages_replace(json_object *result)
+{
+	json_object *bitmap, *pages;
+	unsigned char *map;
+	size_t len, n;
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *m;
+
+	if (!json_object_object_get_ex(result, "bitmap", &bitmap) ||
+	    !json_object_object_get_ex(result, "pages", &pages) ||
+	    slotctl_base64_decode(json_object_get_string(bitmap), &map, &len))
+		return;
+	n = (size_t)json_object_get_int64(pages);
+	m = open_memstream(&text, &text_len);
+	if (m) {
+		pages_print(m, map, n < len * 8 ? n : len * 8);
+		fclose(m);
+		json_object_object_del(result, "bitmap");
+		json_object_object_add(result, "dirty_pages",
+				       json_object_new_string(text));
+	}
+	free(text);
+	free(map);
+}
+
+/* memslot dirty-log VM SLOT [--clear]: dirty pages as ranges, not base64. */
 static int memslot_dirty_log(struct slotctl *ctl,
 			     const struct slotctl_args *a)
 {
-	json_object *p = params_slot(a);
+	json_object *p = params_slot(a), *result;
+	int ret;
 
 	if (!p)
 		return SLOTCTL_EXIT_USAGE;
 	json_object_object_add(p, "clear", json_object_new_boolean(
 			       slotctl_args_opt(a, "clear") != NULL));
-	return slotctl_call_print(ctl, "memslot.dirty_log", p);
+	ret = slotctl_call(ctl, "memslot.dirty_log", p, &result);
+	if (ret)
+		return ret;
+	if (ctl->json) {
+		slotctl_render_json(stdout, result);
+	} else {
+		dirty_pages_replace(result);
+		slotctl_render_human(stdout, result);
+	}
+	json_object_put(result);
+	return SLOTCTL_EXIT_OK;
 }
 
 /* memslot transaction VM JSON-OPS: ops checked to be an array first. */
@@ -187,7 +255,8 @@ static const struct slotctl_verb memslot_verbs[] = {
 	  memslot_by_slot },
 	{ "flags", "VM SLOT --dirty-log on|off", "start or stop dirty "
 	  "logging on a slot", 2, 2, flags_opts, memslot_flags },
-	{ "dirty-log", "VM SLOT [--clear]", "show the slot's dirty pages",
+	{ "dirty-log", "VM SLOT [--clear]", "show the slot's dirty pages "
+	  "(4 KiB page indexes within the slot; --json: the base64 bitmap)",
 	  2, 2, dirty_opts, memslot_dirty_log },
 	{ "transaction", "VM JSON-OPS", "apply several changes at once, e.g. "
 	  "'[{\"op\":\"delete\",\"slot\":1}]'", 2, 2, NULL,

@@ -7,66 +7,6 @@
 
 #include "clients/slotctl.h"
 
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Value of one base64 digit, -1 for anything else. */
-static int b64_value(char c)
-{
-	const char *p = c ? strchr(b64_alphabet, c) : NULL;
-
-	return p ? (int)(p - b64_alphabet) : -1;
-}
-
-/* Decodes standard base64 (padding optional) into a malloc'd buffer. */
-static int b64_decode(const char *s, unsigned char **out, size_t *len)
-{
-	size_t n = strlen(s), o = 0;
-	unsigned char *buf = malloc(n / 4 * 3 + 3);
-	unsigned acc = 0;
-	int bits = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < n && s[i] != '='; i++) {
-		int v = b64_value(s[i]);
-
-		if (v < 0) {
-			free(buf);
-			return -EBADMSG;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	*out = buf;
-	*len = o;
-	return 0;
-}
-
-/* Encodes len bytes as padded base64; malloc'd string. */
-static char *b64_encode(const unsigned char *in, size_t len)
-{
-	char *s = malloc((len + 2) / 3 * 4 + 1), *p = s;
-
-	for (size_t i = 0; s && i < len; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-
-		v |= i + 1 < len ? (unsigned)in[i + 1] << 8 : 0;
-		v |= i + 2 < len ? in[i + 2] : 0;
-		*p++ = b64_alphabet[v >> 18 & 63];
-		*p++ = b64_alphabet[v >> 12 & 63];
-		*p++ = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
-		*p++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
-	}
-	if (s)
-		*p = 0;
-	return s;
-}
-
 /* Prints bytes like xxd: GPA, 16 hex bytes, printable characters. */
 static void hexdump(FILE *f, uint64_t gpa, const unsigned char *b, size_t n)
 {
@@ -74,8 +14,12 @@ static void hexdump(FILE *f, uint64_t gpa, const unsigned char *b, size_t n)
 		size_t k = n - off < 16 ? n - off : 16;
 
 		fprintf(f, "%012llx:", (unsigned long long)(gpa + off));
-		for (size_t i = 0; i < 16; i++)
-			fprintf(f, i < k ? " %02x" : "   ", b[off + i]);
+		for (size_t i = 0; i < 16; i++) {
+			if (i < k)
+				fprintf(f, " %02x", b[off + i]);
+			else
+				fputs("   ", f);
+		}
 		fputs("  ", f);
 		for (size_t i = 0; i < k; i++)
 			fputc(isprint(b[off + i]) ? b[off + i] : '.', f);
@@ -101,7 +45,7 @@ static int memory_print(struct slotctl *ctl, const struct slotctl_args *a,
 		return SLOTCTL_EXIT_OK;
 	}
 	if (!json_object_object_get_ex(result, "data", &data) ||
-	    b64_decode(json_object_get_string(data), &bytes, &n)) {
+	    slotctl_base64_decode(json_object_get_string(data), &bytes, &n)) {
 		slotctl_err("vm memory-read: the reply has no base64 data");
 		return SLOTCTL_EXIT_FAIL;
 	}
@@ -190,7 +134,7 @@ int slotctl_vm_memory_write(struct slotctl *ctl,
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	b64 = b64_encode(bytes, n);
+	b64 = slotctl_base64_encode(bytes, n);
 	json_object_object_add(p, "data", json_object_new_string(b64));
 	free(b64);
 	free(bytes);

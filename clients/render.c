@@ -119,8 +119,22 @@ static int table_columns(json_object *rows, const char **cols)
 	return ncols;
 }
 
-/* Text of one table cell: inline values as they print, nested ones as
- * compact JSON.  Returns a malloc'd string. */
+/* True for a non-empty object whose members all print inline. */
+static bool is_flat_object(json_object *v)
+{
+	if (!json_object_is_type(v, json_type_object) ||
+	    !json_object_object_length(v))
+		return false;
+	json_object_object_foreach(v, key, val) {
+		(void)key;
+		if (!is_inline(val))
+			return false;
+	}
+	return true;
+}
+
+/* Text of one table cell: inline values as they print, flat objects as
+ * "k=v k=v", deeper ones as compact JSON.  Returns a malloc'd string. */
 static char *cell_text(json_object *row, const char *key)
 {
 	json_object *v = NULL;
@@ -130,12 +144,21 @@ static char *cell_text(json_object *row, const char *key)
 
 	if (!json_object_object_get_ex(row, key, &v))
 		return strdup("");
-	if (!is_inline(v))
+	if (!is_inline(v) && !is_flat_object(v))
 		return strdup(json_object_to_json_string_ext(v, json_flags));
 	m = open_memstream(&s, &len);
 	if (!m)
 		return NULL;
-	print_inline(m, v);
+	if (is_flat_object(v)) {
+		int i = 0;
+
+		json_object_object_foreach(v, k, val) {
+			fprintf(m, "%s%s=", i++ ? " " : "", k);
+			print_inline(m, val);
+		}
+	} else {
+		print_inline(m, v);
+	}
 	fclose(m);
 	return s;
 }
@@ -188,8 +211,8 @@ static void render_table(FILE *f, json_object *rows, int indent)
 	free(cells);
 }
 
-/* Prints an object's members: inline ones aligned, nested ones below
- * their "key:" line, indented. */
+/* Prints an object's members: inline ones first, aligned, then nested
+ * ones below their "key:" line, indented. */
 static void render_object(FILE *f, json_object *o, int indent)
 {
 	int width = 0;
@@ -199,14 +222,17 @@ static void render_object(FILE *f, json_object *o, int indent)
 			width = (int)strlen(k);
 	}
 	json_object_object_foreach(o, key, val) {
-		if (is_inline(val)) {
-			fprintf(f, "%*s%-*s  ", indent, "", width, key);
-			print_inline(f, val);
-			fputc('\n', f);
-		} else {
-			fprintf(f, "%*s%s:\n", indent, "", key);
-			render_value(f, val, indent + 2);
-		}
+		if (!is_inline(val))
+			continue;
+		fprintf(f, "%*s%-*s  ", indent, "", width, key);
+		print_inline(f, val);
+		fputc('\n', f);
+	}
+	json_object_object_foreach(o, nkey, nval) {
+		if (is_inline(nval))
+			continue;
+		fprintf(f, "%*s%s:\n", indent, "", nkey);
+		render_value(f, nval, indent + 2);
 	}
 }
 
@@ -245,9 +271,41 @@ static void render_value(FILE *f, json_object *v, int indent)
 	}
 }
 
+/* Drops the zero counters of obj[key] (an object of integers). */
+static void drop_zeros(json_object *obj, const char *key)
+{
+	json_object *counters;
+	const char *zero[64];
+	int n = 0;
+
+	if (!json_object_object_get_ex(obj, key, &counters) ||
+	    !json_object_is_type(counters, json_type_object))
+		return;
+	json_object_object_foreach(counters, k, v) {
+		if (json_object_is_type(v, json_type_int) &&
+		    !json_object_get_int64(v) && n < 64)
+			zero[n++] = k;
+	}
+	for (int i = 0; i < n; i++)
+		json_object_object_del(counters, zero[i]);
+}
+
+void slotctl_render_effect_compact(json_object *o)
+{
+	json_object *effect;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "effect", &effect))
+		return;
+	drop_zeros(effect, "kernel");
+	drop_zeros(effect, "engine");
+}
+
 void slotctl_render_human(FILE *f, json_object *result)
 {
 	json_object *only = NULL;
+
+	slotctl_render_effect_compact(result);
 
 	/* Silent success for methods that return nothing of interest. */
 	if (!result || (json_object_is_type(result, json_type_object) &&

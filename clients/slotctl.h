@@ -122,10 +122,20 @@ void slotctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints a result for people: aligned key/value lines, tables for arrays
  * of objects, nested objects indented. */
 void slotctl_render_human(FILE *f, json_object *result);
+/* Keeps only the non-zero counters of o.effect.kernel/engine (the schema's
+ * Effect: deltas, where zero means nothing happened). */
+void slotctl_render_effect_compact(json_object *o);
 /* Prints obj as pretty JSON followed by a newline. */
 void slotctl_render_json(FILE *f, json_object *obj);
 /* A scalar's text for people: strings bare, null as "-". */
 const char *slotctl_render_scalar(json_object *o);
+
+/* base64.c */
+/* Decodes standard base64 (padding optional) into a malloc'd buffer;
+ * -EBADMSG on a character outside the alphabet. */
+int slotctl_base64_decode(const char *s, unsigned char **out, size_t *len);
+/* Encodes len bytes as padded base64; malloc'd string (NULL: no memory). */
+char *slotctl_base64_encode(const unsigned char *in, size_t len);
 
 /* parse.c: numbers on the command line. */
 /* Decimal or 0x hex, with a K/M/G/T (KiB..TiB) suffix when sizes. */

@@ -605,3 +605,177 @@ Test(slotctl, python_client_events_iterator_yields_notifications)
 	free(out);
 	free(err);
 }
+
+/* Runs slotctl --json with args and returns the parsed stdout (asserting
+ * exit 0). */
+static json_object *ctl_json(const char *what, const char *const *args)
+{
+	const char *argv[24] = { test_slotctl_bin(), "--socket", daemon_.sock,
+				 "--json" };
+	char *out, *err;
+	json_object *o;
+	int n = 4, rc;
+
+	for (int i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	rc = test_run(argv, &out, &err);
+	cr_assert_eq(rc, 0, "%s: expected exit 0, got %d: %s", what, rc, err);
+	o = json_tokener_parse(out);
+	cr_assert_not_null(o, "%s: expected JSON on stdout, got: %s", what, out);
+	free(out);
+	free(err);
+	return o;
+}
+
+static int64_t member_int(json_object *o, const char *key)
+{
+	json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, key, &v), "expected member %s "
+		  "in %s", key, json_object_to_json_string(o));
+	return json_object_get_int64(v);
+}
+
+Test(slotctl, memslot_create_dirty_log_move_delete_round_trip)
+{
+	static const char *const create[] = { "memslot", "create", "ms0",
+		"--gpa", "8M", "--size", "64K", "--flags", "dirty_log", NULL };
+	json_object *slot;
+	char id[16], *out, *err;
+	int rc;
+
+	require_kvm();
+	rc = CTL(&out, &err, "vm", "create", "ms0", "--memory", "4M");
+	cr_assert_eq(rc, 0, "vm create: expected exit 0, got %d: %s", rc, err);
+	free(out);
+	free(err);
+	slot = ctl_json("memslot create", create);
+	cr_assert_str_eq(member_str(slot, "gpa"), "0x800000",
+			 "expected gpa 0x800000 (8M)");
+	cr_assert_eq(member_int(slot, "size"), 64 << 10, "expected size 64K");
+	snprintf(id, sizeof(id), "%lld", (long long)member_int(slot, "slot"));
+	json_object_put(slot);
+
+	rc = CTL(&out, &err, "memslot", "list", "ms0");
+	cr_assert(rc == 0 && strstr(out, "0x800000") && strstr(out, "dirty_log"),
+		  "expected the new slot in the table (exit %d):\n%s", rc, out);
+	free(out);
+	free(err);
+
+	/* Pages 5 and 6 of the slot written through the engine. */
+	rc = CTL(&out, &err, "vm", "memory-write", "ms0", "0x805ffe", "abcd");
+	cr_assert_eq(rc, 0, "memory-write: expected exit 0, got %d: %s", rc,
+		     err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "memslot", "dirty-log", "ms0", id);
+	cr_assert_eq(rc, 0, "dirty-log: expected exit 0, got %d: %s", rc, err);
+	cr_assert(has_kv_line(out, "dirty_pages", "5-6"), "expected "
+		  "'dirty_pages  5-6', got:\n%s", out);
+	free(out);
+	free(err);
+
+	rc = CTL(&out, &err, "memslot", "move", "ms0", id, "16M");
+	cr_assert_eq(rc, 0, "move: expected exit 0, got %d: %s", rc, err);
+	cr_assert(has_kv_line(out, "gpa", "0x1000000") &&
+		  has_kv_line(out, "old_gpa", "0x800000"),
+		  "expected gpa 0x1000000 and old_gpa 0x800000, got:\n%s", out);
+	free(out);
+	free(err);
+
+	rc = CTL(&out, &err, "memslot", "create", "ms0", "--gpa", "0",
+		 "--size", "4K");
+	cr_assert_eq(rc, 1, "overlap: expected exit 1, got %d", rc);
+	cr_assert(strstr(err, "error -32003:"), "expected -32003 for a slot "
+		  "over boot RAM, got: %s", err);
+	free(out);
+	free(err);
+
+	rc = CTL(&out, &err, "memslot", "delete", "ms0", id);
+	cr_assert_eq(rc, 0, "delete: expected exit 0, got %d: %s", rc, err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "memslot", "list", "ms0");
+	cr_assert(rc == 0 && !strstr(out, "0x1000000"), "expected the slot "
+		  "gone from the list (exit %d):\n%s", rc, out);
+	free(out);
+	free(err);
+}
+
+Test(slotctl, memslot_transaction_applies_ops_and_checks_json_first)
+{
+	char *out, *err;
+	int rc;
+
+	require_kvm();
+	rc = CTL(&out, &err, "vm", "create", "tx0", "--memory", "4M");
+	cr_assert_eq(rc, 0, "vm create: expected exit 0, got %d: %s", rc, err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "memslot", "transaction", "tx0",
+		 "[{\"op\":\"create\",\"gpa\":\"32M\",\"size\":\"4K\"},"
+		 "{\"op\":\"create\",\"gpa\":\"64M\",\"size\":\"8K\"}]");
+	cr_assert_eq(rc, 0, "transaction: expected exit 0, got %d: %s", rc,
+		     err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "memslot", "list", "tx0");
+	cr_assert(strstr(out, "0x2000000") && strstr(out, "0x4000000"),
+		  "expected both new slots in the list:\n%s", out);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "memslot", "transaction", "tx0", "{\"op\":1}");
+	cr_assert_eq(rc, 2, "expected exit 2 for ops that are not an array, "
+		     "got %d", rc);
+	free(out);
+	free(err);
+}
+
+/* Columns SUPPORTED and ENABLED of quirk name in a vm quirks table. */
+static void quirk_row(const char *out, const char *name, char *sup, char *en)
+{
+	const char *l = strstr(out, name);
+	unsigned bit;
+
+	cr_assert_not_null(l, "expected a %s row in:\n%s", name, out);
+	cr_assert_eq(sscanf(l + strlen(name), " %u %7s %7s", &bit, sup, en), 3,
+		     "expected NAME BIT SUPPORTED ENABLED columns in:\n%s", out);
+}
+
+Test(slotctl, vm_quirk_off_shows_in_table_and_protected_refuses_on)
+{
+	char sup[8], en[8], *out, *err;
+	int rc;
+
+	require_kvm();
+	rc = CTL(&out, &err, "vm", "create", "q0");
+	cr_assert_eq(rc, 0, "vm create: expected exit 0, got %d: %s", rc, err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "quirk", "q0", "slot_zap_all", "off");
+	cr_assert_eq(rc, 0, "vm quirk off: expected exit 0, got %d: %s", rc,
+		     err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "quirks", "q0");
+	cr_assert_eq(rc, 0, "vm quirks: expected exit 0, got %d: %s", rc, err);
+	quirk_row(out, "slot_zap_all", sup, en);
+	cr_assert_str_eq(en, "false", "expected slot_zap_all ENABLED false, "
+			 "got %s in:\n%s", en, out);
+	free(out);
+	free(err);
+
+	rc = CTL(&out, &err, "vm", "create", "p0", "--type", "protected");
+	cr_assert_eq(rc, 0, "vm create protected: expected exit 0, got %d: %s",
+		     rc, err);
+	free(out);
+	free(err);
+	rc = CTL(&out, &err, "vm", "quirk", "p0", "slot_zap_all", "on");
+	cr_assert_eq(rc, 1, "expected exit 1 enabling slot_zap_all on a "
+		     "protected VM, got %d", rc);
+	cr_assert(strstr(err, "error -32007:"), "expected NotPermitted "
+		  "(-32007), got: %s", err);
+	free(out);
+	free(err);
+}
