@@ -22,6 +22,8 @@ static const struct slotctl_optdesc create_opts[] = {
 	{ "args", "N,...", "boot arguments handed to the payload" },
 	{ "mmio", "ignore|crash", "what a guest access outside every memslot "
 	  "does" },
+	{ "ram", "memfd|anon", "boot RAM backing (default memfd; anon gets "
+	  "transparent huge pages)" },
 	{ NULL },
 };
 
@@ -59,6 +61,7 @@ static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
 	const char *payload = slotctl_args_opt(a, "payload");
 	const char *mmio = slotctl_args_opt(a, "mmio");
 	const char *args = slotctl_args_opt(a, "args");
+	const char *ram = slotctl_args_opt(a, "ram");
 
 	if (type)
 		json_object_object_add(p, "type", json_object_new_string(type));
@@ -72,6 +75,8 @@ static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
 				       json_object_new_string(payload));
 	if (mmio)
 		json_object_object_add(p, "mmio", json_object_new_string(mmio));
+	if (ram)
+		json_object_object_add(p, "ram", json_object_new_string(ram));
 	if (args && args_array(p, args)) {
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
@@ -139,6 +144,24 @@ static int vm_console(struct slotctl *ctl, const struct slotctl_args *a)
 	return SLOTCTL_EXIT_OK;
 }
 
+static const struct slotctl_optdesc reports_opts[] = {
+	{ "from", "SEQ", "first sequence number (a previous reply's next)" },
+	{ NULL },
+};
+
+/* vm reports NAME [--from SEQ] -> vm.reports: what the guest reported. */
+static int vm_reports(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	json_object *p = params_name("name", a->argv[0]);
+	const char *from = slotctl_args_opt(a, "from");
+
+	if (from && slotctl_param_u64(p, "from", from, false)) {
+		json_object_put(p);
+		return SLOTCTL_EXIT_USAGE;
+	}
+	return slotctl_call_print(ctl, "vm.reports", p);
+}
+
 static int vm_quirks(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	return slotctl_call_print(ctl, "vm.quirks.get",
@@ -177,6 +200,9 @@ static const struct slotctl_verb vm_verbs[] = {
 	{ "console", "NAME [--tail N]", "print the VM's console output", 1, 1,
 	  console_opts, vm_console },
 	{ "list", "", "list VMs", 0, 0, NULL, vm_list },
+	{ "reports", "NAME [--from SEQ]", "show the records the guest wrote "
+	  "to its report port (pass times, check results)", 1, 1,
+	  reports_opts, vm_reports },
 	{ "memory-read", "NAME GPA LENGTH [--raw]", "read guest memory by "
 	  "GPA (hexdump; --raw: the bytes)", 3, 3,
 	  slotctl_vm_memory_read_opts, slotctl_vm_memory_read },
