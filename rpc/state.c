@@ -5,6 +5,7 @@
  * File: {"version": 1, "vm": {name, type, vcpus, memory, payload, args,
  * mmio, ram}, "quirks_enabled": [names], "memslots": [every slot but 0, as
  * memslot.list shows it], "restored": bool}. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,23 @@ static int restore_one(const char *name, void *arg)
 	return 0;
 }
 
+/* True when dir holds at least one vm-*.json.  daemon_state_foreach on a
+ * directory without matches hands qsort a NULL array (undefined behaviour
+ * that UBSan reports), so an empty state dir is not walked. */
+static bool have_files(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	while (dp && !found && (e = readdir(dp)))
+		found = !strncmp(e->d_name, "vm-", 3) &&
+			strlen(e->d_name) > 8 && !strcmp(e->d_name + strlen(e->d_name) - 5, ".json");
+	if (dp)
+		closedir(dp);
+	return found;
+}
+
 int rpc_state_restore(struct rpc_server *srv, unsigned *restored, unsigned *failed)
 {
 	struct restore_ctx ctx = { .srv = srv };
@@ -393,6 +411,8 @@ int rpc_state_restore(struct rpc_server *srv, unsigned *restored, unsigned *fail
 		slog_warn("state: KVM unavailable; VM state files in %s left as they are", dir);
 		return 0;
 	}
+	if (!have_files(dir))
+		return 0;
 	r = daemon_state_foreach(dir, ".json", restore_one, &ctx);
 	*restored = ctx.restored;
 	*failed = ctx.failed;
