@@ -1,4 +1,5 @@
 /* slotctl vm VERB: lifecycle, listing, console, stats and quirks of VMs. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,18 +31,22 @@ static const struct slotctl_optdesc create_opts[] = {
 /* params.args = [N, ...] from "N,N,..."; prints why not. */
 static int args_array(json_object *params, const char *list)
 {
-	json_object *arr = json_object_new_array(), *tmp;
+	json_object *arr = json_object_new_array();
 	char *copy = strdup(list), *save = NULL;
 	int ret = 0;
 
 	for (char *s = strtok_r(copy, ",", &save); s && !ret;
 	     s = strtok_r(NULL, ",", &save)) {
-		tmp = json_object_new_object();
-		ret = slotctl_param_u64(tmp, "args", s, true);
-		if (!ret)
-			json_object_array_add(arr, json_object_get(
-				json_object_object_get(tmp, "args")));
-		json_object_put(tmp);
+		uint64_t v;
+
+		ret = slotctl_parse_u64(s, true, &v);
+		if (!ret && v > INT64_MAX)
+			ret = -ERANGE;
+		if (ret)
+			slotctl_err("--args: '%s' is not a number", s);
+		else
+			json_object_array_add(arr,
+					      json_object_new_int64((int64_t)v));
 	}
 	free(copy);
 	if (ret)
