@@ -298,3 +298,46 @@ Test(persist, kill_9_during_creates_never_leaves_a_broken_state_file)
 	cr_log_info("kill -9: %llu creates sent, %d slots restored", next, n - 1);
 	cr_assert_gt(n, 10, "the rounds made too few changes to mean anything (%d slots)", n);
 }
+
+/* Asserts error -32010 with data.file == file. */
+static void state_io_error(const char *method, const char *params, const char *file)
+{
+	json_object *r = test_rpc(d.sock, method, params), *e, *data;
+
+	cr_assert(r && json_object_object_get_ex(r, "error", &e), "%s: expected -32010, got %s",
+		  method, json_object_to_json_string(r));
+	cr_assert_eq(json_object_get_int(member(e, "code")), -32010, "%s: expected -32010, got %s",
+		     method, json_object_to_json_string(e));
+	data = member(e, "data");
+	cr_assert_str_eq(json_object_get_string(member(data, "file")), file);
+	json_object_put(r);
+}
+
+Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
+{
+	char path[512];
+	json_object *r;
+
+	start();
+	ok_put("vm.create", "{\"name\":\"w\",\"memory\":\"16M\"}");
+	/* A non-empty directory where the file goes: rename() must fail,
+	 * even for root. */
+	snprintf(path, sizeof(path), "%s/state/vm-w.json", top);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/state/vm-w.json/x", top);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	state_io_error("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x100000000\",\"size\":4096}",
+		       "vm-w.json");
+	snprintf(path, sizeof(path), "%s/state/vm-n.json", top);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/state/vm-n.json/x", top);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	state_io_error("vm.create", "{\"name\":\"n\",\"memory\":\"16M\"}", "vm-n.json");
+	r = test_rpc(d.sock, "vm.info", "{\"name\":\"n\"}");
+	cr_assert(r && json_object_object_get_ex(r, "error", NULL),
+		  "a VM whose state could not be written must not exist: %s",
+		  json_object_to_json_string(r));
+	json_object_put(r);
+	cr_assert(strstr(test_slurp(d.log), "cannot write"), "the failure is logged");
+}
