@@ -1,0 +1,1017 @@
+/* bench_memslot: what a memslot change costs through slotd, measured on
+ * the real daemon ($SLOTD_BIN, default build/slotd) on private sockets,
+ * side by side with the raw ioctl in the same run.
+ *
+ *   1. memslot.create / move / delete through the RPC vs
+ *      KVM_SET_USER_MEMORY_REGION2 on a VM this program creates itself,
+ *      for 4 KiB, 2 MiB and 1 GiB anonymous slots (MAP_NORESERVE, never
+ *      touched): medians and p90 over BENCH_MEMSLOT_N iterations (200),
+ *      plus the daemon.version round trip.  The RPC series runs twice:
+ *      slotd's state dir on tmpfs and on the real disk (slotd fsyncs its
+ *      state file before replying).  Target: RPC median within 1.2x of
+ *      (raw ioctl median + one daemon.version round trip).
+ *   2. builtin:memtouch sweeping 64 MiB and 512 MiB while an unrelated
+ *      4 KiB slot is deleted and re-created every 10 ms through slotd:
+ *      no churn, churn with slot_zap_all on, churn with it off.  Median
+ *      pass time from vm.reports (passes that started inside the window
+ *      only, so the first, faulting pass is never counted), ratios, and
+ *      kernel and engine counters per deletion from vm.stats.
+ *
+ * Environment (defaults): SLOTD_BIN, BENCH_MEMSLOT_N (200),
+ * BENCH_MEMSLOT_VERSION_N (2000), BENCH_MEMSLOT_SLOT_SIZES (4K,2M,1G),
+ * BENCH_MEMSLOT_WS (64M,512M), BENCH_MEMSLOT_RAM (anon,memfd: the boot
+ * RAM backings of part 2), BENCH_MEMSLOT_WINDOW_MS (3000),
+ * BENCH_MEMSLOT_MIN_PASSES (20), BENCH_MEMSLOT_MAX_WINDOW_MS (30000),
+ * BENCH_MEMSLOT_CHURN_US (10000), BENCH_MEMSLOT_TMPFS (/dev/shm),
+ * BENCH_MEMSLOT_DISK (/var/tmp; "-" skips the disk series),
+ * BENCH_MEMSLOT_PARTS (12).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/kvm_compat.h"
+
+#define MAX_SIZES	8
+#define SLOT_ID		10
+#define GPA_A		(4ull << 30)
+#define GPA_B		(8ull << 30)
+#define CHURN_SLOT	20
+#define CHURN_GPA	(16ull << 30)
+#define RAW_RAM		(64ull << 20)
+#define IO_TIMEOUT_S	60
+
+enum op { OP_CREATE, OP_MOVE, OP_DELETE, NOPS };
+static const char *const op_names[NOPS] = { "create", "move", "delete" };
+
+struct bench_daemon {
+	pid_t pid;
+	char dir[128];		/* socket and log (tmpfs) */
+	char state[160];	/* --state-dir */
+	char state_parent[128];	/* mkdtemp'd on the disk, or "" */
+	char sock[160];
+};
+
+/* One connection to slotd with a growable receive buffer. */
+struct conn {
+	int fd;
+	char *buf;
+	size_t len, cap;
+	long id;
+};
+
+/* Samples of one op: round trip, and the daemon's own times. */
+struct series {
+	long long *ns;
+	long long *server_ns;
+	long long *kernel_ns;
+	long n;
+};
+
+static pid_t live_daemons[2];
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+static const char *env_str(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : def;
+}
+
+/* "4K", "2M", "1G" or plain bytes. */
+static unsigned long long parse_size(const char *s, char **end)
+{
+	unsigned long long v = strtoull(s, end, 0);
+
+	switch (**end) {
+	case 'k': case 'K': v <<= 10; (*end)++; break;
+	case 'm': case 'M': v <<= 20; (*end)++; break;
+	case 'g': case 'G': v <<= 30; (*end)++; break;
+	}
+	return v;
+}
+
+/* A comma-separated list of sizes; returns how many were parsed. */
+static int parse_sizes(const char *s, unsigned long long *out, int max)
+{
+	int n = 0;
+	char *end;
+
+	while (*s && n < max) {
+		out[n] = parse_size(s, &end);
+		if (end == s || !out[n])
+			break;
+		n++;
+		s = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+static const char *size_str(unsigned long long v, char *buf, size_t len)
+{
+	if (v >= 1ull << 30 && !(v & ((1ull << 30) - 1)))
+		snprintf(buf, len, "%lluG", v >> 30);
+	else if (v >= 1ull << 20 && !(v & ((1ull << 20) - 1)))
+		snprintf(buf, len, "%lluM", v >> 20);
+	else
+		snprintf(buf, len, "%lluK", v >> 10);
+	return buf;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The p-th percentile (0..1) of n samples, sorted in place; in us. */
+static double pct_us(long long *v, long n, double p)
+{
+	if (n <= 0)
+		return 0;
+	qsort(v, (size_t)n, sizeof(*v), cmp_ll);
+	return (double)v[(long)(p * (double)(n - 1) + 0.5)] / 1000.0;
+}
+
+/* ---- connection ---------------------------------------------------- */
+
+/* Connects c to path, with bounded reads and writes. */
+static int conn_open(const char *path, struct conn *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	memset(c, 0, sizeof(*c));
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -errno;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = -errno;
+
+		close(c->fd);
+		c->fd = -1;
+		return e;
+	}
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->buf);
+	c->buf = NULL;
+}
+
+static int send_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads one reply line into a NUL-terminated string the caller frees. */
+static int recv_line(struct conn *c, char **line)
+{
+	for (;;) {
+		char *nl = c->buf ? memchr(c->buf, '\n', c->len) : NULL;
+		ssize_t r;
+
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf);
+
+			*line = strndup(c->buf, n);
+			c->len -= n + 1;
+			memmove(c->buf, nl + 1, c->len);
+			return *line ? 0 : -ENOMEM;
+		}
+		if (c->cap - c->len < 65536) {
+			char *b = realloc(c->buf, c->cap + 262144);
+
+			if (!b)
+				return -ENOMEM;
+			c->buf = b;
+			c->cap += 262144;
+		}
+		r = read(c->fd, c->buf + c->len, c->cap - c->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -ECONNRESET;
+		c->len += (size_t)r;
+	}
+}
+
+/* Calls method with params (JSON text); *out gets the whole reply (may
+ * be NULL).  An error reply is printed exactly, with its request. */
+static int rpc_call(struct conn *c, json_object **out, const char *method,
+		    const char *params_fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int rpc_call(struct conn *c, json_object **out, const char *method,
+		    const char *params_fmt, ...)
+{
+	char params[1024], req[1280], *line = NULL;
+	json_object *reply, *err;
+	va_list ap;
+	int r;
+
+	va_start(ap, params_fmt);
+	vsnprintf(params, sizeof(params), params_fmt, ap);
+	va_end(ap);
+	snprintf(req, sizeof(req),
+		 "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"%s\",\"params\":%s}\n",
+		 ++c->id, method, params);
+	r = send_all(c->fd, req, strlen(req));
+	if (!r)
+		r = recv_line(c, &line);
+	if (r) {
+		fprintf(stderr, "bench_memslot: %s: %s\n", method, strerror(-r));
+		return r;
+	}
+	reply = json_tokener_parse(line);
+	if (!reply || json_object_object_get_ex(reply, "error", &err)) {
+		fprintf(stderr, "bench_memslot: unexpected reply\n  request: %s"
+			"  reply:   %s\n", req, line);
+		json_object_put(reply);
+		free(line);
+		return -EPROTO;
+	}
+	free(line);
+	if (out)
+		*out = reply;
+	else
+		json_object_put(reply);
+	return 0;
+}
+
+/* The integer at a dotted path ("result.kvm.vm.pages_4k"), or 0. */
+static long long jget(json_object *o, const char *path)
+{
+	char key[64];
+
+	while (o && *path) {
+		size_t n = strcspn(path, ".");
+
+		snprintf(key, sizeof(key), "%.*s", (int)n, path);
+		if (!json_object_object_get_ex(o, key, &o))
+			return 0;
+		path += n + (path[n] == '.');
+	}
+	return o ? json_object_get_int64(o) : 0;
+}
+
+/* ---- daemon -------------------------------------------------------- */
+
+/* Starts slotd with its socket under tmpfs_base and its state dir under
+ * state_base (tmpfs_base when NULL); waits up to 10 s for the socket. */
+static int daemon_start(struct bench_daemon *d, const char *bin,
+			const char *tmpfs_base, const char *state_base)
+{
+	char log[192];
+	struct conn probe;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "%s/slotd-bench-XXXXXX", tmpfs_base);
+	if (!mkdtemp(d->dir))
+		return -errno;
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+	if (state_base) {
+		snprintf(d->state_parent, sizeof(d->state_parent),
+			 "%s/slotd-bench-XXXXXX", state_base);
+		if (!mkdtemp(d->state_parent))
+			return -errno;
+		snprintf(d->state, sizeof(d->state), "%s/state", d->state_parent);
+	}
+	snprintf(d->sock, sizeof(d->sock), "%s/slotd.sock", d->dir);
+	snprintf(log, sizeof(log), "%s/slotd.log", d->dir);
+	d->pid = fork();
+	if (d->pid < 0)
+		return -errno;
+	if (d->pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("LISTEN_FDS");
+		execl(bin, bin, "--foreground", "--socket", d->sock,
+		      "--state-dir", d->state, "--log-level", "warn", (char *)NULL);
+		_exit(127);
+	}
+	for (long long end = now_ns() + 10000000000LL; now_ns() < end;) {
+		if (conn_open(d->sock, &probe) == 0) {
+			conn_close(&probe);
+			return 0;
+		}
+		if (waitpid(d->pid, NULL, WNOHANG) == d->pid)
+			return -ECHILD;
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	if (!dir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench_memslot: could not remove %s\n", dir);
+}
+
+/* SIGTERM, up to 10 s, then SIGKILL; removes the private directories. */
+static void daemon_stop(struct bench_daemon *d)
+{
+	int st;
+
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		for (int i = 0; i < 1000 && waitpid(d->pid, &st, WNOHANG) == 0; i++)
+			usleep(10000);
+		if (kill(d->pid, 0) == 0) {
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, &st, 0);
+		}
+	}
+	d->pid = 0;
+	rm_rf(d->dir);
+	rm_rf(d->state_parent);
+}
+
+/* On SIGINT/SIGTERM: take the daemons down with us. */
+static void on_signal(int sig)
+{
+	for (int i = 0; i < 2; i++)
+		if (live_daemons[i] > 0)
+			kill(live_daemons[i], SIGTERM);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* ---- part 1: raw ioctls ------------------------------------------- */
+
+struct raw_vm {
+	int kvm, vm;
+	bool v2;	/* KVM_SET_USER_MEMORY_REGION2, else the old ioctl */
+	void *ram;
+};
+
+/* Sets (size != 0) or deletes one slot on the raw VM. */
+static int raw_set(struct raw_vm *r, uint32_t slot, uint64_t gpa,
+		   uint64_t size, void *hva)
+{
+	struct kvm_userspace_memory_region2 m2 = {
+		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+	struct kvm_userspace_memory_region m1 = {
+		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+	int ret = r->v2 ? ioctl(r->vm, KVM_SET_USER_MEMORY_REGION2, &m2)
+			: ioctl(r->vm, KVM_SET_USER_MEMORY_REGION, &m1);
+
+	return ret < 0 ? -errno : 0;
+}
+
+/* A default-type VM on /dev/kvm with 64 MiB of RAM at GPA 0, like the
+ * daemon's VM of part 1 (which has its boot RAM as slot 0). */
+static int raw_open(struct raw_vm *r)
+{
+	r->vm = -1;
+	r->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (r->kvm < 0)
+		return -errno;
+	r->vm = ioctl(r->kvm, KVM_CREATE_VM, 0);
+	if (r->vm < 0)
+		return -errno;
+	r->v2 = ioctl(r->vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) > 0;
+	if (!r->v2)
+		printf("note: KVM_CAP_USER_MEMORY2 missing: raw series uses "
+		       "KVM_SET_USER_MEMORY_REGION\n");
+	r->ram = mmap(NULL, RAW_RAM, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r->ram == MAP_FAILED)
+		return -errno;
+	return raw_set(r, 0, 0, RAW_RAM, r->ram);
+}
+
+static void raw_close(struct raw_vm *r)
+{
+	if (r->vm >= 0)
+		close(r->vm);
+	if (r->kvm >= 0)
+		close(r->kvm);
+	if (r->ram && r->ram != MAP_FAILED)
+		munmap(r->ram, RAW_RAM);
+}
+
+static int series_alloc(struct series *s, long n)
+{
+	s->n = 0;
+	s->ns = calloc((size_t)n, sizeof(long long));
+	s->server_ns = calloc((size_t)n, sizeof(long long));
+	s->kernel_ns = calloc((size_t)n, sizeof(long long));
+	return s->ns && s->server_ns && s->kernel_ns ? 0 : -ENOMEM;
+}
+
+static void series_free(struct series *s)
+{
+	free(s->ns);
+	free(s->server_ns);
+	free(s->kernel_ns);
+}
+
+/* n create/move/delete cycles of one slot of size bytes on the raw VM
+ * (plus 5 unrecorded); the backing is mapped once, never touched. */
+static int raw_series(struct raw_vm *r, unsigned long long size, long n,
+		      struct series s[NOPS])
+{
+	void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int ret = hva == MAP_FAILED ? -errno : 0;
+
+	for (long i = -5; !ret && i < n; i++) {
+		long long t[NOPS + 1];
+
+		t[0] = now_ns();
+		ret = raw_set(r, SLOT_ID, GPA_A, size, hva);
+		t[1] = now_ns();
+		ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, size, hva);
+		t[2] = now_ns();
+		ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, 0, hva);
+		t[3] = now_ns();
+		for (int op = 0; i >= 0 && op < NOPS; op++)
+			s[op].ns[s[op].n++] = t[op + 1] - t[op];
+	}
+	if (hva != MAP_FAILED)
+		munmap(hva, size);
+	if (ret)
+		fprintf(stderr, "bench_memslot: raw ioctl: %s\n", strerror(-ret));
+	return ret;
+}
+
+/* One timed RPC; records round trip and the reply's effect times. */
+static int rpc_timed(struct conn *c, struct series *s, bool keep,
+		     const char *method, const char *params)
+{
+	json_object *reply = NULL;
+	long long t0 = now_ns();
+	int ret = rpc_call(c, &reply, method, "%s", params);
+	long long dt = now_ns() - t0;
+
+	if (!ret && keep) {
+		s->ns[s->n] = dt;
+		s->server_ns[s->n] = jget(reply, "result.effect.duration_ns");
+		s->kernel_ns[s->n] = jget(reply, "result.effect.kernel_ns");
+		s->n++;
+	}
+	json_object_put(reply);
+	return ret;
+}
+
+/* The same cycles through slotd on VM "m" (defined, not running). */
+static int rpc_series(struct conn *c, unsigned long long size, long n,
+		      struct series s[NOPS])
+{
+	char create[128], move[128];
+	int ret = 0;
+
+	snprintf(create, sizeof(create), "{\"vm\":\"m\",\"gpa\":%llu,"
+		 "\"size\":%llu,\"slot\":%d}", GPA_A, size, SLOT_ID);
+	snprintf(move, sizeof(move), "{\"vm\":\"m\",\"slot\":%d,\"gpa\":%llu}",
+		 SLOT_ID, GPA_B);
+	for (long i = -5; !ret && i < n; i++) {
+		ret = rpc_timed(c, &s[OP_CREATE], i >= 0, "memslot.create",
+				create);
+		if (!ret)
+			ret = rpc_timed(c, &s[OP_MOVE], i >= 0, "memslot.move",
+					move);
+		if (!ret)
+			ret = rpc_timed(c, &s[OP_DELETE], i >= 0,
+					"memslot.delete",
+					"{\"vm\":\"m\",\"slot\":10}");
+	}
+	return ret;
+}
+
+/* Median daemon.version round trip over n calls (after 200 warm-up). */
+static int version_rtt(struct conn *c, long n, double *med, double *p90)
+{
+	long long *ns = calloc((size_t)n, sizeof(*ns));
+	int ret = ns ? 0 : -ENOMEM;
+
+	for (long i = -200; !ret && i < n; i++) {
+		long long t0 = now_ns();
+
+		ret = rpc_call(c, NULL, "daemon.version", "{}");
+		if (i >= 0)
+			ns[i] = now_ns() - t0;
+	}
+	if (!ret) {
+		*p90 = pct_us(ns, n, 0.9);
+		*med = pct_us(ns, n, 0.5);
+	}
+	free(ns);
+	return ret;
+}
+
+/* Figures of one op and size: raw and each RPC series. */
+struct p1_row {
+	double raw[2];
+	double rpc[2][2];	/* [tmpfs|disk][median|p90] */
+	double server, kernel;	/* daemon-side medians, tmpfs series */
+};
+
+static void print_verdict(double rpc, double raw, double ver)
+{
+	double ratio = rpc / (raw + ver);
+
+	printf("  %5.2fx %-4s", ratio, ratio <= 1.2 ? "PASS" : "MISS");
+}
+
+/* Part 1's table. */
+static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
+		     int nsz, double ver, double ver90, bool disk, long n)
+{
+	char b[24];
+
+	printf("memslot ops: raw ioctl vs RPC, N=%ld each, us, median (p90); "
+	       "daemon.version round trip %.1f (%.1f)\n", n, ver, ver90);
+	printf("target: rpc median <= 1.2 x (raw median + version median)\n");
+	printf("%-7s %-5s %-17s %-17s %-17s %-11s %-11s %-12s %s\n", "op",
+	       "size", "raw ioctl", "rpc, tmpfs state", "rpc, disk state",
+	       "slotd op", "its ioctl", "ratio tmpfs", disk ? "ratio disk" : "");
+	for (int i = 0; i < nsz; i++)
+		for (int op = 0; op < NOPS; op++) {
+			struct p1_row *r = &rows[i][op];
+			char c1[32], c2[32], c3[32];
+
+			snprintf(c1, sizeof(c1), "%.1f (%.1f)", r->raw[0], r->raw[1]);
+			snprintf(c2, sizeof(c2), "%.1f (%.1f)", r->rpc[0][0],
+				 r->rpc[0][1]);
+			snprintf(c3, sizeof(c3), disk ? "%.1f (%.1f)" : "-",
+				 r->rpc[1][0], r->rpc[1][1]);
+			printf("%-7s %-5s %-17s %-17s %-17s %-11.1f %-11.1f",
+			       op_names[op], size_str(sz[i], b, sizeof(b)), c1,
+			       c2, c3, r->server, r->kernel);
+			print_verdict(r->rpc[0][0], r->raw[0], ver);
+			if (disk)
+				print_verdict(r->rpc[1][0], r->raw[0], ver);
+			putchar('\n');
+		}
+	printf("(slotd op / its ioctl: the reply's effect.duration_ns and "
+	       "effect.kernel_ns, medians, tmpfs series)\n\n");
+}
+
+/* Creates the part-1 VM "m" on a daemon (64 MiB boot RAM, not started). */
+static int p1_vm(struct conn *c)
+{
+	return rpc_call(c, NULL, "vm.create",
+			"{\"name\":\"m\",\"memory\":\"64M\",\"ram\":\"anon\"}");
+}
+
+/* Runs one size through raw, tmpfs and disk series; fills rows. */
+static int p1_size(struct raw_vm *raw, struct conn c[2], int nconn,
+		   unsigned long long size, long n, struct p1_row rows[NOPS])
+{
+	struct series s[NOPS];
+	int ret = 0;
+
+	for (int k = -1; !ret && k < nconn; k++) {
+		for (int op = 0; op < NOPS; op++)
+			ret = ret ? ret : series_alloc(&s[op], n);
+		if (!ret)
+			ret = k < 0 ? raw_series(raw, size, n, s)
+				    : rpc_series(&c[k], size, n, s);
+		for (int op = 0; !ret && op < NOPS; op++) {
+			double *d = k < 0 ? rows[op].raw : rows[op].rpc[k];
+
+			d[1] = pct_us(s[op].ns, s[op].n, 0.9);
+			d[0] = pct_us(s[op].ns, s[op].n, 0.5);
+			if (k == 0) {
+				rows[op].server = pct_us(s[op].server_ns, s[op].n, 0.5);
+				rows[op].kernel = pct_us(s[op].kernel_ns, s[op].n, 0.5);
+			}
+		}
+		for (int op = 0; op < NOPS; op++)
+			series_free(&s[op]);
+	}
+	return ret;
+}
+
+/* Part 1: raw vs RPC on tmpfs and (unless skipped) disk state dirs. */
+static int part1(const char *bin, const char *tmpfs, const char *disk)
+{
+	static struct p1_row rows[MAX_SIZES][NOPS];
+	unsigned long long sz[MAX_SIZES];
+	int nsz = parse_sizes(env_str("BENCH_MEMSLOT_SLOT_SIZES", "4K,2M,1G"),
+			      sz, MAX_SIZES);
+	long n = env_long("BENCH_MEMSLOT_N", 200);
+	int nconn = strcmp(disk, "-") ? 2 : 1, ret;
+	struct bench_daemon d[2];
+	struct conn c[2] = { { .fd = -1 }, { .fd = -1 } };
+	struct raw_vm raw = { .kvm = -1, .vm = -1 };
+	double ver = 0, ver90 = 0;
+
+	n = n > 0 ? n : 1;
+	ret = raw_open(&raw);
+	if (ret)
+		fprintf(stderr, "bench_memslot: raw VM: %s\n", strerror(-ret));
+	for (int k = 0; !ret && k < nconn; k++) {
+		ret = daemon_start(&d[k], bin, tmpfs, k ? disk : NULL);
+		live_daemons[k] = d[k].pid;
+		if (ret)
+			fprintf(stderr, "bench_memslot: cannot start %s: %s "
+				"(log in %s)\n", bin, strerror(-ret), d[k].dir);
+		ret = ret ? ret : conn_open(d[k].sock, &c[k]);
+		ret = ret ? ret : p1_vm(&c[k]);
+	}
+	if (!ret)
+		ret = version_rtt(&c[0], env_long("BENCH_MEMSLOT_VERSION_N", 2000),
+				  &ver, &ver90);
+	for (int i = 0; !ret && i < nsz; i++)
+		ret = p1_size(&raw, c, nconn, sz[i], n, rows[i]);
+	if (!ret)
+		p1_print(rows, sz, nsz, ver, ver90, nconn > 1, n);
+	for (int k = 0; k < nconn; k++) {
+		conn_close(&c[k]);
+		daemon_stop(&d[k]);
+		live_daemons[k] = 0;
+	}
+	raw_close(&raw);
+	return ret;
+}
+
+/* ---- part 2: the guest-visible cost of slot_zap_all ---------------- */
+
+/* CFG_OTHER is a control: the same churn on another (idle) VM, so the
+ * guest pays only for the CPU that slotd and this program use. */
+enum cfg { CFG_NONE, CFG_OTHER, CFG_ON, CFG_OFF, NCFG };
+static const char *const cfg_names[NCFG] = {
+	"no churn", "churn on other VM", "churn, zap_all on",
+	"churn, zap_all off"
+};
+
+/* The VM whose slot churns in a configuration. */
+static const char *churn_vm(enum cfg cfg)
+{
+	return cfg == CFG_OTHER ? "x" : "w";
+}
+
+#define NCOUNT 7
+static const char *const count_paths[NCOUNT] = {
+	"result.kvm.vm.mmu_shadow_zapped",
+	"result.kvm.vm.remote_tlb_flush_requests",
+	"result.kvm.vm.pages_4k",
+	"result.engine.vm.roots_obsoleted",
+	"result.engine.vm.leafs_zapped",
+	"result.kvm.vm.remote_tlb_flush",
+	"result.kvm.vm.pages_2m",
+};
+
+/* What one configuration measured. */
+struct p2_run {
+	long long *pass;	/* pass_ns of passes started in the window */
+	long npass, cap;
+	long deletions;
+	long long before[NCOUNT], after[NCOUNT];
+	double window_s;
+	double churn_rtt_us;	/* median delete+create round trip */
+	double median_ms, p90_ms;
+};
+
+/* Reads new reports; keeps pass_ns of passes that started at or after
+ * t_start.  *seen counts every pass report, window or not. */
+static int reports_poll(struct conn *c, long long *next, long long t_start,
+			struct p2_run *run, long *seen)
+{
+	json_object *reply = NULL, *arr;
+	int ret = rpc_call(c, &reply, "vm.reports",
+			   "{\"name\":\"w\",\"from\":%lld}", *next);
+
+	if (ret)
+		return ret;
+	*next = jget(reply, "result.next");
+	json_object_object_get_ex(reply, "result", &arr);
+	json_object_object_get_ex(arr, "reports", &arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *r = json_object_array_get_idx(arr, i);
+		long long v = jget(r, "value"), at = jget(r, "host_ns");
+
+		if (jget(r, "tag_id") != 1)
+			continue;
+		(*seen)++;
+		if (at - v < t_start)
+			continue;
+		if (run->npass == run->cap) {
+			long long *p = realloc(run->pass, (size_t)(run->cap + 4096) *
+					       sizeof(*p));
+			if (!p)
+				break;
+			run->pass = p;
+			run->cap += 4096;
+		}
+		run->pass[run->npass++] = v;
+	}
+	json_object_put(reply);
+	return 0;
+}
+
+/* Records the counters of count_paths from vm.stats into v. */
+static int stats_take(struct conn *c, long long v[NCOUNT])
+{
+	json_object *reply = NULL;
+	int ret = rpc_call(c, &reply, "vm.stats", "{\"name\":\"w\"}");
+
+	for (int i = 0; !ret && i < NCOUNT; i++)
+		v[i] = jget(reply, count_paths[i]);
+	json_object_put(reply);
+	return ret;
+}
+
+/* Creates and starts VM "w" (boot RAM backed by ram: anon or memfd)
+ * sweeping ws bytes forever; quirk off for
+ * CFG_OFF; waits (up to 60 s) until 2 passes have been reported. */
+static int p2_vm_up(struct conn *c, unsigned long long ws, const char *ram,
+		    enum cfg cfg, long long *next)
+{
+	struct p2_run scratch = { 0 };
+	long seen = 0;
+	int ret = rpc_call(c, NULL, "vm.create",
+			   "{\"name\":\"w\",\"memory\":%llu,\"ram\":\"%s\","
+			   "\"payload\":\"builtin:memtouch\",\"args\":[%llu,0]}",
+			   ws + (64ull << 20), ram, ws);
+
+	if (!ret && cfg == CFG_OFF)
+		ret = rpc_call(c, NULL, "vm.quirks.set",
+			       "{\"vm\":\"w\",\"quirk\":\"slot_zap_all\","
+			       "\"enabled\":false}");
+	if (!ret && cfg == CFG_OTHER)
+		ret = rpc_call(c, NULL, "vm.create", "{\"name\":\"x\"}");
+	if (!ret && cfg != CFG_NONE)
+		ret = rpc_call(c, NULL, "memslot.create",
+			       "{\"vm\":\"%s\",\"gpa\":%llu,\"size\":4096,"
+			       "\"slot\":%d}", churn_vm(cfg), CHURN_GPA, CHURN_SLOT);
+	ret = ret ? ret : rpc_call(c, NULL, "vm.start", "{\"name\":\"w\"}");
+	*next = 0;
+	for (long long end = now_ns() + 60000000000LL;
+	     !ret && seen < 2 && now_ns() < end; usleep(20000))
+		ret = reports_poll(c, next, INT64_MAX, &scratch, &seen);
+	free(scratch.pass);
+	return ret ? ret : seen < 2 ? -ETIMEDOUT : 0;
+}
+
+/* One churn step: delete and re-create the 4 KiB slot; adds its time. */
+static int churn_step(struct conn *c, const char *vm, long long *rtt,
+		      long *n)
+{
+	long long t0 = now_ns();
+	int ret = rpc_call(c, NULL, "memslot.delete",
+			   "{\"vm\":\"%s\",\"slot\":%d}", vm, CHURN_SLOT);
+
+	if (!ret)
+		ret = rpc_call(c, NULL, "memslot.create",
+			       "{\"vm\":\"%s\",\"gpa\":%llu,\"size\":4096,"
+			       "\"slot\":%d}", vm, CHURN_GPA, CHURN_SLOT);
+	if (!ret && *n < 100000)
+		rtt[*n] = now_ns() - t0;
+	(*n)++;
+	return ret;
+}
+
+/* Sleeps until the absolute CLOCK_MONOTONIC time t (ns). */
+static void sleep_until(long long t)
+{
+	struct timespec ts = { .tv_sec = t / 1000000000LL,
+			       .tv_nsec = t % 1000000000LL };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* The measured window: churn every period (unless CFG_NONE), poll the
+ * reports every 200 ms, until the window and the pass count are met. */
+static int p2_window(struct conn *c, enum cfg cfg, long long *next,
+		     struct p2_run *run)
+{
+	long long period = env_long("BENCH_MEMSLOT_CHURN_US", 10000) * 1000LL;
+	long long win = env_long("BENCH_MEMSLOT_WINDOW_MS", 3000) * 1000000LL;
+	long long cap = env_long("BENCH_MEMSLOT_MAX_WINDOW_MS", 30000) * 1000000LL;
+	long minp = env_long("BENCH_MEMSLOT_MIN_PASSES", 20), seen = 0;
+	long long *rtt = calloc(100000, sizeof(*rtt));
+	long long t0, tick, last_poll;
+	int ret = rtt ? stats_take(c, run->before) : -ENOMEM;
+
+	t0 = tick = last_poll = now_ns();
+	while (!ret) {
+		long long now = now_ns();
+
+		if (now - t0 >= cap || (now - t0 >= win && run->npass >= minp))
+			break;
+		if (cfg != CFG_NONE)
+			ret = churn_step(c, churn_vm(cfg), rtt,
+					 &run->deletions);
+		if (!ret && now_ns() - last_poll >= 200000000LL) {
+			ret = reports_poll(c, next, t0, run, &seen);
+			last_poll = now_ns();
+		}
+		tick = tick + period > now_ns() ? tick + period : now_ns();
+		sleep_until(tick);
+	}
+	run->window_s = (double)(now_ns() - t0) / 1e9;
+	ret = ret ? ret : reports_poll(c, next, t0, run, &seen);
+	ret = ret ? ret : stats_take(c, run->after);
+	run->churn_rtt_us = pct_us(rtt, run->deletions < 100000 ?
+				   run->deletions : 100000, 0.5);
+	free(rtt);
+	return ret;
+}
+
+/* One configuration on a fresh VM: up, window, down. */
+static int p2_run_one(struct conn *c, unsigned long long ws, const char *ram,
+		      enum cfg cfg, struct p2_run *run)
+{
+	long long next;
+	int ret = p2_vm_up(c, ws, ram, cfg, &next);
+
+	if (!ret)
+		ret = p2_window(c, cfg, &next, run);
+	if (!ret && run->npass) {
+		run->p90_ms = pct_us(run->pass, run->npass, 0.9) / 1000.0;
+		run->median_ms = pct_us(run->pass, run->npass, 0.5) / 1000.0;
+	}
+	rpc_call(c, NULL, "vm.stop", "{\"name\":\"w\"}");
+	if (rpc_call(c, NULL, "vm.destroy", "{\"name\":\"w\"}") && !ret)
+		ret = -EPROTO;
+	if (cfg == CFG_OTHER &&
+	    rpc_call(c, NULL, "vm.destroy", "{\"name\":\"x\"}") && !ret)
+		ret = -EPROTO;
+	return ret;
+}
+
+/* Counter delta per deletion, or per window without churn. */
+static double per_del(const struct p2_run *r, int i)
+{
+	double d = (double)(r->after[i] - r->before[i]);
+
+	return r->deletions ? d / (double)r->deletions : d;
+}
+
+/* The rows and ratios of one working-set size. */
+static void p2_print(unsigned long long ws, const char *ram,
+		     struct p2_run runs[NCFG])
+{
+	char b[24];
+	double on = runs[CFG_ON].median_ms / runs[CFG_NONE].median_ms;
+	double off = runs[CFG_OFF].median_ms / runs[CFG_NONE].median_ms;
+
+	for (int k = 0; k < NCFG; k++) {
+		const struct p2_run *r = &runs[k];
+
+		printf("%-5s %-6s %-19s %6ld %9.3f %9.3f %7.2fx %5ld %7.0f %8.1f "
+		       "%9.1f %8.1f %9.1f %8.2f %7.1f %5lld/%lld\n",
+		       size_str(ws, b, sizeof(b)), ram, cfg_names[k], r->npass,
+		       r->median_ms, r->p90_ms,
+		       r->median_ms / runs[CFG_NONE].median_ms, r->deletions,
+		       (double)r->deletions / r->window_s, r->churn_rtt_us,
+		       per_del(r, 0), per_del(r, 1), per_del(r, 2),
+		       per_del(r, 3), per_del(r, 4), r->after[2], r->after[6]);
+	}
+	printf("%-5s %-6s on/no-churn %.2fx, off/no-churn %.3fx (target < 1.05: "
+	       "%s), on/off %.1fx; off/other-VM %.3fx\n\n",
+	       size_str(ws, b, sizeof(b)), ram, on, off,
+	       off < 1.05 ? "PASS" : "MISS", runs[CFG_ON].median_ms /
+	       runs[CFG_OFF].median_ms, runs[CFG_OFF].median_ms /
+	       runs[CFG_OTHER].median_ms);
+}
+
+static void p2_header(void)
+{
+	printf("memtouch pass time under churn of an unrelated 4 KiB slot "
+	       "(memslot.delete + memslot.create every %ld us through slotd)\n",
+	       env_long("BENCH_MEMSLOT_CHURN_US", 10000));
+	printf("counters: per deletion (no-churn rows: whole window); pages_4k "
+	       "is a gauge (delta/del; and 4k/2m: pages_4k/pages_2m at the end)\n");
+	printf("%-5s %-6s %-19s %6s %9s %9s %8s %5s %7s %8s %9s %8s %9s %8s %7s %s\n",
+	       "ws", "ram", "config", "passes", "median ms", "p90 ms", "vs none",
+	       "dels", "dels/s", "churn us", "shadow_zp", "tlb_req",
+	       "pages_4k", "roots_ob", "leafs", "4k/2m");
+}
+
+/* One working-set size and RAM backing: three configurations. */
+static int p2_size(struct conn *c, unsigned long long ws, const char *ram)
+{
+	struct p2_run runs[NCFG] = { { 0 } };
+	int ret = 0;
+
+	for (int k = 0; !ret && k < NCFG; k++)
+		ret = p2_run_one(c, ws, ram, (enum cfg)k, &runs[k]);
+	if (!ret)
+		p2_print(ws, ram, runs);
+	for (int k = 0; k < NCFG; k++)
+		free(runs[k].pass);
+	return ret;
+}
+
+/* Part 2: every RAM backing and working-set size. */
+static int part2(const char *bin, const char *tmpfs)
+{
+	unsigned long long ws[MAX_SIZES];
+	int nws = parse_sizes(env_str("BENCH_MEMSLOT_WS", "64M,512M"), ws,
+			      MAX_SIZES), ret;
+	char rams[64], *ram, *save = NULL;
+	struct bench_daemon d;
+	struct conn c = { .fd = -1 };
+
+	ret = daemon_start(&d, bin, tmpfs, NULL);
+	live_daemons[0] = d.pid;
+	if (ret)
+		fprintf(stderr, "bench_memslot: cannot start %s: %s\n", bin,
+			strerror(-ret));
+	ret = ret ? ret : conn_open(d.sock, &c);
+	if (!ret)
+		p2_header();
+	snprintf(rams, sizeof(rams), "%s", env_str("BENCH_MEMSLOT_RAM",
+						   "anon,memfd"));
+	for (ram = strtok_r(rams, ",", &save); !ret && ram;
+	     ram = strtok_r(NULL, ",", &save))
+		for (int i = 0; !ret && i < nws; i++)
+			ret = p2_size(&c, ws[i], ram);
+	conn_close(&c);
+	daemon_stop(&d);
+	live_daemons[0] = 0;
+	return ret;
+}
+
+int main(void)
+{
+	const char *bin = env_str("SLOTD_BIN", "build/slotd");
+	const char *tmpfs = env_str("BENCH_MEMSLOT_TMPFS", "/dev/shm");
+	const char *disk = env_str("BENCH_MEMSLOT_DISK", "/var/tmp");
+	const char *parts = env_str("BENCH_MEMSLOT_PARTS", "12");
+	int ret = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		printf("bench_memslot: skipped: /dev/kvm is not usable (%s)\n",
+		       strerror(errno));
+		return 0;
+	}
+	printf("slotd state dirs: tmpfs under %s, disk under %s\n\n", tmpfs,
+	       strcmp(disk, "-") ? disk : "(skipped)");
+	if (strchr(parts, '1'))
+		ret = part1(bin, tmpfs, disk);
+	if (!ret && strchr(parts, '2'))
+		ret = part2(bin, tmpfs);
+	if (ret)
+		fprintf(stderr, "bench_memslot: failed: %s\n", strerror(-ret));
+	return ret ? 1 : 0;
+}
