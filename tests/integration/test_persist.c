@@ -17,6 +17,7 @@
 static struct test_daemon d;
 static char top[64];
 static char files[128];
+static char shm[128];		/* tmpfs dir for memfd-by-path slots */
 
 static void setup(void)
 {
@@ -30,11 +31,14 @@ static void setup(void)
 	snprintf(top, sizeof(top), "%s", tmpl);
 	snprintf(files, sizeof(files), "%s/files", top);
 	cr_assert_eq(mkdir(files, 0700), 0);
+	snprintf(shm, sizeof(shm), "/dev/shm/slotd-persist-XXXXXX");
+	if (!mkdtemp(shm))
+		snprintf(shm, sizeof(shm), "%s", files);
 }
 
 static void start(void)
 {
-	const char *extra[] = { "--file-dir", files, NULL };
+	const char *extra[] = { "--file-dir", files, "--file-dir", shm, NULL };
 
 	cr_assert_eq(test_daemon_start_in(&d, top, extra), 0, "slotd did not start; log:\n%s",
 		     test_slurp(d.log));
@@ -46,6 +50,8 @@ static void teardown(void)
 		cr_expect_eq(test_daemon_stop(&d), 0, "slotd did not exit cleanly (its log is above)");
 	if (top[0])
 		test_rmtree(top);
+	if (shm[0] && strcmp(shm, files))
+		test_rmtree(shm);
 }
 
 TestSuite(persist, .init = setup, .fini = teardown, .timeout = 180);
@@ -114,7 +120,11 @@ Test(persist, restart_restores_vms_slots_quirks_and_file_contents)
 	ok_put("memslot.create", p);
 	ok_put("memslot.create", "{\"vm\":\"keep\",\"gpa\":\"0x120000000\",\"size\":\"4K\",\"slot\":9}");
 	ok_put("memslot.move", "{\"vm\":\"keep\",\"slot\":9,\"gpa\":\"0x130000000\"}");
+	snprintf(p, sizeof(p), "{\"vm\":\"keep\",\"gpa\":\"0x140000000\",\"size\":\"16K\","
+		 "\"backing\":{\"kind\":\"memfd\",\"path\":\"%s/keep.mem\"}}", shm);
+	ok_put("memslot.create", p);
 	ok_put("vm.memory.write", "{\"name\":\"keep\",\"gpa\":\"0x110002000\",\"data\":\"c2xvdGQh\"}");
+	ok_put("vm.memory.write", "{\"name\":\"keep\",\"gpa\":\"0x140001000\",\"data\":\"bWVtZmQh\"}");
 	ok_put("vm.destroy", "{\"name\":\"gone\"}");
 	before = layout("keep");
 	restart();
@@ -133,6 +143,10 @@ Test(persist, restart_restores_vms_slots_quirks_and_file_contents)
 	res = ok("vm.memory.read", "{\"name\":\"keep\",\"gpa\":\"0x110002000\",\"length\":6}", &r);
 	cr_assert_str_eq(json_object_get_string(member(res, "data")), "c2xvdGQh",
 			 "a file-backed slot keeps its contents across a restart");
+	json_object_put(r);
+	res = ok("vm.memory.read", "{\"name\":\"keep\",\"gpa\":\"0x140001000\",\"length\":6}", &r);
+	cr_assert_str_eq(json_object_get_string(member(res, "data")), "bWVtZmQh",
+			 "a memfd-by-path slot keeps its contents across a restart");
 	json_object_put(r);
 	r = test_rpc(d.sock, "vm.info", "{\"name\":\"gone\"}");
 	cr_assert(r && json_object_object_get_ex(r, "error", NULL), "a destroyed VM came back: %s",
