@@ -343,6 +343,10 @@ static int restore_file(struct rpc_call *call, const char *name, char *why, size
 		call_why(call, why, len);
 	if (r)
 		vmm_vm_destroy(vm, NULL);
+	else
+		slog_info("state: VM %s restored from %s: %s, %u vCPU(s), %zu extra memslot(s), "
+			  "state defined", p.name, name, rpc_param_str(def, "type", "default"),
+			  p.vcpus, json_object_array_length(member(doc, "memslots")));
 out:
 	json_object_put(doc);
 	return r;
@@ -374,7 +378,6 @@ static int restore_one(const char *name, void *arg)
 		file_fail(ctx->srv->cfg.state_dir, name, why);
 		ctx->failed++;
 	} else {
-		slog_info("state: VM restored from %s (state defined)", name);
 		ctx->restored++;
 	}
 	json_object_put(call.error);
