@@ -293,3 +293,43 @@ Test(vmm_memslot_ops, guest_finds_moved_data_and_a_deleted_range_is_mmio)
 	cr_assert_gt(in.mmio_unmapped, 0, "reads of the deleted range are MMIO exits slotd counts");
 	free(buf);
 }
+
+/* Stress for the sanitizers: a guest DMAs from a slot forever (engine
+ * reads on the vCPU thread) while this thread creates, moves and deletes
+ * that very slot (engine writes, releases after grace periods).  Every
+ * DMA either copies or reports BAD_SRC; nothing touches freed memory
+ * (ASan) and no race goes unordered (TSan). */
+Test(vmm_memslot_ops, dma_races_slot_churn_without_touching_freed_memory)
+{
+	struct vmm_memslot_params a = anon(SLOT_GPA, 64 << 10);
+	struct vmm_vm_params p;
+	struct vmm_err err = { 0 };
+	struct vmm_vm_info in;
+	struct vmm_report rep[64];
+	struct vmm_vm *g;
+	uint64_t ok = 0, bad = 0, from = 0;
+	size_t n;
+	uint32_t id;
+
+	vmm_t_params(&p, "dmaloop", "builtin:dmatest");
+	p.args[0] = SLOT_GPA;		/* copy from the churned slot */
+	p.args[1] = 16 << 10;
+	cr_assert_eq(vmm_vm_create(vmm, &p, &g, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_vm_start(g, &err), 0, "%s", err.msg);
+	for (int i = 0; i < 300; i++) {
+		cr_assert_eq(vmm_memslot_create(g, &a, &id, NULL, &err), 0, "%s", err.msg);
+		if (i % 2)
+			cr_assert_eq(vmm_memslot_move(g, id, 3 * SLOT_GPA, NULL, &err), 0, "%s", err.msg);
+		cr_assert_eq(vmm_memslot_delete(g, id, NULL, &err), 0, "%s", err.msg);
+		while (vmm_vm_reports_read(g, from, rep, 64, &n) == 0 && n) {
+			for (size_t k = 0; k < n; k++)
+				(rep[k].value & 0xffffffff) == 1 ? ok++ : bad++;
+			from = rep[n - 1].seq + 1;
+		}
+	}
+	vmm_vm_info_get(g, &in);
+	cr_assert_eq(in.state, VMM_VM_RUNNING, "guest: %s %s", vmm_vm_state_name(in.state),
+		     in.crash_reason);
+	cr_assert_gt(ok + bad, 0, "the guest made no DMA at all");
+	cr_assert_eq(vmm_vm_stop(g, &err), 0, "%s", err.msg);
+}
