@@ -166,7 +166,8 @@ static int daemon_start(struct bench_daemon *d, const char *bin)
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");
 		execl(bin, bin, "--foreground", "--socket", d->sock,
-		      "--state-dir", state, "--log-level", "warn", (char *)NULL);
+		      "--state-dir", state, "--log-level", "warn",
+		      (char *)NULL);
 		_exit(127);
 	}
 	for (long long end = now_ns() + 10000000000LL; now_ns() < end;) {
@@ -317,7 +318,9 @@ static int bench_rate(const char *sock, int nclients, int depth, double sec,
 /* Part 2: every configuration, with its ratio to 1 client x 1. */
 static int bench_rates(const char *sock, double sec)
 {
-	static const int conf[][2] = { { 1, 1 }, { 16, 1 }, { 1, 8 }, { 16, 8 } };
+	static const int conf[][2] = {
+		{ 1, 1 }, { 16, 1 }, { 1, 8 }, { 16, 8 },
+	};
 	double rate, base = 0;
 
 	printf("daemon.version requests per second, %.1f s each\n", sec);

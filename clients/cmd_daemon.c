@@ -3,24 +3,15 @@
 
 #include "clients/slotctl.h"
 
-static int daemon_version(struct slotctl *ctl, const struct slotctl_args *a)
-{
-	(void)a;
-	return slotctl_call_print(ctl, "daemon.version", NULL);
-}
-
-static int daemon_capabilities(struct slotctl *ctl,
-			       const struct slotctl_args *a)
-{
-	(void)a;
-	return slotctl_call_print(ctl, "daemon.capabilities", NULL);
-}
-
 static const struct slotctl_verb daemon_verbs[] = {
-	{ "version", "", "show the daemon's version, git revision, kernel and "
-	  "library versions", 0, 0, NULL, daemon_version },
-	{ "capabilities", "", "show what the host's KVM supports: limits, VM "
-	  "types, memslot features, quirks", 0, 0, NULL, daemon_capabilities },
+	{ "version", "daemon.version", "", "show the daemon's version, git "
+	  "revision, kernel and library versions", 0, 0, NULL,
+	  slotctl_verb_call },
+	{ "capabilities", "daemon.capabilities", "", "show what the host's KVM "
+	  "supports: limits, VM types, memslot features, quirks", 0, 0, NULL,
+	  slotctl_verb_call },
+	{ "discover", "rpc.discover", "", "print the OpenRPC document, the API "
+	  "contract (best with --json)", 0, 0, NULL, slotctl_verb_call },
 	{ 0 },
 };
 
@@ -51,8 +42,9 @@ static int call_any(struct slotctl *ctl, const struct slotctl_args *a)
 }
 
 static const struct slotctl_verb call_verbs[] = {
-	{ NULL, "METHOD [JSON-PARAMS]", "call any JSON-RPC method; params are "
-	  "a JSON object or array (default {})", 1, 2, NULL, call_any },
+	{ NULL, NULL, "METHOD [JSON-PARAMS]", "call any JSON-RPC method; "
+	  "params are a JSON object or array (default {})", 1, 2, NULL,
+	  call_any },
 	{ 0 },
 };
 

@@ -31,8 +31,10 @@ static void event_print(struct slotctl *ctl, json_object *msg)
 	json_object *method = NULL, *params = NULL;
 
 	if (ctl->json) {
-		puts(json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN |
-					JSON_C_TO_STRING_NOSLASHESCAPE));
+		int flags = JSON_C_TO_STRING_PLAIN |
+			    JSON_C_TO_STRING_NOSLASHESCAPE;
+
+		puts(json_object_to_json_string_ext(msg, flags));
 		fflush(stdout);
 		return;
 	}
@@ -45,7 +47,8 @@ static void event_print(struct slotctl *ctl, json_object *msg)
 			const char *v = slotctl_render_scalar(val);
 
 			/* logfmt: values with blanks are quoted. */
-			printf(strpbrk(v, " \t") ? " %s=\"%s\"" : " %s=%s", key, v);
+			printf(strpbrk(v, " \t") ? " %s=\"%s\"" : " %s=%s",
+			       key, v);
 		}
 	} else if (params) {
 		printf(" %s", slotctl_render_scalar(params));
@@ -62,7 +65,8 @@ static int watch_loop(struct slotctl *ctl, uint64_t count)
 	uint64_t seen = 0;
 
 	while (!stop_requested && (!count || seen < count)) {
-		long long left = deadline < 0 ? -1 : deadline - slotctl_now_ms();
+		long long left = deadline < 0 ? -1
+					      : deadline - slotctl_now_ms();
 		json_object *msg;
 		int ret;
 
@@ -116,7 +120,7 @@ static int events_watch(struct slotctl *ctl, const struct slotctl_args *a)
 				json_object_new_string(a->argv[i]));
 		json_object_object_add(p, "topics", topics);
 	}
-	ret = slotctl_call(ctl, "events.subscribe", p, &result);
+	ret = slotctl_call(ctl, a->verb->method, p, &result);
 	if (ret)
 		return ret;
 	json_object_put(result);
@@ -125,8 +129,9 @@ static int events_watch(struct slotctl *ctl, const struct slotctl_args *a)
 }
 
 static const struct slotctl_verb events_verbs[] = {
-	{ "watch", "[TOPIC...] [--count N]", "print notifications (one per "
-	  "line; --json: one JSON object per line) until interrupted; with "
+	{ "watch", "events.subscribe", "[TOPIC...] [--count N]", "print "
+	  "notifications (one per line; --json: one JSON object per line) "
+	  "until interrupted; with "
 	  "--timeout SEC, for at most SEC seconds.  Topics (default all): "
 	  "vm.state_changed, vm.quirk_changed, memslot.created, "
 	  "memslot.moved, memslot.deleted", 0, -1, watch_opts,

@@ -45,7 +45,8 @@ static int backing_add(json_object *p, const struct slotctl_args *a)
 	const char *huge = slotctl_args_opt(a, "hugepage-size");
 	json_object *b;
 
-	if (!kind && !path && !offset && !huge && !slotctl_args_opt(a, "shared"))
+	if (!kind && !path && !offset && !huge &&
+	    !slotctl_args_opt(a, "shared"))
 		return 0;
 	b = json_object_new_object();
 	json_object_object_add(p, "backing", b);
@@ -99,7 +100,7 @@ static int memslot_create(struct slotctl *ctl, const struct slotctl_args *a)
 	}
 	if (flags)
 		json_object_object_add(p, "flags", flags_array(flags));
-	return slotctl_call_print(ctl, "memslot.create", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
 static int memslot_move(struct slotctl *ctl, const struct slotctl_args *a)
@@ -110,19 +111,17 @@ static int memslot_move(struct slotctl *ctl, const struct slotctl_args *a)
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	return slotctl_call_print(ctl, "memslot.move", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
-/* memslot delete|list VM [SLOT] -> memslot.VERB {vm[, slot]}. */
+/* memslot delete|list VM [SLOT]: {vm[, slot]}. */
 static int memslot_by_slot(struct slotctl *ctl, const struct slotctl_args *a)
 {
 	json_object *p = params_slot(a);
-	char method[64];
 
 	if (!p)
 		return SLOTCTL_EXIT_USAGE;
-	snprintf(method, sizeof(method), "memslot.%s", a->verb->name);
-	return slotctl_call_print(ctl, method, p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
 static const struct slotctl_optdesc flags_opts[] = {
@@ -142,7 +141,7 @@ static int memslot_flags(struct slotctl *ctl, const struct slotctl_args *a)
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	return slotctl_call_print(ctl, "memslot.set_flags", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
 static const struct slotctl_optdesc dirty_opts[] = {
@@ -163,7 +162,8 @@ static void pages_print(FILE *f, const unsigned char *map, size_t pages)
 			continue;
 		while (j + 1 < pages && map[(j + 1) / 8] >> ((j + 1) % 8) & 1)
 			j++;
-		fprintf(f, j > i ? "%s%zu-%zu" : "%s%zu", n++ ? ", " : "", i, j);
+		fprintf(f, j > i ? "%s%zu-%zu" : "%s%zu", n++ ? ", " : "",
+			i, j);
 		i = j;
 	}
 	if (!n)
@@ -209,7 +209,7 @@ static int memslot_dirty_log(struct slotctl *ctl,
 		return SLOTCTL_EXIT_USAGE;
 	json_object_object_add(p, "clear", json_object_new_boolean(
 			       slotctl_args_opt(a, "clear") != NULL));
-	ret = slotctl_call(ctl, "memslot.dirty_log", p, &result);
+	ret = slotctl_call(ctl, a->verb->method, p, &result);
 	if (ret)
 		return ret;
 	if (ctl->json) {
@@ -231,36 +231,37 @@ static int memslot_transaction(struct slotctl *ctl,
 
 	if (slotctl_parse_json(a->argv[1], &ops, &why) ||
 	    !json_object_is_type(ops, json_type_array)) {
-		slotctl_err("memslot transaction: JSON-OPS must be a JSON array "
-			    "of operations (%s): %s", why, a->argv[1]);
+		slotctl_err("memslot transaction: JSON-OPS must be a JSON "
+			    "array of operations (%s): %s", why, a->argv[1]);
 		json_object_put(ops);
 		return SLOTCTL_EXIT_USAGE;
 	}
 	p = json_object_new_object();
 	json_object_object_add(p, "vm", json_object_new_string(a->argv[0]));
 	json_object_object_add(p, "ops", ops);
-	return slotctl_call_print(ctl, "memslot.transaction", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
 static const struct slotctl_verb memslot_verbs[] = {
-	{ "create", "VM --gpa G --size S [--slot N] [--flags readonly,dirty_log] "
-	  "[--backing anon|memfd|hugetlb|file] [--path P] [--offset O] "
-	  "[--shared]", "map new guest memory into VM", 1, 1, create_opts,
-	  memslot_create },
-	{ "move", "VM SLOT GPA", "move a slot to a new guest address (same "
-	  "id, same backing)", 3, 3, NULL, memslot_move },
-	{ "delete", "VM SLOT", "delete a slot; its translations are zapped "
-	  "by the VM's policy", 2, 2, NULL, memslot_by_slot },
-	{ "list", "VM", "list the VM's memslots", 1, 1, NULL,
+	{ "create", "memslot.create", "VM --gpa G --size S [--slot N] "
+	  "[--flags readonly,dirty_log] [--backing anon|memfd|hugetlb|file] "
+	  "[--path P] [--offset O] [--hugepage-size S] [--shared]",
+	  "map new guest memory into VM", 1, 1, create_opts, memslot_create },
+	{ "move", "memslot.move", "VM SLOT GPA", "move a slot to a new guest "
+	  "address (same id, same backing)", 3, 3, NULL, memslot_move },
+	{ "delete", "memslot.delete", "VM SLOT", "delete a slot; its "
+	  "translations are zapped by the VM's policy", 2, 2, NULL,
 	  memslot_by_slot },
-	{ "flags", "VM SLOT --dirty-log on|off", "start or stop dirty "
-	  "logging on a slot", 2, 2, flags_opts, memslot_flags },
-	{ "dirty-log", "VM SLOT [--clear]", "show the slot's dirty pages "
-	  "(4 KiB page indexes within the slot; --json: the base64 bitmap)",
-	  2, 2, dirty_opts, memslot_dirty_log },
-	{ "transaction", "VM JSON-OPS", "apply several changes at once, e.g. "
-	  "'[{\"op\":\"delete\",\"slot\":1}]'", 2, 2, NULL,
-	  memslot_transaction },
+	{ "list", "memslot.list", "VM", "list the VM's memslots", 1, 1, NULL,
+	  memslot_by_slot },
+	{ "flags", "memslot.set_flags", "VM SLOT --dirty-log on|off", "start "
+	  "or stop dirty logging on a slot", 2, 2, flags_opts, memslot_flags },
+	{ "dirty-log", "memslot.dirty_log", "VM SLOT [--clear]", "show the "
+	  "slot's dirty pages (4 KiB page indexes within the slot; --json: the "
+	  "base64 bitmap)", 2, 2, dirty_opts, memslot_dirty_log },
+	{ "transaction", "memslot.transaction", "VM JSON-OPS", "apply several "
+	  "changes at once, e.g. '[{\"op\":\"delete\",\"slot\":1}]'", 2, 2,
+	  NULL, memslot_transaction },
 	{ 0 },
 };
 

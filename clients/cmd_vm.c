@@ -15,7 +15,8 @@ static json_object *params_name(const char *key, const char *name)
 }
 
 static const struct slotctl_optdesc create_opts[] = {
-	{ "type", "TYPE", "default or protected (precise zaps only, like TDX)" },
+	{ "type", "TYPE", "default or protected (precise zaps only, like "
+	  "TDX)" },
 	{ "vcpus", "N", "number of vCPUs" },
 	{ "memory", "SIZE", "guest RAM in bytes; K/M/G/T suffixes" },
 	{ "payload", "P", "builtin:NAME or the path of a static ELF64 "
@@ -45,8 +46,8 @@ static int args_array(json_object *params, const char *list)
 		if (ret)
 			slotctl_err("--args: '%s' is not a number", s);
 		else
-			json_object_array_add(arr,
-					      json_object_new_int64((int64_t)v));
+			json_object_array_add(arr, json_object_new_int64(
+						      (int64_t)v));
 	}
 	free(copy);
 	if (ret)
@@ -86,22 +87,14 @@ static int vm_create(struct slotctl *ctl, const struct slotctl_args *a)
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	return slotctl_call_print(ctl, "vm.create", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
-/* vm start|pause|resume|stop|destroy|info|stats NAME -> vm.VERB {name}. */
+/* vm start|pause|resume|stop|destroy|info|stats NAME: {name}. */
 static int vm_by_name(struct slotctl *ctl, const struct slotctl_args *a)
 {
-	char method[64];
-
-	snprintf(method, sizeof(method), "vm.%s", a->verb->name);
-	return slotctl_call_print(ctl, method, params_name("name", a->argv[0]));
-}
-
-static int vm_list(struct slotctl *ctl, const struct slotctl_args *a)
-{
-	(void)a;
-	return slotctl_call_print(ctl, "vm.list", NULL);
+	return slotctl_call_print(ctl, a->verb->method,
+				  params_name("name", a->argv[0]));
 }
 
 /* The console text of a vm.console result {name, data, total_bytes}. */
@@ -131,7 +124,7 @@ static int vm_console(struct slotctl *ctl, const struct slotctl_args *a)
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	ret = slotctl_call(ctl, "vm.console", p, &result);
+	ret = slotctl_call(ctl, a->verb->method, p, &result);
 	if (ret)
 		return ret;
 	text = console_text(result);
@@ -164,12 +157,12 @@ static int vm_reports(struct slotctl *ctl, const struct slotctl_args *a)
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	return slotctl_call_print(ctl, "vm.reports", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
 static int vm_quirks(struct slotctl *ctl, const struct slotctl_args *a)
 {
-	return slotctl_call_print(ctl, "vm.quirks.get",
+	return slotctl_call_print(ctl, a->verb->method,
 				  params_name("vm", a->argv[0]));
 }
 
@@ -183,42 +176,45 @@ static int vm_quirk(struct slotctl *ctl, const struct slotctl_args *a)
 		json_object_put(p);
 		return SLOTCTL_EXIT_USAGE;
 	}
-	return slotctl_call_print(ctl, "vm.quirks.set", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
 static const struct slotctl_verb vm_verbs[] = {
-	{ "create", "NAME [--type default|protected] [--vcpus N] "
-	  "[--memory SIZE] [--payload P] [--args N,...] [--mmio ignore|crash]",
-	  "create a VM (not started)",
+	{ "create", "vm.create", "NAME [--type default|protected] [--vcpus N] "
+	  "[--memory SIZE] [--payload P] [--args N,...] [--mmio ignore|crash] "
+	  "[--ram memfd|anon]", "create a VM (not started)",
 	  1, 1, create_opts, vm_create },
-	{ "start", "NAME", "start the VM's vCPUs", 1, 1, NULL, vm_by_name },
-	{ "pause", "NAME", "pause the VM's vCPUs", 1, 1, NULL, vm_by_name },
-	{ "resume", "NAME", "resume a paused VM", 1, 1, NULL, vm_by_name },
-	{ "stop", "NAME", "stop the VM (it can be inspected, not resumed)",
+	{ "start", "vm.start", "NAME", "start the VM's vCPUs",
 	  1, 1, NULL, vm_by_name },
-	{ "destroy", "NAME", "destroy the VM and free its memory", 1, 1,
-	  NULL, vm_by_name },
-	{ "info", "NAME", "show the VM's state, type, vCPUs and memory", 1, 1,
-	  NULL, vm_by_name },
-	{ "stats", "NAME", "show the VM's engine and kernel MMU counters",
+	{ "pause", "vm.pause", "NAME", "pause the VM's vCPUs",
 	  1, 1, NULL, vm_by_name },
-	{ "console", "NAME [--tail N]", "print the VM's console output", 1, 1,
-	  console_opts, vm_console },
-	{ "list", "", "list VMs", 0, 0, NULL, vm_list },
-	{ "reports", "NAME [--from SEQ]", "show the records the guest wrote "
-	  "to its report port (pass times, check results)", 1, 1,
-	  reports_opts, vm_reports },
-	{ "memory-read", "NAME GPA LENGTH [--raw]", "read guest memory by "
-	  "GPA (hexdump; --raw: the bytes)", 3, 3,
-	  slotctl_vm_memory_read_opts, slotctl_vm_memory_read },
-	{ "memory-write", "NAME GPA DATA [--hex]", "write DATA (text, or hex "
-	  "digits with --hex) to guest memory at GPA", 3, 3,
-	  slotctl_vm_memory_write_opts, slotctl_vm_memory_write },
-	{ "quirks", "NAME", "show the VM's quirks and whether each is enabled",
-	  1, 1, NULL, vm_quirks },
-	{ "quirk", "NAME QUIRK on|off", "enable or disable one quirk "
-	  "(e.g. slot_zap_all off: zap only the changed slot)", 3, 3, NULL,
-	  vm_quirk },
+	{ "resume", "vm.resume", "NAME", "resume a paused VM",
+	  1, 1, NULL, vm_by_name },
+	{ "stop", "vm.stop", "NAME", "stop the VM (it can be inspected, not "
+	  "resumed)", 1, 1, NULL, vm_by_name },
+	{ "destroy", "vm.destroy", "NAME", "destroy the VM and free its memory",
+	  1, 1, NULL, vm_by_name },
+	{ "info", "vm.info", "NAME", "show the VM's state, type, vCPUs, memory "
+	  "and memslots", 1, 1, NULL, vm_by_name },
+	{ "stats", "vm.stats", "NAME", "show the VM's kernel MMU and exit "
+	  "counters", 1, 1, NULL, vm_by_name },
+	{ "console", "vm.console", "NAME [--tail N]", "print the VM's console "
+	  "output", 1, 1, console_opts, vm_console },
+	{ "list", "vm.list", "", "list VMs", 0, 0, NULL, slotctl_verb_call },
+	{ "reports", "vm.reports", "NAME [--from SEQ]", "show the records the "
+	  "guest wrote to its report port (pass times, check results)",
+	  1, 1, reports_opts, vm_reports },
+	{ "memory-read", "vm.memory.read", "NAME GPA LENGTH [--raw]", "read "
+	  "guest memory by GPA (hexdump; --raw: the bytes)",
+	  3, 3, slotctl_vm_memory_read_opts, slotctl_vm_memory_read },
+	{ "memory-write", "vm.memory.write", "NAME GPA DATA [--hex]", "write "
+	  "DATA (text, or hex digits with --hex) to guest memory at GPA",
+	  3, 3, slotctl_vm_memory_write_opts, slotctl_vm_memory_write },
+	{ "quirks", "vm.quirks.get", "NAME", "show the VM's quirks and whether "
+	  "each is enabled", 1, 1, NULL, vm_quirks },
+	{ "quirk", "vm.quirks.set", "NAME QUIRK on|off", "enable or disable "
+	  "one quirk (e.g. slot_zap_all off: zap only the changed slot)",
+	  3, 3, NULL, vm_quirk },
 	{ 0 },
 };
 

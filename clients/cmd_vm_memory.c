@@ -70,7 +70,7 @@ int slotctl_vm_memory_read(struct slotctl *ctl, const struct slotctl_args *a)
 		return SLOTCTL_EXIT_USAGE;
 	}
 	slotctl_parse_u64(a->argv[1], true, &gpa);
-	ret = slotctl_call(ctl, "vm.memory.read", p, &result);
+	ret = slotctl_call(ctl, a->verb->method, p, &result);
 	if (ret)
 		return ret;
 	ret = memory_print(ctl, a, result, gpa);
@@ -138,5 +138,5 @@ int slotctl_vm_memory_write(struct slotctl *ctl,
 	json_object_object_add(p, "data", json_object_new_string(b64));
 	free(b64);
 	free(bytes);
-	return slotctl_call_print(ctl, "vm.memory.write", p);
+	return slotctl_call_print(ctl, a->verb->method, p);
 }

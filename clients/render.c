@@ -196,7 +196,8 @@ static void render_table(FILE *f, json_object *rows, int indent)
 	}
 	for (size_t r = 0; r < n; r++) {
 		for (int c = 0; c < ncols; c++) {
-			char **cell = &cells[(r + 1) * (size_t)ncols + (size_t)c];
+			char **cell = &cells[(r + 1) * (size_t)ncols +
+					     (size_t)c];
 
 			*cell = cell_text(json_object_array_get_idx(rows, r),
 					  cols[c]);
@@ -244,7 +245,8 @@ static void render_list(FILE *f, json_object *a, int indent)
 	for (size_t i = 0; i < n; i++) {
 		json_object *v = json_object_array_get_idx(a, i);
 
-		fprintf(f, "%*s[%zu]%s", indent, "", i, is_inline(v) ? "  " : "\n");
+		fprintf(f, "%*s[%zu]%s", indent, "", i,
+			is_inline(v) ? "  " : "\n");
 		if (is_inline(v)) {
 			print_inline(f, v);
 			fputc('\n', f);

@@ -136,3 +136,8 @@ int slotctl_call_print(struct slotctl *ctl, const char *method,
 	json_object_put(result);
 	return SLOTCTL_EXIT_OK;
 }
+
+int slotctl_verb_call(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	return slotctl_call_print(ctl, a->verb->method, NULL);
+}

@@ -87,9 +87,10 @@ static void usage_noun(FILE *f, const struct slotctl_noun *n)
 		print_cmd(f, n, v);
 		fputc('\n', f);
 	}
-	fprintf(f, "\n%s:\n", n->help);
+	fprintf(f, "\n%s (verb, JSON-RPC method, what it does):\n", n->help);
 	for (const struct slotctl_verb *v = n->verbs; v->run; v++)
-		fprintf(f, "  %-12s %s\n", v->name ? v->name : n->name, v->help);
+		fprintf(f, "  %-12s %-20s %s\n", v->name ? v->name : n->name,
+			v->method ? v->method : "METHOD", v->help);
 	fprintf(f, "\nslotctl %s VERB --help describes a verb's arguments.\n",
 		n->name);
 }
@@ -101,11 +102,14 @@ static void usage_verb(FILE *f, const struct slotctl_noun *n,
 	fputs("usage: ", f);
 	print_cmd(f, n, v);
 	fprintf(f, "\n\n%s\n", v->help);
+	if (v->method)
+		fprintf(f, "JSON-RPC method: %s\n", v->method);
 	if (v->opts && v->opts[0].name) {
 		fputs("\noptions:\n", f);
 		for (const struct slotctl_optdesc *o = v->opts; o->name; o++) {
 			int w = fprintf(f, "  --%s%s%s", o->name,
-					o->arg ? " " : "", o->arg ? o->arg : "");
+					o->arg ? " " : "",
+					o->arg ? o->arg : "");
 
 			fprintf(f, "%*s%s\n", w < 24 ? 24 - w : 1, "", o->help);
 		}
@@ -130,8 +134,8 @@ static int global_opt(struct slotctl *ctl, int c, const char *arg)
 		sec = strtod(arg, &end);
 		if (end == arg || *end || !isfinite(sec) || sec <= 0 ||
 		    sec > 86400.0 * 24) {
-			slotctl_err("--timeout: '%s' is not a number of seconds "
-				    "> 0", arg);
+			slotctl_err("--timeout: '%s' is not a number of "
+				    "seconds > 0", arg);
 			return -EINVAL;
 		}
 		ctl->timeout_ms = (int)ceil(sec * 1000);

@@ -54,6 +54,7 @@ typedef int (*slotctl_verb_fn)(struct slotctl *ctl,
 /* A verb: name NULL means the noun takes its arguments itself ("call"). */
 struct slotctl_verb {
 	const char *name;
+	const char *method;	/* the JSON-RPC method it calls */
 	const char *synopsis;	/* what follows the verb, for usage */
 	const char *help;	/* one line */
 	int min_args, max_args;	/* positional count; max -1: unbounded */
@@ -113,6 +114,8 @@ int slotctl_call(struct slotctl *ctl, const char *method, json_object *params,
 /* slotctl_call, then prints the result (--json or human). */
 int slotctl_call_print(struct slotctl *ctl, const char *method,
 		       json_object *params);
+/* A verb without arguments: calls its method with {} and prints. */
+int slotctl_verb_call(struct slotctl *ctl, const struct slotctl_args *a);
 /* Prints a JSON-RPC error object as "slotctl: error CODE: MESSAGE". */
 void slotctl_error_print(json_object *error);
 /* Prints "slotctl: " + message on stderr. */

@@ -566,7 +566,8 @@ Test(slotctl, vm_memory_write_then_read_round_trips_bytes)
 	free(out);
 	free(err);
 	rc = CTL(&out, &err, "vm", "memory-read", "mem0", "8K", "7");
-	cr_assert_eq(rc, 0, "memory-read: expected exit 0, got %d: %s", rc, err);
+	cr_assert_eq(rc, 0, "memory-read: expected exit 0, got %d: %s", rc,
+		     err);
 	cr_assert(strstr(out, "000000002000: 68 65 6c 6c 6f de ad"), "expected "
 		  "the hexdump of 'hello' de ad at 0x2000, got:\n%s", out);
 	free(out);
@@ -622,7 +623,8 @@ static json_object *ctl_json(const char *what, const char *const *args)
 	rc = test_run(argv, &out, &err);
 	cr_assert_eq(rc, 0, "%s: expected exit 0, got %d: %s", what, rc, err);
 	o = json_tokener_parse(out);
-	cr_assert_not_null(o, "%s: expected JSON on stdout, got: %s", what, out);
+	cr_assert_not_null(o, "%s: expected JSON on stdout, got: %s", what,
+			   out);
 	free(out);
 	free(err);
 	return o;
@@ -658,7 +660,8 @@ Test(slotctl, memslot_create_dirty_log_move_delete_round_trip)
 	json_object_put(slot);
 
 	rc = CTL(&out, &err, "memslot", "list", "ms0");
-	cr_assert(rc == 0 && strstr(out, "0x800000") && strstr(out, "dirty_log"),
+	cr_assert(rc == 0 && strstr(out, "0x800000") &&
+		  strstr(out, "dirty_log"),
 		  "expected the new slot in the table (exit %d):\n%s", rc, out);
 	free(out);
 	free(err);
@@ -740,7 +743,8 @@ static void quirk_row(const char *out, const char *name, char *sup, char *en)
 
 	cr_assert_not_null(l, "expected a %s row in:\n%s", name, out);
 	cr_assert_eq(sscanf(l + strlen(name), " %u %7s %7s", &bit, sup, en), 3,
-		     "expected NAME BIT SUPPORTED ENABLED columns in:\n%s", out);
+		     "expected NAME BIT SUPPORTED ENABLED columns in:\n%s",
+		     out);
 }
 
 Test(slotctl, vm_quirk_off_shows_in_table_and_protected_refuses_on)
@@ -778,4 +782,54 @@ Test(slotctl, vm_quirk_off_shows_in_table_and_protected_refuses_on)
 		  "(-32007), got: %s", err);
 	free(out);
 	free(err);
+}
+
+/* Methods a CLI has no verb for: per-connection state, reachable through
+ * "slotctl call" all the same. */
+static const char *const call_only[] = { "events.unsubscribe", NULL };
+
+static bool is_call_only(const char *method)
+{
+	for (int i = 0; call_only[i]; i++)
+		if (!strcmp(call_only[i], method))
+			return true;
+	return false;
+}
+
+Test(slotctl, every_schema_method_has_a_verb)
+{
+	static const char *const nouns[] = { "daemon", "vm", "memslot",
+					     "events", NULL };
+	const char *src = getenv("SLOTD_SRCDIR");
+	char path[512], *help = NULL, *out, *err;
+	size_t help_len = 0;
+	FILE *all = open_memstream(&help, &help_len);
+	json_object *doc, *methods;
+
+	for (int i = 0; nouns[i]; i++) {
+		int rc = ctl_run(&out, &err, nouns[i], "--help", NULL);
+
+		cr_assert_eq(rc, 0, "slotctl %s --help: exit %d", nouns[i], rc);
+		fputs(out, all);
+		free(out);
+		free(err);
+	}
+	fclose(all);
+	snprintf(path, sizeof(path), "%s/schemas/openrpc.json",
+		 src && *src ? src : ".");
+	doc = json_object_from_file(path);
+	cr_assert(json_object_object_get_ex(doc, "methods", &methods),
+		  "expected a methods array in %s", path);
+	for (size_t i = 0; i < json_object_array_length(methods); i++) {
+		const char *m = member_str(json_object_array_get_idx(methods, i),
+					   "name");
+		char needle[128];
+
+		snprintf(needle, sizeof(needle), " %s ", m);
+		cr_assert(is_call_only(m) || strstr(help, needle), "schema "
+			  "method %s has no slotctl verb: add one (clients/"
+			  "cmd_*.c) or list it in call_only[]", m);
+	}
+	json_object_put(doc);
+	free(help);
 }

@@ -117,8 +117,9 @@ Test(systemd, units_pass_systemd_analyze_verify_without_warnings)
 	int rc;
 
 	if (!analyze)
-		cr_skip_test("systemd-analyze is not installed (scripts/deps.sh "
-			     "installs it with the systemd package)");
+		cr_skip_test("systemd-analyze is not installed "
+			     "(scripts/deps.sh installs it with the systemd "
+			     "package)");
 	cr_assert_not_null(realpath(test_slotd_bin(), slotd),
 			   "expected a built slotd at %s", test_slotd_bin());
 	unit_copy("slotd.service", slotd);
@@ -249,7 +250,8 @@ Test(systemd, memory_deny_write_execute_only_while_no_code_maps_exec)
 
 	if (!strstr(unit, "\nMemoryDenyWriteExecute=yes")) {
 		free(unit);
-		cr_skip_test("slotd.service does not set MemoryDenyWriteExecute");
+		cr_skip_test("slotd.service does not set "
+			     "MemoryDenyWriteExecute");
 	}
 	src = realpath(env && *env ? env : ".", NULL);
 	{
@@ -263,7 +265,8 @@ Test(systemd, memory_deny_write_execute_only_while_no_code_maps_exec)
 	}
 	cr_assert_eq(rc, 1, "expected no PROT_EXEC in slotd's sources while "
 		     "the unit sets MemoryDenyWriteExecute=yes (systemd would "
-		     "refuse the mapping); grep exit %d, found in:\n%s", rc, out);
+		     "refuse the mapping); grep exit %d, found in:\n%s", rc,
+		     out);
 	free(unit);
 	free(src);
 	free(out);
