@@ -821,8 +821,8 @@ Test(slotctl, every_schema_method_has_a_verb)
 	cr_assert(json_object_object_get_ex(doc, "methods", &methods),
 		  "expected a methods array in %s", path);
 	for (size_t i = 0; i < json_object_array_length(methods); i++) {
-		const char *m = member_str(json_object_array_get_idx(methods, i),
-					   "name");
+		json_object *entry = json_object_array_get_idx(methods, i);
+		const char *m = member_str(entry, "name");
 		char needle[128];
 
 		snprintf(needle, sizeof(needle), " %s ", m);
