@@ -22,6 +22,63 @@ struct restore_ctx {
 	unsigned restored, failed;
 };
 
+/* Each VM's definition as last written, so that a change rewrites the file
+ * without reading it back (a 1000-slot file took most of a create's time).
+ * Only the event loop thread calls into this file.  Entries go with
+ * vm.destroy; those of VMs alive at exit stay reachable from here. */
+struct def_entry {
+	struct def_entry *next;
+	const struct rpc_server *srv;
+	char name[VMM_NAME_MAX];
+	json_object *def;
+	bool restored;
+};
+
+static struct def_entry *defs;
+
+static struct def_entry *def_find(const struct rpc_server *srv, const char *name)
+{
+	for (struct def_entry *e = defs; e; e = e->next)
+		if (e->srv == srv && !strcmp(e->name, name))
+			return e;
+	return NULL;
+}
+
+/* Remembers def (a reference is taken) for VM name. */
+static void def_put(const struct rpc_server *srv, const char *name, json_object *def,
+		    bool restored)
+{
+	struct def_entry *e = def_find(srv, name);
+
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return;		/* the next change reads the file */
+		e->srv = srv;
+		snprintf(e->name, sizeof(e->name), "%s", name);
+		e->next = defs;
+		defs = e;
+	}
+	json_object_get(def);		/* def may be e->def itself */
+	json_object_put(e->def);
+	e->def = def;
+	e->restored = restored;
+}
+
+static void def_drop(const struct rpc_server *srv, const char *name)
+{
+	for (struct def_entry **pe = &defs; *pe; pe = &(*pe)->next) {
+		struct def_entry *e = *pe;
+
+		if (e->srv == srv && !strcmp(e->name, name)) {
+			*pe = e->next;
+			json_object_put(e->def);
+			free(e);
+			return;
+		}
+	}
+}
+
 static void file_name(const char *vm, char *buf, size_t len)
 {
 	snprintf(buf, len, "vm-%s.json", vm);
@@ -124,8 +181,10 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	if (!r)
 		r = daemon_state_write(dir, name, text, strlen(text));
 	json_object_put(doc);
-	if (!r)
+	if (!r) {
+		def_put(call->srv, vmm_vm_name(vm), def, restored);
 		return 0;
+	}
 	slog_error("state: VM %s: cannot write %s/%s: %s", vmm_vm_name(vm), dir, name,
 		   strerror(-r));
 	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
@@ -159,12 +218,17 @@ int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 {
 	const char *dir = call->srv->cfg.state_dir;
+	struct def_entry *e;
 	json_object *doc, *def;
 	char name[128];
 	int r;
 
 	if (!dir)
 		return 0;
+	e = def_find(call->srv, vmm_vm_name(vm));
+	if (e)
+		return doc_write(call, vm, e->def, e->restored);
+	/* Not written by this process yet: take the definition from the file. */
 	file_name(vmm_vm_name(vm), name, sizeof(name));
 	doc = file_read(dir, name);
 	def = member(doc, "vm");
@@ -186,6 +250,7 @@ int rpc_state_vm_removed(struct rpc_call *call, const char *vm)
 
 	if (!dir)
 		return 0;
+	def_drop(call->srv, vm);
 	file_name(vm, name, sizeof(name));
 	r = daemon_state_remove(dir, name);
 	if (!r)
@@ -200,17 +265,9 @@ int rpc_state_vm_removed(struct rpc_call *call, const char *vm)
 
 bool rpc_state_vm_restored(struct rpc_server *srv, struct vmm_vm *vm)
 {
-	json_object *doc;
-	char name[128];
-	bool r;
+	struct def_entry *e = def_find(srv, vmm_vm_name(vm));
 
-	if (!srv->cfg.state_dir)
-		return false;
-	file_name(vmm_vm_name(vm), name, sizeof(name));
-	doc = file_read(srv->cfg.state_dir, name);
-	r = json_object_get_boolean(member(doc, "restored"));
-	json_object_put(doc);
-	return r;
+	return e && e->restored;
 }
 
 /* ---- restore ------------------------------------------------------------ */
