@@ -724,7 +724,8 @@ struct p2_run {
 	long long delta[NCOUNT], end[NCOUNT];
 	double window_s;
 	long long *rtt;		/* delete+create round trips */
-	double churn_rtt_us;
+	long long *del_kernel;	/* memslot.delete's effect.kernel_ns */
+	double churn_rtt_us, del_kernel_us;
 	double median_ms, p90_ms;
 	double win_ms[MAX_ROUNDS];	/* each window's own median */
 	int nwin;
@@ -771,9 +772,10 @@ static void run_add_pass(struct p2_run *run, long long v)
 }
 
 /* Reads new reports; keeps pass_ns of passes that started at or after
- * t_start (into run, if any).  *seen counts every pass report. */
+ * t_start (into run, if any) but the first *skip of them.  *seen counts
+ * every pass report. */
 static int reports_poll(struct conn *c, long long *next, long long t_start,
-			struct p2_run *run, long *seen)
+			struct p2_run *run, long *seen, long *skip)
 {
 	json_object *reply = NULL, *arr;
 	int ret = rpc_call(c, &reply, "vm.reports",
@@ -791,7 +793,11 @@ static int reports_poll(struct conn *c, long long *next, long long t_start,
 		if (jget(r, "tag_id") != 1)
 			continue;
 		(*seen)++;
-		if (run && at - v >= t_start)
+		if (!run || at - v < t_start)
+			continue;
+		if (*skip > 0)
+			(*skip)--;
+		else
 			run_add_pass(run, v);
 	}
 	json_object_put(reply);
@@ -817,7 +823,7 @@ static int stats_take(struct conn *c, long long v[NCOUNT])
 static int p2_vm_up(struct conn *c, unsigned long long ws, const char *ram,
 		    bool off, long long *next)
 {
-	long seen = 0;
+	long seen = 0, skip = 0;
 	int ret = rpc_call(c, NULL, "vm.create",
 			   "{\"name\":\"w\",\"memory\":%llu,\"ram\":\"%s\","
 			   "\"payload\":\"builtin:memtouch\",\"args\":[%llu,0]}",
@@ -837,7 +843,7 @@ static int p2_vm_up(struct conn *c, unsigned long long ws, const char *ram,
 	*next = 0;
 	for (long long end = now_ns() + 120000000000LL;
 	     !ret && seen < 2 && now_ns() < end; usleep(20000))
-		ret = reports_poll(c, next, 0, NULL, &seen);
+		ret = reports_poll(c, next, 0, NULL, &seen, &skip);
 	return ret ? ret : seen < 2 ? -ETIMEDOUT : 0;
 }
 
@@ -852,13 +858,19 @@ static int p2_vm_down(struct conn *c, int ret)
 	return ret;
 }
 
-/* One churn step: delete and re-create the 4 KiB slot; records its time. */
+/* One churn step: delete and re-create the 4 KiB slot; records its
+ * round trip and the kernel time of the deletion as slotd reports it. */
 static int churn_step(struct conn *c, const char *vm, struct p2_run *run)
 {
 	long long t0 = now_ns();
-	int ret = rpc_call(c, NULL, "memslot.delete",
+	json_object *reply = NULL;
+	int ret = rpc_call(c, &reply, "memslot.delete",
 			   "{\"vm\":\"%s\",\"slot\":%d}", vm, CHURN_SLOT);
 
+	if (!ret && run->del_kernel && run->deletions < MAX_RTT)
+		run->del_kernel[run->deletions] =
+			jget(reply, "result.effect.kernel_ns");
+	json_object_put(reply);
 	if (!ret)
 		ret = rpc_call(c, NULL, "memslot.create",
 			       "{\"vm\":\"%s\",\"gpa\":%llu,\"size\":4096,"
@@ -892,30 +904,33 @@ static bool window_over(long long t0, long got)
 }
 
 /* One window: churn the slot of churn_vm every period (none if NULL),
- * poll the reports every 200 ms; adds passes and counters to run. */
+ * poll the reports every 200 ms; adds passes and counters to run.  The
+ * window's first pass is dropped: after a zap-all window it refaults. */
 static int p2_window(struct conn *c, const char *churn_vm, long long *next,
 		     struct p2_run *run)
 {
 	long long period = env_long("BENCH_MEMSLOT_CHURN_US", 10000) * 1000LL;
 	long long before[NCOUNT], after[NCOUNT], t0, tick, last_poll;
-	long seen = 0, npass0 = run->npass;
+	long seen = 0, skip = 1, npass0 = run->npass;
 	int ret = stats_take(c, before);
 
-	if (churn_vm && !run->rtt)
+	if (churn_vm && !run->rtt) {
 		run->rtt = calloc(MAX_RTT, sizeof(*run->rtt));
+		run->del_kernel = calloc(MAX_RTT, sizeof(*run->del_kernel));
+	}
 	t0 = tick = last_poll = now_ns();
 	while (!ret && !window_over(t0, run->npass - npass0)) {
 		if (churn_vm)
 			ret = churn_step(c, churn_vm, run);
 		if (!ret && now_ns() - last_poll >= 200000000LL) {
-			ret = reports_poll(c, next, t0, run, &seen);
+			ret = reports_poll(c, next, t0, run, &seen, &skip);
 			last_poll = now_ns();
 		}
 		tick = tick + period > now_ns() ? tick + period : now_ns();
 		sleep_until(tick);
 	}
 	run->window_s += (double)(now_ns() - t0) / 1e9;
-	ret = ret ? ret : reports_poll(c, next, t0, run, &seen);
+	ret = ret ? ret : reports_poll(c, next, t0, run, &seen, &skip);
 	ret = ret ? ret : stats_take(c, after);
 	for (int i = 0; !ret && i < NCOUNT; i++) {
 		run->delta[i] += after[i] - before[i];
@@ -943,8 +958,10 @@ static int p2_vm(struct conn *c, unsigned long long ws, const char *ram,
 
 		r->p90_ms = pct_us(r->pass, r->npass, 0.9) / 1000.0;
 		r->median_ms = pct_us(r->pass, r->npass, 0.5) / 1000.0;
-		r->churn_rtt_us = pct_us(r->rtt, r->deletions < MAX_RTT ?
-					 r->deletions : MAX_RTT, 0.5);
+		long n = r->deletions < MAX_RTT ? r->deletions : MAX_RTT;
+
+		r->churn_rtt_us = r->rtt ? pct_us(r->rtt, n, 0.5) : 0;
+		r->del_kernel_us = r->del_kernel ? pct_us(r->del_kernel, n, 0.5) : 0;
 	}
 	return p2_vm_down(c, ret);
 }
@@ -967,10 +984,11 @@ static void p2_row(const char *ws, const char *ram, const char *name,
 	win_range(r, &lo, &hi);
 	snprintf(range, sizeof(range), "%.3f-%.3f", lo, hi);
 	printf("%-5s %-6s %-19s %6ld %9.3f %-15s %9.3f %7.3fx %5ld %7.0f %8.1f "
-	       "%9.1f %8.1f %9.1f %8.2f %7.1f %6lld/%lld\n",
+	       "%7.1f %9.1f %8.1f %9.1f %8.2f %7.1f %6lld/%lld\n",
 	       ws, ram, name, r->npass, r->median_ms, range, r->p90_ms,
 	       r->median_ms / base, r->deletions,
 	       (double)r->deletions / r->window_s, r->churn_rtt_us,
+	       r->del_kernel_us,
 	       per_del(r, 0), per_del(r, 1), per_del(r, 2), per_del(r, 3),
 	       per_del(r, 4), r->end[2], r->end[6]);
 }
@@ -1007,14 +1025,15 @@ static void p2_header(void)
 	       "slot_zap_all off; 'vs none' is against the same VM's no-churn "
 	       "row\n");
 	printf("window medians: lowest-highest median of one window (the "
-	       "noise between rounds)\n");
+	       "noise between rounds); churn us: delete+create round trip, "
+	       "del k.us: the delete's KVM ioctl (effect.kernel_ns), medians\n");
 	printf("counters per deletion from vm.stats (no-churn rows: totals); "
 	       "pages_4k is a gauge: delta/del, and 4k/2m = pages_4k/pages_2m "
 	       "at the end\n");
-	printf("%-5s %-6s %-19s %6s %9s %-15s %9s %8s %5s %7s %8s %9s %8s %9s %8s %7s %s\n",
+	printf("%-5s %-6s %-19s %6s %9s %-15s %9s %8s %5s %7s %8s %7s %9s %8s %9s %8s %7s %s\n",
 	       "ws", "ram", "config", "passes", "median ms", "window medians",
 	       "p90 ms", "vs none",
-	       "dels", "dels/s", "churn us", "shadow_zp", "tlb_req",
+	       "dels", "dels/s", "churn us", "del k.us", "shadow_zp", "tlb_req",
 	       "pages_4k", "roots_ob", "leafs", "4k/2m");
 }
 
@@ -1033,6 +1052,7 @@ static int p2_size(struct conn *c, unsigned long long ws, const char *ram)
 		for (int k = 0; k < NWIN; k++) {
 			free(runs[q][k].pass);
 			free(runs[q][k].rtt);
+			free(runs[q][k].del_kernel);
 		}
 	return ret;
 }
