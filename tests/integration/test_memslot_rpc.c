@@ -354,6 +354,15 @@ Test(memslot_rpc, transaction_rolls_back_when_one_op_is_invalid)
 	json_object_put(r);
 	err("memslot.transaction", "{\"vm\":\"t\",\"ops\":[{\"op\":\"move\",\"gpa\":0}]}", -32602,
 	    "ops[0].slot");
+	err("memslot.transaction", "{\"vm\":\"t\",\"ops\":[]}", -32602, "ops");
+	{
+		char big[4096] = "{\"vm\":\"t\",\"ops\":[";
+
+		for (int i = 0; i < 65; i++)
+			strcat(big, i ? ",{\"op\":\"delete\",\"slot\":1}" : "{\"op\":\"delete\",\"slot\":1}");
+		strcat(big, "]}");
+		err("memslot.transaction", big, -32602, "ops");
+	}
 	err("memslot.transaction", "{\"vm\":\"t\",\"ops\":[{\"op\":\"create\",\"gpa\":0,\"size\":1,"
 	    "\"bogus\":1}]}", -32602, "ops[0].bogus");
 	res = ok("memslot.transaction", "{\"vm\":\"t\",\"ops\":["
