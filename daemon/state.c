@@ -122,7 +122,8 @@ int daemon_state_foreach(const char *dir, const char *suffix,
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (!r)
 			r = fn(names[i], arg);

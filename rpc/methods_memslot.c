@@ -212,7 +212,9 @@ static int backing_parse(struct rpc_call *call, json_object *b, const char *pref
 				      "Invalid params: '%s' is too long", field);
 	if (path)
 		snprintf(out->path, sizeof(out->path), "%s", path);
-	out->shared = rpc_param_bool(b, "shared", false);
+	/* A file backing is there to hold the guest's data: shared unless the
+	 * caller asks for a private copy-on-write view. */
+	out->shared = rpc_param_bool(b, "shared", out->kind == VMM_BACKING_FILE);
 	if (size_at(call, b, prefix, "offset", 0, &out->offset) ||
 	    size_at(call, b, prefix, "hugepage_size", 0, &out->hugepage_size))
 		return -EINVAL;
