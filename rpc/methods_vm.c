@@ -36,25 +36,18 @@ static json_object *quirks_json(uint64_t enabled)
 	return a;
 }
 
+/* Every memslot of the VM, as memslot.list shows them. */
 static json_object *memslots_json(struct vmm_vm *vm)
 {
 	json_object *a = json_object_new_array();
-	struct vmm_memslot_info s[64];
-	size_t n = 0;
-	char gpa[24];
+	struct vmm_memslot_info *s;
+	size_t n;
 
-	vmm_vm_memslots_get(vm, s, 64, &n);
-	for (size_t i = 0; i < n && i < 64; i++) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "slot", json_object_new_int((int)s[i].id));
-		snprintf(gpa, sizeof(gpa), "0x%" PRIx64, s[i].gpa);
-		add_str(o, "gpa", gpa);
-		add_u64(o, "size", s[i].size);
-		json_object_object_add(o, "readonly",
-				       json_object_new_boolean(s[i].flags & 2 /* KVM_MEM_READONLY */));
-		json_object_array_add(a, o);
-	}
+	if (rpc_memslots_get(vm, &s, &n))
+		return a;
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, rpc_memslot_json(&s[i]));
+	free(s);
 	return a;
 }
 
