@@ -341,6 +341,7 @@ static int daemon_start(struct bench_daemon *d, const char *bin,
 		unsetenv("LISTEN_FDS");
 		execl(bin, bin, "--foreground", "--socket", d->sock,
 		      "--state-dir", d->state, "--log-level", "warn", (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
 	for (long long end = now_ns() + 10000000000LL; now_ns() < end;) {
@@ -353,6 +354,21 @@ static int daemon_start(struct bench_daemon *d, const char *bin,
 		usleep(5000);
 	}
 	return -ETIMEDOUT;
+}
+
+/* Copies the daemon's log to stderr (when it failed to start). */
+static void daemon_log_dump(const struct bench_daemon *d)
+{
+	char path[192], buf[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/slotd.log", d->dir);
+	f = fopen(path, "r");
+	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stderr);
+	if (f)
+		fclose(f);
 }
 
 static void rm_rf(const char *dir)
@@ -656,7 +672,7 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 			      sz, MAX_SIZES);
 	long n = env_long("BENCH_MEMSLOT_N", 200);
 	int nconn = strcmp(disk, "-") ? 2 : 1, ret;
-	struct bench_daemon d[2];
+	struct bench_daemon d[2] = { { .pid = 0 }, { .pid = 0 } };
 	struct conn c[2] = { { .fd = -1 }, { .fd = -1 } };
 	struct raw_vm raw = { .kvm = -1, .vm = -1 };
 	double ver = 0, ver90 = 0;
@@ -668,9 +684,11 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 	for (int k = 0; !ret && k < nconn; k++) {
 		ret = daemon_start(&d[k], bin, tmpfs, k ? disk : NULL);
 		live_daemons[k] = d[k].pid;
-		if (ret)
-			fprintf(stderr, "bench_memslot: cannot start %s: %s "
-				"(log in %s)\n", bin, strerror(-ret), d[k].dir);
+		if (ret) {
+			fprintf(stderr, "bench_memslot: cannot start %s: %s; its "
+				"log:\n", bin, strerror(-ret));
+			daemon_log_dump(&d[k]);
+		}
 		ret = ret ? ret : conn_open(d[k].sock, &c[k]);
 		ret = ret ? ret : p1_vm(&c[k]);
 	}
@@ -1069,9 +1087,11 @@ static int part2(const char *bin, const char *tmpfs)
 
 	ret = daemon_start(&d, bin, tmpfs, NULL);
 	live_daemons[0] = d.pid;
-	if (ret)
-		fprintf(stderr, "bench_memslot: cannot start %s: %s\n", bin,
-			strerror(-ret));
+	if (ret) {
+		fprintf(stderr, "bench_memslot: cannot start %s: %s; its log:\n",
+			bin, strerror(-ret));
+		daemon_log_dump(&d);
+	}
 	ret = ret ? ret : conn_open(d.sock, &c);
 	if (!ret)
 		p2_header();
