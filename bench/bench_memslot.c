@@ -138,6 +138,7 @@ static int parse_sizes(const char *s, unsigned long long *out, int max)
 	return n;
 }
 
+/* v as "4K", "2M", "1G" into buf. */
 static const char *size_str(unsigned long long v, char *buf, size_t len)
 {
 	if (v >= 1ull << 30 && !(v & ((1ull << 30) - 1)))
@@ -199,6 +200,7 @@ static void conn_close(struct conn *c)
 	c->buf = NULL;
 }
 
+/* Writes all of p, retrying short writes. */
 static int send_all(int fd, const char *p, size_t len)
 {
 	while (len) {
@@ -371,6 +373,7 @@ static void daemon_log_dump(const struct bench_daemon *d)
 		fclose(f);
 }
 
+/* rm -rf of a directory this program created (none if dir is ""). */
 static void rm_rf(const char *dir)
 {
 	char cmd[256];
@@ -586,6 +589,7 @@ struct p1_row {
 	double server, kernel;	/* daemon-side medians, tmpfs series */
 };
 
+/* rpc / (raw + version) and PASS or MISS against the 1.2x target. */
 static void print_verdict(double rpc, double raw, double ver)
 {
 	double ratio = rpc / (raw + ver);
@@ -1031,6 +1035,7 @@ static void p2_print(unsigned long long ws, const char *ram,
 	       runs[1][WIN_OWN].median_ms / runs[1][WIN_OTHER].median_ms);
 }
 
+/* Part 2's legend and column heads. */
 static void p2_header(void)
 {
 	printf("memtouch pass time under churn of an unrelated 4 KiB slot "
