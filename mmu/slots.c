@@ -55,15 +55,34 @@ struct mmu_slot *slots_find_id(struct slot_set *set, uint32_t id)
 	return NULL;
 }
 
-/* Whether [gfn, gfn + npages) meets a slot other than skip_id. */
+/* Index of the first slot whose gfn is >= gfn (the set is sorted). */
+static size_t slots_lower_bound(const struct slot_set *set, uint64_t gfn)
+{
+	size_t lo = 0, hi = set->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (set->s[mid].gfn < gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Whether [gfn, gfn + npages) meets a slot other than skip_id.  Slots are
+ * sorted and disjoint, so only the one before the lower bound and those
+ * starting before the range's end can meet it: O(log n) plus the hits. */
 bool slots_overlap(const struct slot_set *set, uint64_t gfn, uint64_t npages,
 		   uint32_t skip_id)
 {
-	for (size_t i = 0; i < set->n; i++) {
+	size_t i = slots_lower_bound(set, gfn);
+
+	for (i = i ? i - 1 : 0; i < set->n && set->s[i].gfn < gfn + npages; i++) {
 		const struct mmu_slot *s = &set->s[i];
 
-		if (s->id != skip_id && gfn < s->gfn + s->npages &&
-		    s->gfn < gfn + npages)
+		if (s->id != skip_id && gfn < s->gfn + s->npages)
 			return true;
 	}
 	return false;

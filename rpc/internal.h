@@ -2,6 +2,7 @@
 #ifndef SLOTD_RPC_INTERNAL_H
 #define SLOTD_RPC_INTERNAL_H
 
+#include <regex.h>
 #include <sys/queue.h>
 
 #include "rpc/rpc.h"
@@ -40,8 +41,18 @@ struct rpc_listener {
 struct rpc_http;
 void rpc_http_destroy(struct rpc_http *h);
 
+/* A schema pattern compiled once (rpc/schema.c). */
+struct rpc_regex {
+	struct rpc_regex *next;
+	json_object *pattern;		/* the document's string: the key */
+	regex_t re;
+};
+
+void rpc_schema_cache_free(struct rpc_server *srv);
+
 struct rpc_server {
 	struct rpc_http *http;
+	struct rpc_regex *regexes;
 	struct event_base *base;
 	struct rpc_config cfg;
 	const struct rpc_method **methods;	/* sorted by name */

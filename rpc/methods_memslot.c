@@ -339,8 +339,13 @@ void rpc_notify_later(struct rpc_server *srv, const char *topic, json_object *pa
 static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *vm,
 		       json_object *slot, const struct vmm_effect *fx)
 {
-	json_object *p = json_object_new_object();
+	json_object *p;
 
+	if (!rpc_server_topic_wanted(rpc_call_server(call), topic)) {
+		json_object_put(slot);
+		return;
+	}
+	p = json_object_new_object();
 	add_str(p, "vm", vmm_vm_name(vm));
 	json_object_object_add(p, "slot", slot);
 	json_object_object_add(p, "effect", effect_json(fx));

@@ -98,6 +98,8 @@ bool rpc_server_flushed(const struct rpc_server *srv);
 char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
 			const char *text, size_t len);
 
+/* Whether any connection subscribed to topic (build no event otherwise). */
+bool rpc_server_topic_wanted(const struct rpc_server *srv, const char *topic);
 /* Sends a notification {method, params} to every connection subscribed to
  * topic.  Takes over the reference to params. */
 void rpc_server_notify(struct rpc_server *srv, const char *topic,

@@ -157,12 +157,45 @@ static int check_number(struct check *c, json_object *s, json_object *v,
 	return 0;
 }
 
+/* The compiled form of a schema's pattern (a string of the document),
+ * compiled once per server: patterns are checked on every request. */
+static regex_t *regex_get(struct rpc_server *srv, json_object *pattern)
+{
+	struct rpc_regex *e;
+
+	for (e = srv->regexes; e; e = e->next)
+		if (e->pattern == pattern)
+			return &e->re;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	if (regcomp(&e->re, json_object_get_string(pattern), REG_EXTENDED | REG_NOSUB)) {
+		free(e);
+		return NULL;
+	}
+	e->pattern = pattern;
+	e->next = srv->regexes;
+	srv->regexes = e;
+	return &e->re;
+}
+
+void rpc_schema_cache_free(struct rpc_server *srv)
+{
+	struct rpc_regex *e;
+
+	while ((e = srv->regexes)) {
+		srv->regexes = e->next;
+		regfree(&e->re);
+		free(e);
+	}
+}
+
 static int check_string(struct check *c, json_object *s, json_object *v,
 			const char *path)
 {
 	json_object *b, *d;
 	int len;
-	regex_t re;
+	regex_t *re;
 	char lim[24];
 
 	if (!json_object_is_type(v, json_type_string))
@@ -178,10 +211,10 @@ static int check_string(struct check *c, json_object *s, json_object *v,
 	}
 	if (!json_object_object_get_ex(s, "pattern", &b))
 		return 0;
-	if (regcomp(&re, json_object_get_string(b), REG_EXTENDED | REG_NOSUB))
+	re = regex_get(c->call->srv, b);
+	if (!re)
 		return fail(c, path, "has a schema pattern slotd cannot compile");
-	len = regexec(&re, json_object_get_string(v), 0, NULL, 0);
-	regfree(&re);
+	len = regexec(re, json_object_get_string(v), 0, NULL, 0);
 	if (len && json_object_object_get_ex(s, "description", &d))
 		return fail(c, path, "must be %s", json_object_get_string(d));
 	if (len)

@@ -344,6 +344,17 @@ bool rpc_server_flushed(const struct rpc_server *srv)
 	return true;
 }
 
+bool rpc_server_topic_wanted(const struct rpc_server *srv, const char *topic)
+{
+	int bit = rpc_topic_bit(topic);
+	struct rpc_conn *c;
+
+	TAILQ_FOREACH(c, &srv->conns, link)
+		if (bit >= 0 && (c->topics & (1ull << bit)) && !c->closing)
+			return true;
+	return false;
+}
+
 void rpc_server_notify(struct rpc_server *srv, const char *topic,
 		       json_object *params)
 {
@@ -450,6 +461,7 @@ void rpc_server_destroy(struct rpc_server *srv)
 	rpc_server_stop_listening(srv);
 	while ((c = TAILQ_FIRST(&srv->conns)))
 		conn_free(c);
+	rpc_schema_cache_free(srv);
 	json_object_put(srv->openrpc);
 	free(srv->methods);
 	free(srv);

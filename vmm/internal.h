@@ -152,10 +152,13 @@ struct vmm_vm {
 	unsigned pending_head, nr_pending;
 	pthread_mutex_t notify_lock;	/* held while delivering them */
 
-	pthread_rwlock_t slots_lock;	/* readers: device DMA, memory API */
+	pthread_rwlock_t slots_lock;	/* guards the list below */
 	struct vmm_memslot *slots;	/* sorted by gpa */
 	unsigned nr_slots;
 	unsigned cap_slots;
+	uint8_t *ids_used;		/* [id] = 1 while a slot has it */
+	unsigned ids_cap;
+	unsigned id_hint;		/* no free id below this one */
 
 	pthread_mutex_t dev_lock;	/* serial registers */
 	struct vmm_serial serial;
@@ -181,6 +184,8 @@ int vm_slot_list_insert(struct vmm_vm *vm, const struct vmm_memslot *s);
 int vm_slot_list_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out);
 /* The slot with id, or NULL.  Called with slots_lock held. */
 struct vmm_memslot *vm_slot_find_locked(struct vmm_vm *vm, uint32_t id);
+/* Index of the first slot whose gpa is >= gpa.  Called with slots_lock. */
+unsigned vm_slot_lower_bound_locked(struct vmm_vm *vm, uint64_t gpa);
 /* Adds a slot to KVM, the engine and the list; undoes all on failure. */
 int vm_memslot_add(struct vmm_vm *vm, uint32_t id, uint64_t gpa,
 		   uint64_t size, void *hva, int fd, uint32_t flags);

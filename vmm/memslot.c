@@ -44,10 +44,49 @@ uint32_t vm_slot_mmu_flags(uint32_t kvm_flags)
 
 struct vmm_memslot *vm_slot_find_locked(struct vmm_vm *vm, uint32_t id)
 {
+	if (id < vm->ids_cap && !vm->ids_used[id])
+		return NULL;
 	for (unsigned i = 0; i < vm->nr_slots; i++)
 		if (vm->slots[i].id == id)
 			return &vm->slots[i];
 	return NULL;
+}
+
+unsigned vm_slot_lower_bound_locked(struct vmm_vm *vm, uint64_t gpa)
+{
+	unsigned lo = 0, hi = vm->nr_slots;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (vm->slots[mid].gpa < gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Marks id used or free in the id map, growing it as needed.
+ * Called with slots_lock held for writing. */
+static int id_mark_locked(struct vmm_vm *vm, uint32_t id, bool used)
+{
+	if (id >= vm->ids_cap) {
+		unsigned cap = id < 1024 ? 1024 : id * 2;
+		uint8_t *n = realloc(vm->ids_used, cap);
+
+		if (!n)
+			return -ENOMEM;
+		memset(n + vm->ids_cap, 0, cap - vm->ids_cap);
+		vm->ids_used = n;
+		vm->ids_cap = cap;
+	}
+	vm->ids_used[id] = used;
+	if (!used && id < vm->id_hint)
+		vm->id_hint = id;
+	while (vm->id_hint < vm->ids_cap && vm->ids_used[vm->id_hint])
+		vm->id_hint++;
+	return 0;
 }
 
 int vm_slot_list_insert(struct vmm_vm *vm, const struct vmm_memslot *s)
@@ -55,19 +94,24 @@ int vm_slot_list_insert(struct vmm_vm *vm, const struct vmm_memslot *s)
 	unsigned i;
 
 	pthread_rwlock_wrlock(&vm->slots_lock);
+	if (id_mark_locked(vm, s->id, true)) {
+		pthread_rwlock_unlock(&vm->slots_lock);
+		return -ENOMEM;
+	}
 	if (vm->nr_slots == vm->cap_slots) {
 		unsigned cap = vm->cap_slots ? vm->cap_slots * 2 : 8;
 		struct vmm_memslot *n = realloc(vm->slots, cap * sizeof(*n));
 
 		if (!n) {
+			id_mark_locked(vm, s->id, false);
 			pthread_rwlock_unlock(&vm->slots_lock);
 			return -ENOMEM;
 		}
 		vm->slots = n;
 		vm->cap_slots = cap;
 	}
-	for (i = vm->nr_slots; i > 0 && vm->slots[i - 1].gpa > s->gpa; i--)
-		vm->slots[i] = vm->slots[i - 1];
+	i = vm_slot_lower_bound_locked(vm, s->gpa);
+	memmove(&vm->slots[i + 1], &vm->slots[i], (vm->nr_slots - i) * sizeof(vm->slots[0]));
 	vm->slots[i] = *s;
 	vm->nr_slots++;
 	pthread_rwlock_unlock(&vm->slots_lock);
@@ -86,9 +130,10 @@ int vm_slot_list_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
 		return -ENOENT;
 	}
 	*out = vm->slots[i];
-	for (; i + 1 < vm->nr_slots; i++)
-		vm->slots[i] = vm->slots[i + 1];
+	memmove(&vm->slots[i], &vm->slots[i + 1],
+		(vm->nr_slots - i - 1) * sizeof(vm->slots[0]));
 	vm->nr_slots--;
+	id_mark_locked(vm, id, false);
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return 0;
 }
@@ -216,8 +261,10 @@ void vm_memslots_free(struct vmm_vm *vm)
 		free(vm->slots[i].kvm_dirty);
 	}
 	free(vm->slots);
+	free(vm->ids_used);
 	vm->slots = NULL;
-	vm->nr_slots = vm->cap_slots = 0;
+	vm->ids_used = NULL;
+	vm->nr_slots = vm->cap_slots = vm->ids_cap = vm->id_hint = 0;
 	pthread_rwlock_unlock(&vm->slots_lock);
 }
 

@@ -139,8 +139,11 @@ static int range_check_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
 		return vmm_err_set(err, -EEXIST, "gpa",
 				   "[0x%llx, 0x%llx) overlaps slotd's device window at 0x%llx",
 				   (unsigned long long)gpa, (unsigned long long)end, DEV_WINDOW);
-	for (unsigned i = 0; i < vm->nr_slots; i++) {
-		const struct vmm_memslot *s = &vm->slots[i];
+	/* Sorted and disjoint: only slots from the one before the lower
+	 * bound up to the first one starting at or past end can overlap. */
+	for (unsigned i = vm_slot_lower_bound_locked(vm, gpa), k = i ? i - 1 : 0;
+	     k < vm->nr_slots && vm->slots[k].gpa < end; k++) {
+		const struct vmm_memslot *s = &vm->slots[k];
 
 		if (s->id != skip && gpa < s->gpa + s->size && s->gpa < end)
 			return vmm_err_set(err, -EEXIST, "gpa",
@@ -162,7 +165,6 @@ static int id_pick_locked(struct vmm_vm *vm, uint32_t want, uint32_t *out,
 			  struct vmm_err *err)
 {
 	unsigned max = max_slots(vm);
-	uint8_t *used;
 
 	if (vm->nr_slots >= max)
 		return vmm_err_set(err, -ENOSPC, "slot",
@@ -177,15 +179,9 @@ static int id_pick_locked(struct vmm_vm *vm, uint32_t want, uint32_t *out,
 		*out = want;
 		return 0;
 	}
-	used = calloc(max, 1);
-	if (!used)
-		return vmm_err_set(err, -ENOMEM, NULL, "out of memory");
-	for (unsigned i = 0; i < vm->nr_slots; i++)
-		if (vm->slots[i].id < max)
-			used[vm->slots[i].id] = 1;
-	for (*out = 0; *out < max && used[*out]; (*out)++)
+	/* Every id below id_hint is taken (vm_slot_list_* keep it so). */
+	for (*out = vm->id_hint; *out < vm->ids_cap && vm->ids_used[*out]; (*out)++)
 		;
-	free(used);
 	return 0;
 }
 
