@@ -108,7 +108,9 @@ $(O)/tests/%: $(O)/tests/%.o $(TESTLIB_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
 
-$(O)/bench/%: $(O)/bench/%.o $(LIB)
+BENCHLIB_OBJ := $(patsubst %.c,$(O)/%.o,$(wildcard bench/lib/*.c))
+
+$(O)/bench/%: $(O)/bench/%.o $(BENCHLIB_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

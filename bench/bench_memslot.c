@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/lib/bench.h"
 #include "vmm/kvm_compat.h"
 
 #define MAX_SIZES	8
@@ -60,14 +61,6 @@
 
 enum op { OP_CREATE, OP_MOVE, OP_DELETE, NOPS };
 static const char *const op_names[NOPS] = { "create", "move", "delete" };
-
-struct bench_daemon {
-	pid_t pid;
-	char dir[128];		/* socket and log (tmpfs) */
-	char state[160];	/* --state-dir */
-	char state_parent[128];	/* mkdtemp'd on the disk, or "" */
-	char sock[160];
-};
 
 /* One connection to slotd with a growable receive buffer. */
 struct conn {
@@ -86,28 +79,6 @@ struct series {
 };
 
 static pid_t live_daemons[2];
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static long env_long(const char *name, long def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtol(v, NULL, 10) : def;
-}
-
-static const char *env_str(const char *name, const char *def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : def;
-}
 
 /* "4K", "2M", "1G" or plain bytes. */
 static unsigned long long parse_size(const char *s, char **end)
@@ -148,22 +119,6 @@ static const char *size_str(unsigned long long v, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%lluK", v >> 10);
 	return buf;
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The p-th percentile (0..1) of n samples, sorted in place; in us. */
-static double pct_us(long long *v, long n, double p)
-{
-	if (n <= 0)
-		return 0;
-	qsort(v, (size_t)n, sizeof(*v), cmp_ll);
-	return (double)v[(long)(p * (double)(n - 1) + 0.5)] / 1000.0;
 }
 
 /* ---- connection ---------------------------------------------------- */
@@ -309,101 +264,6 @@ static long long jget(json_object *o, const char *path)
 
 /* ---- daemon -------------------------------------------------------- */
 
-/* Starts slotd with its socket under tmpfs_base and its state dir under
- * state_base (tmpfs_base when NULL); waits up to 10 s for the socket. */
-static int daemon_start(struct bench_daemon *d, const char *bin,
-			const char *tmpfs_base, const char *state_base)
-{
-	char log[192];
-	struct conn probe;
-
-	memset(d, 0, sizeof(*d));
-	snprintf(d->dir, sizeof(d->dir), "%s/slotd-bench-XXXXXX", tmpfs_base);
-	if (!mkdtemp(d->dir))
-		return -errno;
-	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
-	if (state_base) {
-		snprintf(d->state_parent, sizeof(d->state_parent),
-			 "%s/slotd-bench-XXXXXX", state_base);
-		if (!mkdtemp(d->state_parent))
-			return -errno;
-		snprintf(d->state, sizeof(d->state), "%s/state", d->state_parent);
-	}
-	snprintf(d->sock, sizeof(d->sock), "%s/slotd.sock", d->dir);
-	snprintf(log, sizeof(log), "%s/slotd.log", d->dir);
-	d->pid = fork();
-	if (d->pid < 0)
-		return -errno;
-	if (d->pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("LISTEN_FDS");
-		execl(bin, bin, "--foreground", "--socket", d->sock,
-		      "--state-dir", d->state, "--log-level", "warn", (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-	for (long long end = now_ns() + 10000000000LL; now_ns() < end;) {
-		if (conn_open(d->sock, &probe) == 0) {
-			conn_close(&probe);
-			return 0;
-		}
-		if (waitpid(d->pid, NULL, WNOHANG) == d->pid)
-			return -ECHILD;
-		usleep(5000);
-	}
-	return -ETIMEDOUT;
-}
-
-/* Copies the daemon's log to stderr (when it failed to start). */
-static void daemon_log_dump(const struct bench_daemon *d)
-{
-	char path[192], buf[4096];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "%s/slotd.log", d->dir);
-	f = fopen(path, "r");
-	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, stderr);
-	if (f)
-		fclose(f);
-}
-
-/* rm -rf of a directory this program created (none if dir is ""). */
-static void rm_rf(const char *dir)
-{
-	char cmd[256];
-
-	if (!dir[0])
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_memslot: could not remove %s\n", dir);
-}
-
-/* SIGTERM, up to 10 s, then SIGKILL; removes the private directories. */
-static void daemon_stop(struct bench_daemon *d)
-{
-	int st;
-
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		for (int i = 0; i < 1000 && waitpid(d->pid, &st, WNOHANG) == 0; i++)
-			usleep(10000);
-		if (kill(d->pid, 0) == 0) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-		}
-	}
-	d->pid = 0;
-	rm_rf(d->dir);
-	rm_rf(d->state_parent);
-}
-
 /* On SIGINT/SIGTERM: take the daemons down with us. */
 static void on_signal(int sig)
 {
@@ -500,13 +360,13 @@ static int raw_series(struct raw_vm *r, unsigned long long size, long n,
 	for (long i = -5; !ret && i < n; i++) {
 		long long t[NOPS + 1];
 
-		t[0] = now_ns();
+		t[0] = bench_now_ns();
 		ret = raw_set(r, SLOT_ID, GPA_A, size, hva);
-		t[1] = now_ns();
+		t[1] = bench_now_ns();
 		ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, size, hva);
-		t[2] = now_ns();
+		t[2] = bench_now_ns();
 		ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, 0, hva);
-		t[3] = now_ns();
+		t[3] = bench_now_ns();
 		for (int op = 0; i >= 0 && op < NOPS; op++)
 			s[op].ns[s[op].n++] = t[op + 1] - t[op];
 	}
@@ -522,9 +382,9 @@ static int rpc_timed(struct conn *c, struct series *s, bool keep,
 		     const char *method, const char *params)
 {
 	json_object *reply = NULL;
-	long long t0 = now_ns();
+	long long t0 = bench_now_ns();
 	int ret = rpc_call(c, &reply, method, "%s", params);
-	long long dt = now_ns() - t0;
+	long long dt = bench_now_ns() - t0;
 
 	if (!ret && keep) {
 		s->ns[s->n] = dt;
@@ -568,15 +428,15 @@ static int version_rtt(struct conn *c, long n, double *med, double *p90)
 	int ret = ns ? 0 : -ENOMEM;
 
 	for (long i = -200; !ret && i < n; i++) {
-		long long t0 = now_ns();
+		long long t0 = bench_now_ns();
 
 		ret = rpc_call(c, NULL, "daemon.version", "{}");
 		if (i >= 0)
-			ns[i] = now_ns() - t0;
+			ns[i] = bench_now_ns() - t0;
 	}
 	if (!ret) {
-		*p90 = pct_us(ns, n, 0.9);
-		*med = pct_us(ns, n, 0.5);
+		*p90 = bench_pct_us(ns, n, 0.9);
+		*med = bench_pct_us(ns, n, 0.5);
 	}
 	free(ns);
 	return ret;
@@ -654,11 +514,11 @@ static int p1_size(struct raw_vm *raw, struct conn c[2], int nconn,
 		for (int op = 0; !ret && op < NOPS; op++) {
 			double *d = k < 0 ? rows[op].raw : rows[op].rpc[k];
 
-			d[1] = pct_us(s[op].ns, s[op].n, 0.9);
-			d[0] = pct_us(s[op].ns, s[op].n, 0.5);
+			d[1] = bench_pct_us(s[op].ns, s[op].n, 0.9);
+			d[0] = bench_pct_us(s[op].ns, s[op].n, 0.5);
 			if (k == 0) {
-				rows[op].server = pct_us(s[op].server_ns, s[op].n, 0.5);
-				rows[op].kernel = pct_us(s[op].kernel_ns, s[op].n, 0.5);
+				rows[op].server = bench_pct_us(s[op].server_ns, s[op].n, 0.5);
+				rows[op].kernel = bench_pct_us(s[op].kernel_ns, s[op].n, 0.5);
 			}
 		}
 		for (int op = 0; op < NOPS; op++)
@@ -672,9 +532,9 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 {
 	static struct p1_row rows[MAX_SIZES][NOPS];
 	unsigned long long sz[MAX_SIZES];
-	int nsz = parse_sizes(env_str("BENCH_MEMSLOT_SLOT_SIZES", "4K,2M,1G"),
+	int nsz = parse_sizes(bench_env_str("BENCH_MEMSLOT_SLOT_SIZES", "4K,2M,1G"),
 			      sz, MAX_SIZES);
-	long n = env_long("BENCH_MEMSLOT_N", 200);
+	long n = bench_env_long("BENCH_MEMSLOT_N", 200);
 	int nconn = strcmp(disk, "-") ? 2 : 1, ret;
 	struct bench_daemon d[2] = { { .pid = 0 }, { .pid = 0 } };
 	struct conn c[2] = { { .fd = -1 }, { .fd = -1 } };
@@ -686,18 +546,18 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 	if (ret)
 		fprintf(stderr, "bench_memslot: raw VM: %s\n", strerror(-ret));
 	for (int k = 0; !ret && k < nconn; k++) {
-		ret = daemon_start(&d[k], bin, tmpfs, k ? disk : NULL);
+		ret = bench_daemon_start(&d[k], bin, tmpfs, k ? disk : NULL);
 		live_daemons[k] = d[k].pid;
 		if (ret) {
 			fprintf(stderr, "bench_memslot: cannot start %s: %s; its "
 				"log:\n", bin, strerror(-ret));
-			daemon_log_dump(&d[k]);
+			bench_daemon_log_dump(&d[k]);
 		}
 		ret = ret ? ret : conn_open(d[k].sock, &c[k]);
 		ret = ret ? ret : p1_vm(&c[k]);
 	}
 	if (!ret)
-		ret = version_rtt(&c[0], env_long("BENCH_MEMSLOT_VERSION_N", 2000),
+		ret = version_rtt(&c[0], bench_env_long("BENCH_MEMSLOT_VERSION_N", 2000),
 				  &ver, &ver90);
 	for (int i = 0; !ret && i < nsz; i++)
 		ret = p1_size(&raw, c, nconn, sz[i], n, rows[i]);
@@ -705,7 +565,7 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 		p1_print(rows, sz, nsz, ver, ver90, nconn > 1, n);
 	for (int k = 0; k < nconn; k++) {
 		conn_close(&c[k]);
-		daemon_stop(&d[k]);
+		bench_daemon_stop(&d[k]);
 		live_daemons[k] = 0;
 	}
 	raw_close(&raw);
@@ -763,7 +623,7 @@ static double slice_median_ms(const struct p2_run *run, long from)
 	if (!v)
 		return 0;
 	memcpy(v, run->pass + from, (size_t)n * sizeof(*v));
-	m = pct_us(v, n, 0.5) / 1000.0;
+	m = bench_pct_us(v, n, 0.5) / 1000.0;
 	free(v);
 	return m;
 }
@@ -863,8 +723,8 @@ static int p2_vm_up(struct conn *c, unsigned long long ws, const char *ram,
 			       CHURN_SLOT);
 	ret = ret ? ret : rpc_call(c, NULL, "vm.start", "{\"name\":\"w\"}");
 	*next = 0;
-	for (long long end = now_ns() + 120000000000LL;
-	     !ret && seen < 2 && now_ns() < end; usleep(20000))
+	for (long long end = bench_now_ns() + 120000000000LL;
+	     !ret && seen < 2 && bench_now_ns() < end; usleep(20000))
 		ret = reports_poll(c, next, 0, NULL, &seen, &skip);
 	return ret ? ret : seen < 2 ? -ETIMEDOUT : 0;
 }
@@ -884,7 +744,7 @@ static int p2_vm_down(struct conn *c, int ret)
  * round trip and the kernel time of the deletion as slotd reports it. */
 static int churn_step(struct conn *c, const char *vm, struct p2_run *run)
 {
-	long long t0 = now_ns();
+	long long t0 = bench_now_ns();
 	json_object *reply = NULL;
 	int ret = rpc_call(c, &reply, "memslot.delete",
 			   "{\"vm\":\"%s\",\"slot\":%d}", vm, CHURN_SLOT);
@@ -898,7 +758,7 @@ static int churn_step(struct conn *c, const char *vm, struct p2_run *run)
 			       "{\"vm\":\"%s\",\"gpa\":%llu,\"size\":4096,"
 			       "\"slot\":%d}", vm, CHURN_GPA, CHURN_SLOT);
 	if (!ret && run->rtt && run->deletions < MAX_RTT)
-		run->rtt[run->deletions] = now_ns() - t0;
+		run->rtt[run->deletions] = bench_now_ns() - t0;
 	run->deletions++;
 	return ret;
 }
@@ -917,12 +777,12 @@ static void sleep_until(long long t)
  * passes (min_passes new ones), or at its cap. */
 static bool window_over(long long t0, long got)
 {
-	long long win = env_long("BENCH_MEMSLOT_WINDOW_MS", 2000) * 1000000LL;
-	long long cap = env_long("BENCH_MEMSLOT_MAX_WINDOW_MS", 20000) * 1000000LL;
-	long long dt = now_ns() - t0;
+	long long win = bench_env_long("BENCH_MEMSLOT_WINDOW_MS", 2000) * 1000000LL;
+	long long cap = bench_env_long("BENCH_MEMSLOT_MAX_WINDOW_MS", 20000) * 1000000LL;
+	long long dt = bench_now_ns() - t0;
 
 	return dt >= cap ||
-	       (dt >= win && got >= env_long("BENCH_MEMSLOT_MIN_PASSES", 10));
+	       (dt >= win && got >= bench_env_long("BENCH_MEMSLOT_MIN_PASSES", 10));
 }
 
 /* One window: churn the slot of churn_vm every period (none if NULL),
@@ -931,7 +791,7 @@ static bool window_over(long long t0, long got)
 static int p2_window(struct conn *c, const char *churn_vm, long long *next,
 		     struct p2_run *run)
 {
-	long long period = env_long("BENCH_MEMSLOT_CHURN_US", 10000) * 1000LL;
+	long long period = bench_env_long("BENCH_MEMSLOT_CHURN_US", 10000) * 1000LL;
 	long long before[NCOUNT], after[NCOUNT], t0, tick, last_poll;
 	long seen = 0, skip = 1, npass0 = run->npass;
 	int ret = stats_take(c, before);
@@ -940,18 +800,18 @@ static int p2_window(struct conn *c, const char *churn_vm, long long *next,
 		run->rtt = calloc(MAX_RTT, sizeof(*run->rtt));
 		run->del_kernel = calloc(MAX_RTT, sizeof(*run->del_kernel));
 	}
-	t0 = tick = last_poll = now_ns();
+	t0 = tick = last_poll = bench_now_ns();
 	while (!ret && !window_over(t0, run->npass - npass0)) {
 		if (churn_vm)
 			ret = churn_step(c, churn_vm, run);
-		if (!ret && now_ns() - last_poll >= 200000000LL) {
+		if (!ret && bench_now_ns() - last_poll >= 200000000LL) {
 			ret = reports_poll(c, next, t0, run, &seen, &skip);
-			last_poll = now_ns();
+			last_poll = bench_now_ns();
 		}
-		tick = tick + period > now_ns() ? tick + period : now_ns();
+		tick = tick + period > bench_now_ns() ? tick + period : bench_now_ns();
 		sleep_until(tick);
 	}
-	run->window_s += (double)(now_ns() - t0) / 1e9;
+	run->window_s += (double)(bench_now_ns() - t0) / 1e9;
 	ret = ret ? ret : reports_poll(c, next, t0, run, &seen, &skip);
 	ret = ret ? ret : stats_take(c, after);
 	for (int i = 0; !ret && i < NCOUNT; i++) {
@@ -967,7 +827,7 @@ static int p2_window(struct conn *c, const char *churn_vm, long long *next,
 static int p2_vm(struct conn *c, unsigned long long ws, const char *ram,
 		 bool off, struct p2_run runs[NWIN])
 {
-	long rounds = env_long("BENCH_MEMSLOT_ROUNDS", 3);
+	long rounds = bench_env_long("BENCH_MEMSLOT_ROUNDS", 3);
 	long long next;
 	int ret = p2_vm_up(c, ws, ram, off, &next);
 
@@ -978,12 +838,12 @@ static int p2_vm(struct conn *c, unsigned long long ws, const char *ram,
 	for (int k = 0; !ret && k < NWIN; k++) {
 		struct p2_run *r = &runs[k];
 
-		r->p90_ms = pct_us(r->pass, r->npass, 0.9) / 1000.0;
-		r->median_ms = pct_us(r->pass, r->npass, 0.5) / 1000.0;
+		r->p90_ms = bench_pct_us(r->pass, r->npass, 0.9) / 1000.0;
+		r->median_ms = bench_pct_us(r->pass, r->npass, 0.5) / 1000.0;
 		long n = r->deletions < MAX_RTT ? r->deletions : MAX_RTT;
 
-		r->churn_rtt_us = r->rtt ? pct_us(r->rtt, n, 0.5) : 0;
-		r->del_kernel_us = r->del_kernel ? pct_us(r->del_kernel, n, 0.5) : 0;
+		r->churn_rtt_us = r->rtt ? bench_pct_us(r->rtt, n, 0.5) : 0;
+		r->del_kernel_us = r->del_kernel ? bench_pct_us(r->del_kernel, n, 0.5) : 0;
 	}
 	return p2_vm_down(c, ret);
 }
@@ -1041,9 +901,9 @@ static void p2_header(void)
 	printf("memtouch pass time under churn of an unrelated 4 KiB slot "
 	       "(memslot.delete + memslot.create every %ld us through slotd); "
 	       "%ld rounds of windows >= %ld ms\n",
-	       env_long("BENCH_MEMSLOT_CHURN_US", 10000),
-	       env_long("BENCH_MEMSLOT_ROUNDS", 3),
-	       env_long("BENCH_MEMSLOT_WINDOW_MS", 2000));
+	       bench_env_long("BENCH_MEMSLOT_CHURN_US", 10000),
+	       bench_env_long("BENCH_MEMSLOT_ROUNDS", 3),
+	       bench_env_long("BENCH_MEMSLOT_WINDOW_MS", 2000));
 	printf("rows 1-3: a default VM (quirk on); rows 4-6: a fresh VM with "
 	       "slot_zap_all off; 'vs none' is against the same VM's no-churn "
 	       "row\n");
@@ -1084,40 +944,40 @@ static int p2_size(struct conn *c, unsigned long long ws, const char *ram)
 static int part2(const char *bin, const char *tmpfs)
 {
 	unsigned long long ws[MAX_SIZES];
-	int nws = parse_sizes(env_str("BENCH_MEMSLOT_WS", "64M,512M"), ws,
+	int nws = parse_sizes(bench_env_str("BENCH_MEMSLOT_WS", "64M,512M"), ws,
 			      MAX_SIZES), ret;
 	char rams[64], *ram, *save = NULL;
 	struct bench_daemon d;
 	struct conn c = { .fd = -1 };
 
-	ret = daemon_start(&d, bin, tmpfs, NULL);
+	ret = bench_daemon_start(&d, bin, tmpfs, NULL);
 	live_daemons[0] = d.pid;
 	if (ret) {
 		fprintf(stderr, "bench_memslot: cannot start %s: %s; its log:\n",
 			bin, strerror(-ret));
-		daemon_log_dump(&d);
+		bench_daemon_log_dump(&d);
 	}
 	ret = ret ? ret : conn_open(d.sock, &c);
 	if (!ret)
 		p2_header();
-	snprintf(rams, sizeof(rams), "%s", env_str("BENCH_MEMSLOT_RAM",
+	snprintf(rams, sizeof(rams), "%s", bench_env_str("BENCH_MEMSLOT_RAM",
 						   "anon,memfd"));
 	for (ram = strtok_r(rams, ",", &save); !ret && ram;
 	     ram = strtok_r(NULL, ",", &save))
 		for (int i = 0; !ret && i < nws; i++)
 			ret = p2_size(&c, ws[i], ram);
 	conn_close(&c);
-	daemon_stop(&d);
+	bench_daemon_stop(&d);
 	live_daemons[0] = 0;
 	return ret;
 }
 
 int main(void)
 {
-	const char *bin = env_str("SLOTD_BIN", "build/slotd");
-	const char *tmpfs = env_str("BENCH_MEMSLOT_TMPFS", "/dev/shm");
-	const char *disk = env_str("BENCH_MEMSLOT_DISK", "/var/tmp");
-	const char *parts = env_str("BENCH_MEMSLOT_PARTS", "12");
+	const char *bin = bench_env_str("SLOTD_BIN", "build/slotd");
+	const char *tmpfs = bench_env_str("BENCH_MEMSLOT_TMPFS", "/dev/shm");
+	const char *disk = bench_env_str("BENCH_MEMSLOT_DISK", "/var/tmp");
+	const char *parts = bench_env_str("BENCH_MEMSLOT_PARTS", "12");
 	int ret = 0;
 
 	signal(SIGPIPE, SIG_IGN);

@@ -23,16 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/lib/bench.h"
+
 #define REQUEST "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.version\"}\n"
 #define REQUEST8 REQUEST REQUEST REQUEST REQUEST REQUEST REQUEST REQUEST REQUEST
 #define MAX_CLIENTS	16
 #define MAX_DEPTH	8
-
-struct bench_daemon {
-	pid_t pid;
-	char dir[64];
-	char sock[128];
-};
 
 /* One connection with a receive buffer for counting reply lines. */
 struct bench_conn {
@@ -52,21 +48,6 @@ struct bench_client {
 	unsigned long done;	/* replies received before the deadline */
 	int err;
 };
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static long env_long(const char *name, long def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtol(v, NULL, 10) : def;
-}
 
 /* Connects c to the daemon's socket. */
 static int conn_open(const char *path, struct bench_conn *c)
@@ -143,78 +124,6 @@ static int conn_recv_replies(struct bench_conn *c)
 	}
 }
 
-/* Starts slotd on a private socket and waits up to 10 s for it. */
-static int daemon_start(struct bench_daemon *d, const char *bin)
-{
-	char state[96], log[96];
-	struct bench_conn probe;
-
-	snprintf(d->dir, sizeof(d->dir), "/tmp/slotd-bench-XXXXXX");
-	if (!mkdtemp(d->dir))
-		return -errno;
-	snprintf(d->sock, sizeof(d->sock), "%s/slotd.sock", d->dir);
-	snprintf(state, sizeof(state), "%s/state", d->dir);
-	snprintf(log, sizeof(log), "%s/slotd.log", d->dir);
-	d->pid = fork();
-	if (d->pid < 0)
-		return -errno;
-	if (d->pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("LISTEN_FDS");
-		execl(bin, bin, "--foreground", "--socket", d->sock,
-		      "--state-dir", state, "--log-level", "warn",
-		      (char *)NULL);
-		_exit(127);
-	}
-	for (long long end = now_ns() + 10000000000LL; now_ns() < end;) {
-		if (conn_open(d->sock, &probe) == 0) {
-			close(probe.fd);
-			return 0;
-		}
-		if (waitpid(d->pid, NULL, WNOHANG) == d->pid)
-			return -ECHILD;
-		usleep(5000);
-	}
-	return -ETIMEDOUT;
-}
-
-/* SIGTERM, up to 10 s, then SIGKILL; removes the private directory. */
-static int daemon_stop(struct bench_daemon *d)
-{
-	int st = -1;
-	char cmd[96];
-
-	kill(d->pid, SIGTERM);
-	for (int i = 0; i < 1000 && waitpid(d->pid, &st, WNOHANG) == 0; i++)
-		usleep(10000);
-	if (kill(d->pid, 0) == 0) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, &st, 0);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_rpc: could not remove %s\n", d->dir);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double pct_us(const long long *sorted, long n, double p)
-{
-	long i = (long)(p * (double)(n - 1) + 0.5);
-
-	return (double)sorted[i] / 1000.0;
-}
-
 /* Part 1: n sequential round trips on one connection. */
 static int bench_latency(const char *sock, long n)
 {
@@ -223,24 +132,26 @@ static int bench_latency(const char *sock, long n)
 	int ret = ns && c ? conn_open(sock, c) : -ENOMEM;
 
 	for (long i = -1000; !ret && i < n; i++) {	/* 1000 to warm up */
-		long long t0 = now_ns();
+		long long t0 = bench_now_ns();
 
 		ret = conn_send(c, 1);
 		if (!ret)
 			ret = conn_recv_replies(c) == 1 ? 0 : -EPROTO;
 		if (i >= 0)
-			ns[i] = now_ns() - t0;
+			ns[i] = bench_now_ns() - t0;
 	}
 	if (!ret && c->bad)
 		ret = -EPROTO;
 	if (!ret) {
-		qsort(ns, (size_t)n, sizeof(*ns), cmp_ll);
 		printf("daemon.version round trip, 1 connection, N=%ld (us)\n",
 		       n);
 		printf("  %-8s %-8s %-8s %-8s\n", "median", "p99", "p99.9",
 		       "max");
-		printf("  %-8.1f %-8.1f %-8.1f %-8.1f\n\n", pct_us(ns, n, 0.5),
-		       pct_us(ns, n, 0.99), pct_us(ns, n, 0.999),
+		/* bench_pct_us sorts ns: the max is read after it. */
+		double med = bench_pct_us(ns, n, 0.5), p99 = bench_pct_us(ns, n, 0.99),
+		       p999 = bench_pct_us(ns, n, 0.999);
+
+		printf("  %-8.1f %-8.1f %-8.1f %-8.1f\n\n", med, p99, p999,
 		       (double)ns[n - 1] / 1000.0);
 	}
 	if (c && c->fd > 0)
@@ -257,7 +168,7 @@ static int client_loop(struct bench_client *cl, struct bench_conn *c)
 
 	while (!ret && inflight) {
 		int got = conn_recv_replies(c);
-		bool open = now_ns() < cl->deadline_ns;
+		bool open = bench_now_ns() < cl->deadline_ns;
 
 		if (got < 0)
 			return got;
@@ -280,7 +191,7 @@ static void *client_main(void *arg)
 	cl->err = c ? conn_open(cl->sock, c) : -ENOMEM;
 	/* Everyone connected: the measured interval starts now. */
 	pthread_barrier_wait(cl->start);
-	cl->deadline_ns = now_ns() + (long long)(cl->sec * 1e9);
+	cl->deadline_ns = bench_now_ns() + (long long)(cl->sec * 1e9);
 	if (!cl->err)
 		cl->err = client_loop(cl, c);
 	if (c && c->fd > 0)
@@ -347,7 +258,7 @@ static int bench_slotctl(const char *bin, const char *sock, int n)
 	int ret = ns ? 0 : -ENOMEM;
 
 	for (int i = 0; !ret && i < n; i++) {
-		long long t0 = now_ns();
+		long long t0 = bench_now_ns();
 		pid_t pid = fork();
 		int st;
 
@@ -362,12 +273,11 @@ static int bench_slotctl(const char *bin, const char *sock, int n)
 		if (pid < 0 || waitpid(pid, &st, 0) != pid ||
 		    !WIFEXITED(st) || WEXITSTATUS(st))
 			ret = -EPROTO;
-		ns[i] = now_ns() - t0;
+		ns[i] = bench_now_ns() - t0;
 	}
 	if (!ret) {
-		qsort(ns, (size_t)n, sizeof(*ns), cmp_ll);
 		printf("slotctl daemon version (fork+exec+connect+call), N=%d: "
-		       "median %.0f us\n", n, pct_us(ns, n, 0.5));
+		       "median %.0f us\n", n, bench_pct_us(ns, n, 0.5));
 	}
 	free(ns);
 	return ret;
@@ -376,15 +286,15 @@ static int bench_slotctl(const char *bin, const char *sock, int n)
 int main(void)
 {
 	const char *bin = getenv("SLOTD_BIN"), *ctl = getenv("SLOTCTL_BIN");
-	long n = env_long("BENCH_RPC_N", 20000);
-	double sec = (double)env_long("BENCH_RPC_SECONDS", 3);
+	long n = bench_env_long("BENCH_RPC_N", 20000);
+	double sec = (double)bench_env_long("BENCH_RPC_SECONDS", 3);
 	struct bench_daemon d;
 	int ret;
 
 	signal(SIGPIPE, SIG_IGN);
 	bin = bin && *bin ? bin : "build/slotd";
 	ctl = ctl && *ctl ? ctl : "build/slotctl";
-	ret = daemon_start(&d, bin);
+	ret = bench_daemon_start(&d, bin, "/tmp", NULL);
 	if (ret) {
 		fprintf(stderr, "bench_rpc: cannot start %s: %s (log in %s)\n",
 			bin, strerror(-ret), d.dir);
@@ -397,6 +307,6 @@ int main(void)
 		ret = bench_slotctl(ctl, d.sock, 200);
 	if (ret)
 		fprintf(stderr, "bench_rpc: failed: %s\n", strerror(-ret));
-	daemon_stop(&d);
+	bench_daemon_stop(&d);
 	return ret ? 1 : 0;
 }

@@ -206,10 +206,14 @@ static void pt_zap_entry(struct walk_ctx *c, struct pt *t, int level,
 		pt_detach(c, t, i, d);
 }
 
-/* Called with mmu->lock held.  Zaps [c->start, c->end) below t, which
- * maps from gfn base at this level; adds what left the subtree to up. */
-static void pt_zap_table(struct walk_ctx *c, struct pt *t, int level,
-			 uint64_t base, struct counts *up)
+typedef void (*pt_entry_fn)(struct walk_ctx *c, struct pt *t, int level,
+			    unsigned i, uint64_t base, struct counts *d);
+
+/* Called with mmu->lock held.  Calls fn on each present entry of t (which
+ * maps from gfn base at this level) inside [c->start, c->end), then
+ * applies what left or joined the subtree to t and adds it to up. */
+static void pt_walk_range(struct walk_ctx *c, struct pt *t, int level,
+			  uint64_t base, struct counts *up, pt_entry_fn fn)
 {
 	uint64_t span = pt_level_pages(level);
 	uint64_t first = c->start > base ? c->start : base;
@@ -220,11 +224,17 @@ static void pt_zap_table(struct walk_ctx *c, struct pt *t, int level,
 		last = c->end;
 	for (uint64_t i = (first - base) / span; base + i * span < last; i++) {
 		if (t->e[i] & PTE_PRESENT)
-			pt_zap_entry(c, t, level, (unsigned)i,
-				     base + i * span, &d);
+			fn(c, t, level, (unsigned)i, base + i * span, &d);
 	}
 	counts_apply(t, &d);
 	counts_add(up, &d);
+}
+
+/* Called with mmu->lock held.  Zaps [c->start, c->end) below t. */
+static void pt_zap_table(struct walk_ctx *c, struct pt *t, int level,
+			 uint64_t base, struct counts *up)
+{
+	pt_walk_range(c, t, level, base, up, pt_zap_entry);
 }
 
 /* Called with mmu->lock held.  Precise zap of [gfn, gfn + npages) in the
@@ -303,20 +313,7 @@ static void pt_split_entry(struct walk_ctx *c, struct pt *t, int level,
 static void pt_split_table(struct walk_ctx *c, struct pt *t, int level,
 			   uint64_t base, struct counts *up)
 {
-	uint64_t span = pt_level_pages(level);
-	uint64_t first = c->start > base ? c->start : base;
-	uint64_t last = base + span * PT_ENTRIES;
-	struct counts d = { { 0 }, 0 };
-
-	if (c->end < last)
-		last = c->end;
-	for (uint64_t i = (first - base) / span; base + i * span < last; i++) {
-		if (t->e[i] & PTE_PRESENT)
-			pt_split_entry(c, t, level, (unsigned)i,
-				       base + i * span, &d);
-	}
-	counts_apply(t, &d);
-	counts_add(up, &d);
+	pt_walk_range(c, t, level, base, up, pt_split_entry);
 }
 
 /* Called with mmu->lock held.  Eagerly splits huge leaves mapping

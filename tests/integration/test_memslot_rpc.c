@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
+#include "tests/lib/rpc_assert.h"
 
 static struct test_daemon d;
 static char top[64];		/* private dir: files/, outside/, the daemon */
@@ -59,74 +60,13 @@ static void stop(void)
 
 TestSuite(memslot_rpc, .init = start, .fini = stop, .timeout = 120);
 
-/* Calls method and returns result (asserting success); caller puts reply. */
-static json_object *ok(const char *method, const char *params, json_object **reply)
-{
-	json_object *res;
-
-	*reply = test_rpc(d.sock, method, params);
-	cr_assert_not_null(*reply, "%s: no reply; log:\n%s", method, test_slurp(d.log));
-	cr_assert(json_object_object_get_ex(*reply, "result", &res), "%s %s: expected a result, got %s",
-		  method, params, json_object_to_json_string(*reply));
-	return res;
-}
-
-static void ok_put(const char *method, const char *params)
-{
-	json_object *r;
-
-	ok(method, params, &r);
-	json_object_put(r);
-}
-
-/* Asserts error code and data.field (unless NULL) and that the message
- * contains needle (unless NULL); returns the error's data (reply put). */
-static void err_msg(const char *method, const char *params, int code, const char *field,
-		    const char *needle)
-{
-	json_object *r = test_rpc(d.sock, method, params), *e, *c, *m, *data, *f;
-
-	cr_assert(r && json_object_object_get_ex(r, "error", &e), "%s %s: expected error %d, got %s",
-		  method, params, code, json_object_to_json_string(r));
-	json_object_object_get_ex(e, "code", &c);
-	cr_assert_eq(json_object_get_int(c), code, "%s %s: expected code %d, got %s", method,
-		     params, code, json_object_to_json_string(e));
-	if (field) {
-		cr_assert(json_object_object_get_ex(e, "data", &data) &&
-			  json_object_object_get_ex(data, "field", &f), "%s %s: no data.field in %s",
-			  method, params, json_object_to_json_string(e));
-		cr_assert_str_eq(json_object_get_string(f), field, "%s %s: expected field %s, got %s",
-				 method, params, field, json_object_to_json_string(e));
-	}
-	if (needle) {
-		json_object_object_get_ex(e, "message", &m);
-		cr_assert(strstr(json_object_get_string(m), needle),
-			  "%s %s: expected the message to mention '%s', got %s", method, params,
-			  needle, json_object_get_string(m));
-	}
-	json_object_put(r);
-}
-
-static void err(const char *method, const char *params, int code, const char *field)
-{
-	err_msg(method, params, code, field, NULL);
-}
-
-static const char *str(json_object *o, const char *k)
-{
-	json_object *v;
-
-	cr_assert(json_object_object_get_ex(o, k, &v), "no %s in %s", k, json_object_to_json_string(o));
-	return json_object_get_string(v);
-}
-
-static int64_t num(json_object *o, const char *k)
-{
-	json_object *v;
-
-	cr_assert(json_object_object_get_ex(o, k, &v), "no %s in %s", k, json_object_to_json_string(o));
-	return json_object_get_int64(v);
-}
+/* Short names for the shared assertions, on this file's daemon. */
+#define ok(m, p, r)	t_rpc_ok(&d, m, p, r)
+#define ok_put(m, p)	t_rpc_ok_put(&d, m, p)
+#define err_msg(m, p, c, f, n) t_rpc_err(&d, m, p, c, f, n)
+#define err(m, p, c, f)	t_rpc_err(&d, m, p, c, f, NULL)
+#define str(o, k)	t_json_str(o, k)
+#define num(o, k)	t_json_int(o, k)
 
 static void vm_create(const char *name, const char *type)
 {

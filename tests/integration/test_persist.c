@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
+#include "tests/lib/rpc_assert.h"
 
 static struct test_daemon d;
 static char top[64];
@@ -56,24 +57,9 @@ static void teardown(void)
 
 TestSuite(persist, .init = setup, .fini = teardown, .timeout = 180);
 
-static json_object *ok(const char *method, const char *params, json_object **reply)
-{
-	json_object *res;
-
-	*reply = test_rpc(d.sock, method, params);
-	cr_assert_not_null(*reply, "%s: no reply; log:\n%s", method, test_slurp(d.log));
-	cr_assert(json_object_object_get_ex(*reply, "result", &res), "%s %s: expected a result, got %s",
-		  method, params, json_object_to_json_string(*reply));
-	return res;
-}
-
-static void ok_put(const char *method, const char *params)
-{
-	json_object *r;
-
-	ok(method, params, &r);
-	json_object_put(r);
-}
+/* Short names for the shared assertions, on this file's daemon. */
+#define ok(m, p, r)	t_rpc_ok(&d, m, p, r)
+#define ok_put(m, p)	t_rpc_ok_put(&d, m, p)
 
 static json_object *member(json_object *o, const char *k)
 {

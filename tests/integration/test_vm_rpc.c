@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
+#include "tests/lib/rpc_assert.h"
 
 static struct test_daemon d;
 
@@ -24,44 +25,10 @@ static void stop(void)
 
 TestSuite(vm_rpc, .init = start, .fini = stop);
 
-/* Calls method and returns result (asserting success); caller puts reply. */
-static json_object *ok(const char *method, const char *params, json_object **reply)
-{
-	json_object *res;
-
-	*reply = test_rpc(d.sock, method, params);
-	cr_assert_not_null(*reply, "%s: no reply; log:\n%s", method, test_slurp(d.log));
-	cr_assert(json_object_object_get_ex(*reply, "result", &res), "%s %s: %s", method,
-		  params, json_object_to_json_string(*reply));
-	return res;
-}
-
-/* Asserts an error with code (and data.field when field is not NULL). */
-static void err(const char *method, const char *params, int code, const char *field)
-{
-	json_object *r = test_rpc(d.sock, method, params), *e, *c, *data, *f;
-
-	cr_assert(r && json_object_object_get_ex(r, "error", &e), "%s %s: expected error %d, got %s",
-		  method, params, code, json_object_to_json_string(r));
-	json_object_object_get_ex(e, "code", &c);
-	cr_assert_eq(json_object_get_int(c), code, "%s %s: expected %d, got %s", method, params,
-		     code, json_object_to_json_string(e));
-	if (field) {
-		cr_assert(json_object_object_get_ex(e, "data", &data) &&
-			  json_object_object_get_ex(data, "field", &f), "no data.field: %s",
-			  json_object_to_json_string(e));
-		cr_assert_str_eq(json_object_get_string(f), field);
-	}
-	json_object_put(r);
-}
-
-static const char *str(json_object *o, const char *k)
-{
-	json_object *v;
-
-	cr_assert(json_object_object_get_ex(o, k, &v), "no %s in %s", k, json_object_to_json_string(o));
-	return json_object_get_string(v);
-}
+/* Short names for the shared assertions, on this file's daemon. */
+#define ok(m, p, r)	t_rpc_ok(&d, m, p, r)
+#define err(m, p, c, f)	t_rpc_err(&d, m, p, c, f, NULL)
+#define str(o, k)	t_json_str(o, k)
 
 /* Polls vm.info until state is want (10 s). */
 static void wait_state(const char *name, const char *want)

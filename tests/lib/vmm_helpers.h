@@ -35,6 +35,27 @@ static inline struct vmm *vmm_t_open(void)
 	return vmm;
 }
 
+/* The fixture of a vmm test suite: a static `vmm` on /dev/kvm (NULL
+ * without it), opened before and destroyed after each test, the
+ * TestSuite itself, and NEED_KVM() to skip a test when there is none.
+ * Needs <criterion/criterion.h> first. */
+#define VMM_T_SUITE(suite, secs)					\
+	static struct vmm *vmm;						\
+	static void vmm_t_setup(void) { vmm = vmm_t_open(); }		\
+	static void vmm_t_teardown(void)				\
+	{								\
+		vmm_destroy(vmm);					\
+		vmm = NULL;						\
+	}								\
+	TestSuite(suite, .init = vmm_t_setup, .fini = vmm_t_teardown,	\
+		  .timeout = secs)
+
+#define NEED_KVM()							\
+	do {								\
+		if (!vmm)						\
+			cr_skip_test("no /dev/kvm: cannot open it");	\
+	} while (0)
+
 /* Fills params: 1 vCPU, 16 MiB, the given payload. */
 static inline void vmm_t_params(struct vmm_vm_params *p, const char *name,
 				const char *payload)

@@ -12,22 +12,7 @@
 
 #define DONE (VMM_T_STATE(VMM_VM_STOPPED) | VMM_T_STATE(VMM_VM_CRASHED))
 
-static struct vmm *vmm;
-
-static void setup(void)
-{
-	vmm = vmm_t_open();
-}
-
-static void teardown(void)
-{
-	vmm_destroy(vmm);
-	vmm = NULL;
-}
-
-TestSuite(vmm_create, .init = setup, .fini = teardown, .timeout = 60);
-
-#define NEED_KVM() do { if (!vmm) cr_skip_test("no /dev/kvm: cannot open it"); } while (0)
+VMM_T_SUITE(vmm_create, 60);
 
 struct size_case {
 	char in[24];		/* inline: parameters cross processes */

@@ -11,22 +11,7 @@
 
 #define DONE (VMM_T_STATE(VMM_VM_STOPPED) | VMM_T_STATE(VMM_VM_CRASHED))
 
-static struct vmm *vmm;
-
-static void setup(void)
-{
-	vmm = vmm_t_open();
-}
-
-static void teardown(void)
-{
-	vmm_destroy(vmm);
-	vmm = NULL;
-}
-
-TestSuite(vmm_devices, .init = setup, .fini = teardown, .timeout = 60);
-
-#define NEED_KVM() do { if (!vmm) cr_skip_test("no /dev/kvm: cannot open it"); } while (0)
+VMM_T_SUITE(vmm_devices, 60);
 
 /* Creates, runs to completion and returns a VM; asserts it stopped. */
 static struct vmm_vm *run(struct vmm_vm_params *p, struct vmm_vm_info *info)

@@ -11,22 +11,7 @@
 #define ST(s) VMM_T_STATE(VMM_VM_##s)
 #define DONE (ST(STOPPED) | ST(CRASHED))
 
-static struct vmm *vmm;
-
-static void setup(void)
-{
-	vmm = vmm_t_open();
-}
-
-static void teardown(void)
-{
-	vmm_destroy(vmm);
-	vmm = NULL;
-}
-
-TestSuite(vmm_lifecycle, .init = setup, .fini = teardown, .timeout = 60);
-
-#define NEED_KVM() do { if (!vmm) cr_skip_test("no /dev/kvm: cannot open it"); } while (0)
+VMM_T_SUITE(vmm_lifecycle, 60);
 
 static struct vmm_vm *create(const char *name, const char *payload)
 {

@@ -13,22 +13,7 @@
 #define SLOT_GPA (1ull << 30)
 #define SLOT_SIZE (2ull << 20)
 
-static struct vmm *vmm;
-
-static void setup(void)
-{
-	vmm = vmm_t_open();
-}
-
-static void teardown(void)
-{
-	vmm_destroy(vmm);
-	vmm = NULL;
-}
-
-TestSuite(vmm_memslot, .init = setup, .fini = teardown, .timeout = 60);
-
-#define NEED_KVM() do { if (!vmm) cr_skip_test("no /dev/kvm: cannot open it"); } while (0)
+VMM_T_SUITE(vmm_memslot, 60);
 
 /* Adds slot 1 at SLOT_GPA backed by anonymous memory filled with 0x5a. */
 static void slot_add(struct vmm_vm *vm)
