@@ -277,7 +277,7 @@ static void on_signal(int sig)
 /* ---- part 1: raw ioctls ------------------------------------------- */
 
 struct raw_vm {
-	int kvm, vm;
+	int kvm, vm, vcpu;
 	bool v2;	/* KVM_SET_USER_MEMORY_REGION2, else the old ioctl */
 	void *ram;
 };
@@ -304,12 +304,17 @@ static int raw_set(struct raw_vm *r, uint32_t slot, uint64_t gpa,
  * daemon's VM of part 1 (which has its boot RAM as slot 0). */
 static int raw_open(struct raw_vm *r)
 {
-	r->vm = -1;
+	r->vm = r->vcpu = -1;
 	r->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (r->kvm < 0)
 		return -errno;
 	r->vm = ioctl(r->kvm, KVM_CREATE_VM, 0);
 	if (r->vm < 0)
+		return -errno;
+	/* Like slotd's VM (one vCPU, defined): KVM's memslot updates cost
+	 * more once a VM has vCPUs, so the raw VM gets one too. */
+	r->vcpu = ioctl(r->vm, KVM_CREATE_VCPU, 0);
+	if (r->vcpu < 0)
 		return -errno;
 	r->v2 = ioctl(r->vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) > 0;
 	if (!r->v2)
@@ -324,6 +329,8 @@ static int raw_open(struct raw_vm *r)
 
 static void raw_close(struct raw_vm *r)
 {
+	if (r->vcpu >= 0)
+		close(r->vcpu);
 	if (r->vm >= 0)
 		close(r->vm);
 	if (r->kvm >= 0)
