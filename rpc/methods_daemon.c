@@ -78,6 +78,7 @@ static int daemon_capabilities(struct rpc_call *call, json_object *params,
 	json_object_object_add(r, "max_memslots", json_object_new_int(caps->max_memslots));
 	json_object_object_add(r, "max_vcpus", json_object_new_int(caps->max_vcpus));
 	json_object_object_add(r, "recommended_vcpus", json_object_new_int(caps->nr_vcpus));
+	json_object_object_add(r, "guest_phys_bits", json_object_new_int((int)caps->guest_phys_bits));
 	json_object_object_add(r, "vm_types", caps->kvm_available ?
 			       vm_types_json(caps) : json_object_new_array());
 	json_object_array_add(st, json_object_new_string("default"));

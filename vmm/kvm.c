@@ -165,6 +165,7 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 		vmm->caps.kvm_available = true;
 		vmm_kvm_probe(vmm->kvm_fd, &vmm->caps);
 		vmm->cpuid = supported_cpuid(vmm->kvm_fd);
+		vmm->caps.guest_phys_bits = vmm_guest_phys_bits(vmm);
 		vmm_kick_install();
 	}
 	*out = vmm;

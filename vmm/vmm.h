@@ -39,6 +39,7 @@ struct vmm_caps {
 	bool readonly_mem;
 	bool stats_fd;
 	bool memory_attributes;
+	unsigned guest_phys_bits;	/* MAXPHYADDR guests get (CPUID) */
 };
 
 /* Names KVM VM type N ("default", "sw_protected", "tdx", ...). */

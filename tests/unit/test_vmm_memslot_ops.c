@@ -358,3 +358,54 @@ Test(vmm_memslot_ops, slot_count_stops_at_the_kernel_limit, .timeout = 120)
 	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
 	cr_assert_eq(id, 1234, "the freed id comes back; got %u", id);
 }
+
+/* A slot may end exactly at the guest's physical address limit, not a
+ * page beyond it. */
+Test(vmm_memslot_ops, slots_end_at_most_at_the_guest_physical_address_limit)
+{
+	unsigned bits = vmm_caps_get(vmm)->guest_phys_bits;
+	uint64_t limit = 1ull << bits;
+	struct vmm_memslot_params p = anon(limit - 4096, 4096);
+	struct vmm_err err = { 0 };
+	uint32_t id;
+
+	cr_assert_geq(bits, 32, "guest_phys_bits %u", bits);
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "last page below 2^%u: %s",
+		     bits, err.msg);
+	p = anon(limit - 4096, 8192);
+	p.gpa = limit - 8192 + 4096;
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "gpa");
+	p = anon(limit, 4096);
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "gpa");
+}
+
+/* hugetlb backings: with free huge pages they work; without, the error
+ * says where to look.  The host's pool is read, never changed. */
+Test(vmm_memslot_ops, hugetlb_backing_works_or_names_the_missing_pool)
+{
+	struct vmm_memslot_params p = anon(SLOT_GPA, 2 << 20);
+	struct vmm_err err = { 0 };
+	unsigned long free_2m = 0;
+	char line[128];
+	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "r");
+	uint32_t id;
+	int r;
+
+	if (f && fgets(line, sizeof(line), f))
+		free_2m = strtoul(line, NULL, 10);
+	if (f)
+		fclose(f);
+	p.backing.kind = VMM_BACKING_HUGETLB;
+	r = vmm_memslot_create(vm, &p, &id, NULL, &err);
+	if (free_2m == 0) {
+		cr_assert_neq(r, 0, "no free 2 MiB pages, yet the hugetlb slot was created");
+		cr_assert(strstr(err.msg, "nr_hugepages"), "the error should point at the pool: %s",
+			  err.msg);
+		return;
+	}
+	cr_assert_eq(r, 0, "%s", err.msg);
+	cr_assert_eq(vmm_vm_memory_write(vm, SLOT_GPA + 4096, "huge", 5, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	p.size = 3 << 20;
+	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "size");
+}
