@@ -220,3 +220,42 @@ Test(vm_rpc, memtouch_pass_times_arrive_as_reports)
 	cr_assert_eq(json_object_array_length(reps), 0);
 	json_object_put(r);
 }
+
+/* Resident memory of the daemon in KiB, from /proc/PID/statm. */
+static long daemon_rss_kib(void)
+{
+	char path[64], *s;
+	long pages = -1, rss = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)d.pid);
+	s = test_slurp(path);
+	if (s && sscanf(s, "%ld %ld", &pages, &rss) == 2)
+		rss *= sysconf(_SC_PAGESIZE) / 1024;
+	free(s);
+	return rss;
+}
+
+/* A guest that touched 128 MiB leaves the daemon that much bigger; after
+ * vm.destroy its RSS is back near where it started. */
+Test(vm_rpc, destroy_gives_the_memory_back_to_the_system)
+{
+	json_object *r;
+	long base, touched, after;
+
+	base = daemon_rss_kib();
+	cr_assert_gt(base, 0);
+	ok("vm.create", "{\"name\":\"big\",\"memory\":\"160M\",\"ram\":\"anon\","
+	   "\"payload\":\"builtin:memtouch\",\"args\":[134217728,1]}", &r);
+	json_object_put(r);
+	ok("vm.start", "{\"name\":\"big\"}", &r);
+	json_object_put(r);
+	wait_state("big", "stopped");
+	touched = daemon_rss_kib();
+	cr_assert_gt(touched - base, 100 * 1024, "the guest touched 128 MiB but RSS grew by %ld KiB",
+		     touched - base);
+	ok("vm.destroy", "{\"name\":\"big\"}", &r);
+	json_object_put(r);
+	after = daemon_rss_kib();
+	cr_assert_lt(after - base, 16 * 1024, "RSS %ld KiB before, %ld with the VM, %ld after destroy",
+		     base, touched, after);
+}
