@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/lib/vmm_helpers.h"
 
@@ -408,4 +409,55 @@ Test(vmm_memslot_ops, hugetlb_backing_works_or_names_the_missing_pool)
 	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
 	p.size = 3 << 20;
 	expect_err(vmm_memslot_create(vm, &p, &id, NULL, &err), -EINVAL, &err, "size");
+}
+
+/* Runs a guest sweeping 8 MiB until it has shadow pages, deletes an
+ * unrelated 4 KiB slot, and returns the effect of that deletion. */
+static struct vmm_effect churn_under_guest(const char *name, bool zap_all)
+{
+	struct vmm_memslot_params s = anon(SLOT_GPA, 4096);
+	struct vmm_vm_params p;
+	struct vmm_err err = { 0 };
+	struct vmm_effect fx;
+	struct vmm_report rep[8];
+	struct vmm_vm *g;
+	size_t n = 0;
+	uint32_t id;
+
+	vmm_t_params(&p, name, "builtin:memtouch");
+	p.args[0] = 8 << 20;		/* working set; passes: until stopped */
+	cr_assert_eq(vmm_vm_create(vmm, &p, &g, &err), 0, "%s", err.msg);
+	if (!zap_all)
+		cr_assert_eq(vmm_vm_quirk_set(g, "slot_zap_all", false, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_create(g, &s, &id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_vm_start(g, &err), 0, "%s", err.msg);
+	for (int i = 0; i < 500 && n < 4; i++) {	/* a few passes: warm */
+		usleep(10000);
+		vmm_vm_reports_read(g, 0, rep, 8, &n);
+	}
+	cr_assert_geq(n, 4, "memtouch reported no passes");
+	cr_assert_eq(vmm_memslot_delete(g, id, &fx, &err), 0, "%s", err.msg);
+	vmm_vm_stop(g, &err);
+	return fx;
+}
+
+/* The quirk reaches the kernel: with slot_zap_all off, deleting a slot the
+ * guest never touched zaps none of its shadow pages; with it on, shadow
+ * paging (kvm_pvm here) drops them all.  The engine agrees either way. */
+Test(vmm_memslot_ops, slot_zap_all_is_visible_in_kernel_and_engine_counters)
+{
+	struct vmm_effect on, off;
+
+	if (!(vmm_caps_get(vmm)->supported_quirks & (1u << 7)))
+		cr_skip_test("this host cannot disable slot_zap_all");
+	on = churn_under_guest("zapon", true);
+	off = churn_under_guest("zapoff", false);
+	cr_assert_eq(fx_get(&off, "kernel", "mmu_shadow_zapped"), 0,
+		     "quirk off: the kernel zapped %lld shadow pages for an untouched slot",
+		     (long long)fx_get(&off, "kernel", "mmu_shadow_zapped"));
+	cr_assert_eq(fx_get(&off, "engine", "roots_obsoleted"), 0);
+	cr_assert_eq(fx_get(&on, "engine", "roots_obsoleted"), 1);
+	if (access("/sys/module/kvm_pvm", F_OK) == 0)
+		cr_assert_gt(fx_get(&on, "kernel", "mmu_shadow_zapped"), 0,
+			     "quirk on under shadow paging: the kernel should zap everything");
 }
