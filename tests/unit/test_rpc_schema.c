@@ -116,3 +116,34 @@ Test(rpc_schema, rpc_discover_returns_the_document)
 	json_object_put(r);
 	free(got);
 }
+
+Test(rpc_schema, notifications_are_documented_and_subscribable)
+{
+	json_object *notes, *comp, *schemas, *topic, *en;
+	size_t n;
+
+	cr_assert(json_object_object_get_ex(doc, "x-notifications", &notes), "no x-notifications");
+	cr_assert(json_object_object_get_ex(doc, "components", &comp) &&
+		  json_object_object_get_ex(comp, "schemas", &schemas) &&
+		  json_object_object_get_ex(schemas, "Topic", &topic) &&
+		  json_object_object_get_ex(topic, "enum", &en));
+	n = json_object_array_length(notes);
+	cr_assert_eq(n, json_object_array_length(en), "%zu notifications, %zu topics", n,
+		     json_object_array_length(en));
+	for (size_t i = 0; i < n; i++) {
+		const char *name = method_name(json_object_array_get_idx(notes, i));
+		char req[256], *got;
+		bool in_enum = false;
+
+		for (size_t j = 0; j < json_object_array_length(en); j++)
+			in_enum |= !strcmp(json_object_get_string(json_object_array_get_idx(en, j)), name);
+		cr_expect(in_enum, "notification %s is not a Topic", name);
+		/* events.subscribe accepts it (it answers -32008 only for the
+		 * missing connection, after validating the topic). */
+		snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"events.subscribe\","
+			 "\"params\":{\"topics\":[\"%s\"]}}", name);
+		got = rpc_server_handle(srv, 0, req, strlen(req));
+		cr_expect(got && strstr(got, "-32008"), "subscribe to %s: %s", name, got);
+		free(got);
+	}
+}
