@@ -354,17 +354,29 @@ static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *
 
 /* ---- memslot.* -------------------------------------------------------- */
 
-/* Saves the layout, answers with the slot and the effect, and announces
- * the change on topic (when not NULL). */
+/* A change that could not be persisted was undone: say so, naming the
+ * state file (the error's data.file is already set). */
+static int unsaved(struct rpc_call *call, struct vmm_vm *vm, const char *what, int r)
+{
+	char file[96];
+
+	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
+		       "%s of VM '%s' was undone: its state file vm-%s.json in the state "
+		       "directory could not be written (%s)", what, vmm_vm_name(vm),
+		       vmm_vm_name(vm), strerror(-r));
+	snprintf(file, sizeof(file), "vm-%s.json", vmm_vm_name(vm));
+	rpc_call_error_data(call, "file", json_object_new_string(file));
+	return r;
+}
+
+/* Answers with the slot and the effect, and announces the change on topic
+ * (when not NULL).  The layout is saved already. */
 static int slot_reply(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
 		      const struct vmm_effect *fx, const char *topic,
 		      json_object **result)
 {
 	struct vmm_memslot_info s;
-	int r = rpc_state_vm_save(call, vm);
 
-	if (r)
-		return r;
 	if (slot_find(vm, id, &s))
 		return no_slot(call, vm, id, "slot");
 	*result = rpc_memslot_json(&s);
@@ -395,6 +407,11 @@ static int memslot_create(struct rpc_call *call, json_object *params, json_objec
 	r = vmm_memslot_create(vm, &p, &id, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
+	r = rpc_state_vm_save(call, vm);
+	if (r) {
+		vmm_memslot_delete(vm, id, NULL, NULL);
+		return unsaved(call, vm, "the new memslot", r);
+	}
 	return slot_reply(call, vm, id, &fx, "memslot.created", result);
 }
 
@@ -415,6 +432,11 @@ static int memslot_move(struct rpc_call *call, json_object *params, json_object 
 	r = vmm_memslot_move(vm, id, gpa, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
+	r = rpc_state_vm_save(call, vm);
+	if (r) {
+		vmm_memslot_move(vm, id, old.gpa, NULL, NULL);
+		return unsaved(call, vm, "the move of a memslot", r);
+	}
 	r = slot_reply(call, vm, id, &fx, "memslot.moved", result);
 	if (!r)
 		add_hex(*result, "old_gpa", old.gpa);
@@ -495,6 +517,11 @@ static int memslot_set_flags(struct rpc_call *call, json_object *params, json_ob
 	r = vmm_memslot_set_flags(vm, id, rpc_param_bool(params, "dirty_log", false), &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
+	r = rpc_state_vm_save(call, vm);
+	if (r) {
+		vmm_memslot_set_flags(vm, id, cur.slot_flags & VMM_SLOT_DIRTY_LOG, NULL, NULL);
+		return unsaved(call, vm, "the flags change of a memslot", r);
+	}
 	return slot_reply(call, vm, id, &fx, NULL, result);
 }
 

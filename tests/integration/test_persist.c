@@ -329,6 +329,10 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 	cr_assert_eq(mkdir(path, 0700), 0);
 	state_io_error("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x100000000\",\"size\":4096}",
 		       "vm-w.json");
+	/* Not persisted, so not applied: the slot is gone again. */
+	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 1,
+		     "only boot RAM may remain after a create that could not be saved");
+	json_object_put(r);
 	snprintf(path, sizeof(path), "%s/state/vm-n.json", top);
 	cr_assert_eq(mkdir(path, 0700), 0);
 	snprintf(path, sizeof(path), "%s/state/vm-n.json/x", top);
