@@ -361,8 +361,8 @@ static int unsaved(struct rpc_call *call, struct vmm_vm *vm, const char *what, i
 	char file[96];
 
 	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
-		       "%s of VM '%s' was undone: its state file vm-%s.json in the state "
-		       "directory could not be written (%s)", what, vmm_vm_name(vm),
+		       "%s of VM '%s' was not made (or was undone): its state file "
+		       "vm-%s.json in the state directory could not be written (%s)", what, vmm_vm_name(vm),
 		       vmm_vm_name(vm), strerror(-r));
 	snprintf(file, sizeof(file), "vm-%s.json", vmm_vm_name(vm));
 	rpc_call_error_data(call, "file", json_object_new_string(file));
@@ -456,12 +456,16 @@ static int memslot_delete(struct rpc_call *call, json_object *params, json_objec
 		return -EINVAL;
 	if (slot_find(vm, id, &old))
 		return no_slot(call, vm, id, "slot");
+	/* The layout without the slot is written first: a delete that cannot
+	 * be persisted is not made (backings cannot come back once freed). */
+	r = id != 0 ? rpc_state_vm_save_without(call, vm, id) : 0;
+	if (r)
+		return unsaved(call, vm, "the deletion of a memslot", r);
 	r = vmm_memslot_delete(vm, id, &fx, &e);
-	if (r)
+	if (r) {
+		rpc_state_vm_save(call, vm);	/* the slot stays: say so on disk */
 		return slot_error(call, r, &e);
-	r = rpc_state_vm_save(call, vm);
-	if (r)
-		return r;
+	}
 	*result = rpc_memslot_json(&old);
 	add_str(*result, "vm", vmm_vm_name(vm));
 	json_object_object_add(*result, "effect", effect_json(&fx));

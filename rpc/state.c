@@ -142,8 +142,9 @@ static json_object *quirks_json(struct vmm_vm *vm)
 	return a;
 }
 
-/* Every memslot but 0 (boot RAM is part of the definition). */
-static int layout_json(struct vmm_vm *vm, json_object **out)
+/* Every memslot but 0 (boot RAM is part of the definition) and but
+ * exclude (VMM_SLOT_ANY: none). */
+static int layout_json(struct vmm_vm *vm, uint32_t exclude, json_object **out)
 {
 	struct vmm_memslot_info *s;
 	size_t n;
@@ -153,7 +154,7 @@ static int layout_json(struct vmm_vm *vm, json_object **out)
 		return r;
 	*out = json_object_new_array_ext((int)n);
 	for (size_t i = 0; i < n; i++)
-		if (s[i].id != 0)
+		if (s[i].id != 0 && s[i].id != exclude)
 			json_object_array_add(*out, rpc_memslot_json(&s[i]));
 	free(s);
 	return 0;
@@ -162,13 +163,13 @@ static int layout_json(struct vmm_vm *vm, json_object **out)
 /* Writes the VM's file from def (a reference is taken); on failure records
  * -32010 naming the file. */
 static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
-		     bool restored)
+		     bool restored, uint32_t exclude)
 {
 	const char *dir = call->srv->cfg.state_dir;
 	json_object *doc = json_object_new_object(), *slots = NULL;
 	char name[128];
 	const char *text;
-	int r = layout_json(vm, &slots);
+	int r = layout_json(vm, exclude, &slots);
 
 	file_name(vmm_vm_name(vm), name, sizeof(name));
 	json_object_object_add(doc, "version", json_object_new_int(STATE_VERSION));
@@ -203,7 +204,7 @@ int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *
 	if (!call->srv->cfg.state_dir)
 		return 0;
 	def = def_from_params(vm, params);
-	r = doc_write(call, vm, def, false);
+	r = doc_write(call, vm, def, false, VMM_SLOT_ANY);
 	json_object_put(def);
 	if (!r)
 		return 0;
@@ -217,6 +218,11 @@ int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *
 
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 {
+	return rpc_state_vm_save_without(call, vm, VMM_SLOT_ANY);
+}
+
+int rpc_state_vm_save_without(struct rpc_call *call, struct vmm_vm *vm, uint32_t exclude)
+{
 	const char *dir = call->srv->cfg.state_dir;
 	struct def_entry *e;
 	json_object *doc, *def;
@@ -227,7 +233,7 @@ int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 		return 0;
 	e = def_find(call->srv, vmm_vm_name(vm));
 	if (e)
-		return doc_write(call, vm, e->def, e->restored);
+		return doc_write(call, vm, e->def, e->restored, exclude);
 	/* Not written by this process yet: take the definition from the file. */
 	file_name(vmm_vm_name(vm), name, sizeof(name));
 	doc = file_read(dir, name);
@@ -236,7 +242,7 @@ int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 		slog_warn("state: %s/%s is missing or unreadable; rebuilding it from VM '%s'",
 			  dir, name, vmm_vm_name(vm));
 	def = def ? json_object_get(def) : def_from_info(vm);
-	r = doc_write(call, vm, def, json_object_get_boolean(member(doc, "restored")));
+	r = doc_write(call, vm, def, json_object_get_boolean(member(doc, "restored")), exclude);
 	json_object_put(def);
 	json_object_put(doc);
 	return r;
@@ -396,7 +402,7 @@ static int restore_file(struct rpc_call *call, const char *name, char *why, size
 	r = quirks_restore(vm, member(doc, "quirks_enabled"), why, len);
 	if (!r)
 		r = slots_restore(call, vm, member(doc, "memslots"), why, len);
-	if (!r && (r = doc_write(call, vm, def, true)))
+	if (!r && (r = doc_write(call, vm, def, true, VMM_SLOT_ANY)))
 		call_why(call, why, len);
 	if (r)
 		vmm_vm_destroy(vm, NULL);

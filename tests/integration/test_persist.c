@@ -320,6 +320,7 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 
 	start();
 	ok_put("vm.create", "{\"name\":\"w\",\"memory\":\"16M\"}");
+	ok_put("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x200000000\",\"size\":4096}");
 	/* A non-empty directory where the file goes: rename() must fail,
 	 * even for root. */
 	snprintf(path, sizeof(path), "%s/state/vm-w.json", top);
@@ -329,9 +330,11 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 	cr_assert_eq(mkdir(path, 0700), 0);
 	state_io_error("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x100000000\",\"size\":4096}",
 		       "vm-w.json");
-	/* Not persisted, so not applied: the slot is gone again. */
-	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 1,
-		     "only boot RAM may remain after a create that could not be saved");
+	state_io_error("memslot.delete", "{\"vm\":\"w\",\"slot\":1}", "vm-w.json");
+	/* Not persisted, so not applied: the created slot is gone again and
+	 * the one whose deletion could not be saved is still there. */
+	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 2,
+		     "boot RAM and slot 1 must remain");
 	json_object_put(r);
 	snprintf(path, sizeof(path), "%s/state/vm-n.json", top);
 	cr_assert_eq(mkdir(path, 0700), 0);
