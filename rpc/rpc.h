@@ -12,7 +12,6 @@
 #include <json-c/json.h>
 
 struct event_base;
-struct evbuffer;
 struct vmm;
 struct rpc_server;
 struct rpc_call;
@@ -57,8 +56,6 @@ struct rpc_config {
 	struct vmm *vmm;	/* the VMs the vm.* and memslot.* methods drive */
 	const char *state_dir;	/* vm-NAME.json files; NULL: not persisted */
 	void *app;		/* handed to handlers via rpc_call_app() */
-	/* Appends the application's Prometheus lines to GET /metrics. */
-	void (*metrics)(struct evbuffer *out, void *app);
 };
 
 int rpc_server_create(struct event_base *base, const struct rpc_config *cfg,

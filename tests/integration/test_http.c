@@ -125,6 +125,19 @@ Test(http, metrics_are_prometheus_text_and_count_requests)
 	cr_assert(strstr(r, "200 OK") && strstr(r, "# TYPE slotd_rpc_requests_total counter"), "got %s", r);
 	cr_assert(strstr(r, "slotd_rpc_errors_total 1\n"), "one error so far: %s", r);
 	free(r);
+	if (access("/dev/kvm", R_OK | W_OK) == 0) {
+		free(http("POST", "/rpc", "s3cret-token",
+			  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"vm.create\","
+			  "\"params\":{\"name\":\"mx\",\"memory\":\"16M\"}}"));
+		r = http("GET", "/metrics", "s3cret-token", NULL);
+		cr_assert(strstr(r, "slotd_vm_info{vm=\"mx\",state=\"defined\",type=\"default\"} 1"),
+			  "VM info line: %s", r);
+		cr_assert(strstr(r, "slotd_vm_stat{vm=\"mx\",source=\"engine\",name=\"roots_obsoleted\"} 0"),
+			  "engine counters: %s", r);
+		cr_assert(strstr(r, "slotd_vm_stat{vm=\"mx\",source=\"kvm\",name=\"remote_tlb_flush\"}"),
+			  "kernel counters: %s", r);
+		free(r);
+	}
 }
 
 Test(http, tcp_listeners_must_be_loopback_and_have_a_token, .init = NULL, .fini = NULL)
