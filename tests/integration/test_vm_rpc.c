@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
@@ -258,4 +259,29 @@ Test(vm_rpc, destroy_gives_the_memory_back_to_the_system)
 	after = daemon_rss_kib();
 	cr_assert_lt(after - base, 16 * 1024, "RSS %ld KiB before, %ld with the VM, %ld after destroy",
 		     base, touched, after);
+}
+
+/* SIGTERM with guests running: slotd stops them and exits 0, promptly. */
+Test(vm_rpc, sigterm_stops_running_guests_and_exits_cleanly)
+{
+	json_object *r;
+	struct timespec t0, t1;
+	int st;
+
+	for (int i = 0; i < 3; i++) {
+		char p[128];
+
+		snprintf(p, sizeof(p), "{\"name\":\"run%d\",\"memory\":\"16M\",\"vcpus\":2,"
+			 "\"payload\":\"builtin:busy\"}", i);
+		ok("vm.create", p, &r);
+		json_object_put(r);
+		snprintf(p, sizeof(p), "{\"name\":\"run%d\"}", i);
+		ok("vm.start", p, &r);
+		json_object_put(r);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	st = test_daemon_stop(&d);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_eq(st, 0, "slotd exited %d with guests running", st);
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 5, "shutdown took %ld s", (long)(t1.tv_sec - t0.tv_sec));
 }
