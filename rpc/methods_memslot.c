@@ -358,13 +358,17 @@ static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *
  * state file (the error's data.file is already set). */
 static int unsaved(struct rpc_call *call, struct vmm_vm *vm, const char *what, int r)
 {
-	char file[96];
+	json_object *data, *f;
+	char file[128] = "";
 
+	/* Keep the name of the file that failed (snapshot or journal). */
+	if (call->error && json_object_object_get_ex(call->error, "data", &data) &&
+	    json_object_object_get_ex(data, "file", &f))
+		snprintf(file, sizeof(file), "%s", json_object_get_string(f));
 	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
-		       "%s of VM '%s' was not made (or was undone): its state file "
-		       "vm-%s.json in the state directory could not be written (%s)", what, vmm_vm_name(vm),
-		       vmm_vm_name(vm), strerror(-r));
-	snprintf(file, sizeof(file), "vm-%s.json", vmm_vm_name(vm));
+		       "%s of VM '%s' was not made (or was undone): its state file %s in the "
+		       "state directory could not be written (%s)", what, vmm_vm_name(vm),
+		       file, strerror(-r));
 	rpc_call_error_data(call, "file", json_object_new_string(file));
 	return r;
 }
@@ -407,7 +411,7 @@ static int memslot_create(struct rpc_call *call, json_object *params, json_objec
 	r = vmm_memslot_create(vm, &p, &id, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = rpc_state_vm_save(call, vm);
+	r = rpc_state_slot_put(call, vm, id);
 	if (r) {
 		vmm_memslot_delete(vm, id, NULL, NULL);
 		return unsaved(call, vm, "the new memslot", r);
@@ -432,7 +436,7 @@ static int memslot_move(struct rpc_call *call, json_object *params, json_object 
 	r = vmm_memslot_move(vm, id, gpa, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = rpc_state_vm_save(call, vm);
+	r = rpc_state_slot_put(call, vm, id);
 	if (r) {
 		vmm_memslot_move(vm, id, old.gpa, NULL, NULL);
 		return unsaved(call, vm, "the move of a memslot", r);
@@ -458,7 +462,7 @@ static int memslot_delete(struct rpc_call *call, json_object *params, json_objec
 		return no_slot(call, vm, id, "slot");
 	/* The layout without the slot is written first: a delete that cannot
 	 * be persisted is not made (backings cannot come back once freed). */
-	r = id != 0 ? rpc_state_vm_save_without(call, vm, id) : 0;
+	r = id != 0 ? rpc_state_slot_del(call, vm, id) : 0;
 	if (r)
 		return unsaved(call, vm, "the deletion of a memslot", r);
 	r = vmm_memslot_delete(vm, id, &fx, &e);
@@ -521,7 +525,7 @@ static int memslot_set_flags(struct rpc_call *call, json_object *params, json_ob
 	r = vmm_memslot_set_flags(vm, id, rpc_param_bool(params, "dirty_log", false), &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = rpc_state_vm_save(call, vm);
+	r = rpc_state_slot_put(call, vm, id);
 	if (r) {
 		vmm_memslot_set_flags(vm, id, cur.slot_flags & VMM_SLOT_DIRTY_LOG, NULL, NULL);
 		return unsaved(call, vm, "the flags change of a memslot", r);

@@ -1,21 +1,32 @@
-/* Durable VM definitions and memslot layouts: one vm-NAME.json per VM in
- * the state dir, written atomically (daemon_state_write) before a change is
- * answered, and restored at start-up.
+/* Durable VM definitions and memslot layouts, written before a change is
+ * answered and restored at start-up.  Per VM in the state dir:
  *
- * File: {"version": 1, "vm": {name, type, vcpus, memory, payload, args,
+ * vm-NAME.json, the snapshot, written atomically (daemon_state_write):
+ * {"version": 1, "seq": N, "vm": {name, type, vcpus, memory, payload, args,
  * mmio, ram}, "quirks_enabled": [names], "memslots": [every slot but 0, as
- * memslot.list shows it], "restored": bool}. */
+ * memslot.list shows it], "restored": bool}.
+ *
+ * vm-NAME.journal, memslot changes since the snapshot, one JSON line each,
+ * appended and fdatasync'ed: {"seq": n, "put": {slot}} or {"seq": n,
+ * "del": id}.  A change costs one short append instead of rewriting a file
+ * that grows with the slot count; every JOURNAL_MAX lines (and on any
+ * other change) the snapshot is rewritten and the journal emptied.  Lines
+ * with seq <= the snapshot's were already folded in (a crash between the
+ * two steps); a torn last line is a change that was never answered. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/daemon.h"
 #include "rpc/internal.h"
 #include "vmm/vmm.h"
 
 #define STATE_VERSION	1
+#define JOURNAL_MAX	256
 
 struct restore_ctx {
 	struct rpc_server *srv;
@@ -32,6 +43,8 @@ struct def_entry {
 	char name[VMM_NAME_MAX];
 	json_object *def;
 	bool restored;
+	uint64_t seq;		/* of the last change written */
+	unsigned jlines;	/* lines in the journal */
 };
 
 static struct def_entry *defs;
@@ -82,6 +95,38 @@ static void def_drop(const struct rpc_server *srv, const char *name)
 static void file_name(const char *vm, char *buf, size_t len)
 {
 	snprintf(buf, len, "vm-%s.json", vm);
+}
+
+static void journal_name(const char *vm, char *buf, size_t len)
+{
+	snprintf(buf, len, "vm-%s.journal", vm);
+}
+
+/* Opens e's journal for appending (or, with trunc, empties it). */
+static int journal_open(const char *dir, const struct def_entry *e, bool trunc)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/vm-%s.journal", dir, e->name);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0),
+		  0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Empties e's journal (after a snapshot took its changes in). */
+static int journal_reset(const char *dir, struct def_entry *e)
+{
+	int fd = journal_open(dir, e, true), r = 0;
+
+	if (fd < 0)
+		return fd;
+	if (fdatasync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (!r)
+		e->jlines = 0;
+	return r;
 }
 
 /* The parsed state file of VM name, or NULL. */
@@ -142,9 +187,8 @@ static json_object *quirks_json(struct vmm_vm *vm)
 	return a;
 }
 
-/* Every memslot but 0 (boot RAM is part of the definition) and but
- * exclude (VMM_SLOT_ANY: none). */
-static int layout_json(struct vmm_vm *vm, uint32_t exclude, json_object **out)
+/* Every memslot but 0 (boot RAM is part of the definition). */
+static int layout_json(struct vmm_vm *vm, json_object **out)
 {
 	struct vmm_memslot_info *s;
 	size_t n;
@@ -154,7 +198,7 @@ static int layout_json(struct vmm_vm *vm, uint32_t exclude, json_object **out)
 		return r;
 	*out = json_object_new_array_ext((int)n);
 	for (size_t i = 0; i < n; i++)
-		if (s[i].id != 0 && s[i].id != exclude)
+		if (s[i].id != 0)
 			json_object_array_add(*out, rpc_memslot_json(&s[i]));
 	free(s);
 	return 0;
@@ -163,16 +207,18 @@ static int layout_json(struct vmm_vm *vm, uint32_t exclude, json_object **out)
 /* Writes the VM's file from def (a reference is taken); on failure records
  * -32010 naming the file. */
 static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
-		     bool restored, uint32_t exclude)
+		     bool restored)
 {
 	const char *dir = call->srv->cfg.state_dir;
 	json_object *doc = json_object_new_object(), *slots = NULL;
 	char name[128];
 	const char *text;
-	int r = layout_json(vm, exclude, &slots);
+	struct def_entry *e = def_find(call->srv, vmm_vm_name(vm));
+	int r = layout_json(vm, &slots);
 
 	file_name(vmm_vm_name(vm), name, sizeof(name));
 	json_object_object_add(doc, "version", json_object_new_int(STATE_VERSION));
+	json_object_object_add(doc, "seq", json_object_new_uint64(e ? e->seq : 0));
 	json_object_object_add(doc, "vm", json_object_get(def));
 	json_object_object_add(doc, "quirks_enabled", quirks_json(vm));
 	json_object_object_add(doc, "memslots", slots);
@@ -184,6 +230,12 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	json_object_put(doc);
 	if (!r) {
 		def_put(call->srv, vmm_vm_name(vm), def, restored);
+		e = def_find(call->srv, vmm_vm_name(vm));
+		/* A journal left non-empty only costs a replay of lines the
+		 * snapshot's seq already covers. */
+		if (e && journal_reset(dir, e))
+			slog_warn("state: VM %s: cannot empty its journal: %s", vmm_vm_name(vm),
+				  strerror(errno));
 		return 0;
 	}
 	slog_error("state: VM %s: cannot write %s/%s: %s", vmm_vm_name(vm), dir, name,
@@ -204,7 +256,7 @@ int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *
 	if (!call->srv->cfg.state_dir)
 		return 0;
 	def = def_from_params(vm, params);
-	r = doc_write(call, vm, def, false, VMM_SLOT_ANY);
+	r = doc_write(call, vm, def, false);
 	json_object_put(def);
 	if (!r)
 		return 0;
@@ -218,11 +270,6 @@ int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *
 
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 {
-	return rpc_state_vm_save_without(call, vm, VMM_SLOT_ANY);
-}
-
-int rpc_state_vm_save_without(struct rpc_call *call, struct vmm_vm *vm, uint32_t exclude)
-{
 	const char *dir = call->srv->cfg.state_dir;
 	struct def_entry *e;
 	json_object *doc, *def;
@@ -233,7 +280,7 @@ int rpc_state_vm_save_without(struct rpc_call *call, struct vmm_vm *vm, uint32_t
 		return 0;
 	e = def_find(call->srv, vmm_vm_name(vm));
 	if (e)
-		return doc_write(call, vm, e->def, e->restored, exclude);
+		return doc_write(call, vm, e->def, e->restored);
 	/* Not written by this process yet: take the definition from the file. */
 	file_name(vmm_vm_name(vm), name, sizeof(name));
 	doc = file_read(dir, name);
@@ -242,10 +289,103 @@ int rpc_state_vm_save_without(struct rpc_call *call, struct vmm_vm *vm, uint32_t
 		slog_warn("state: %s/%s is missing or unreadable; rebuilding it from VM '%s'",
 			  dir, name, vmm_vm_name(vm));
 	def = def ? json_object_get(def) : def_from_info(vm);
-	r = doc_write(call, vm, def, json_object_get_boolean(member(doc, "restored")), exclude);
+	r = doc_write(call, vm, def, json_object_get_boolean(member(doc, "restored")));
 	json_object_put(def);
 	json_object_put(doc);
 	return r;
+}
+
+/* Writes all of buf to fd. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Appends one change (takes over rec) to VM vm's journal and makes it
+ * durable; with no journal yet, or a full one, writes a snapshot instead.
+ * On failure records -32010 naming the file. */
+static int journal_append(struct rpc_call *call, struct vmm_vm *vm, json_object *rec)
+{
+	const char *dir = call->srv->cfg.state_dir;
+	struct def_entry *e = def_find(call->srv, vmm_vm_name(vm));
+	const char *text;
+	char name[128];
+	int r, fd;
+
+	if (!e || e->jlines >= JOURNAL_MAX) {
+		json_object_put(rec);
+		return rpc_state_vm_save(call, vm);
+	}
+	json_object_object_add(rec, "seq", json_object_new_uint64(e->seq + 1));
+	text = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+	/* Opened per record: a journal replaced or removed under us is noticed
+	 * (and costs an open, small next to the fdatasync). */
+	fd = r = journal_open(dir, e, false);
+	if (fd >= 0)
+		r = write_all(fd, text, strlen(text));
+	if (!r)
+		r = write_all(fd, "\n", 1);
+	if (!r && fdatasync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	json_object_put(rec);
+	if (!r) {
+		e->seq++;
+		e->jlines++;
+		return 0;
+	}
+	journal_name(vmm_vm_name(vm), name, sizeof(name));
+	slog_error("state: VM %s: cannot append to %s/%s: %s", vmm_vm_name(vm), dir, name,
+		   strerror(-r));
+	/* A torn record may be on disk: the next change writes a snapshot. */
+	e->jlines = JOURNAL_MAX;
+	rpc_call_error(call, RPC_ERR_STATE_IO, NULL, "%s/%s could not be written: %s", dir,
+		       name, strerror(-r));
+	rpc_call_error_data(call, "file", json_object_new_string(name));
+	return r;
+}
+
+int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, uint32_t id)
+{
+	struct vmm_memslot_info *s;
+	json_object *rec = NULL;
+	size_t n;
+
+	if (!call->srv->cfg.state_dir)
+		return 0;
+	if (rpc_memslots_get(vm, &s, &n))
+		return rpc_state_vm_save(call, vm);
+	for (size_t i = 0; i < n && !rec; i++) {
+		if (s[i].id != id)
+			continue;
+		rec = json_object_new_object();
+		json_object_object_add(rec, "put", rpc_memslot_json(&s[i]));
+	}
+	free(s);
+	return rec ? journal_append(call, vm, rec) : rpc_state_vm_save(call, vm);
+}
+
+int rpc_state_slot_del(struct rpc_call *call, struct vmm_vm *vm, uint32_t id)
+{
+	json_object *rec;
+
+	if (!call->srv->cfg.state_dir)
+		return 0;
+	rec = json_object_new_object();
+	json_object_object_add(rec, "del", json_object_new_int64(id));
+	return journal_append(call, vm, rec);
 }
 
 int rpc_state_vm_removed(struct rpc_call *call, const char *vm)
@@ -257,6 +397,8 @@ int rpc_state_vm_removed(struct rpc_call *call, const char *vm)
 	if (!dir)
 		return 0;
 	def_drop(call->srv, vm);
+	journal_name(vm, name, sizeof(name));
+	daemon_state_remove(dir, name);
 	file_name(vm, name, sizeof(name));
 	r = daemon_state_remove(dir, name);
 	if (!r)
@@ -372,6 +514,65 @@ static int slots_restore(struct rpc_call *call, struct vmm_vm *vm, json_object *
 	return 0;
 }
 
+/* Index in slots of the memslot with id, or -1. */
+static int slot_index(json_object *slots, int64_t id)
+{
+	for (size_t i = 0; i < json_object_array_length(slots); i++)
+		if (rpc_param_int(json_object_array_get_idx(slots, i), "slot", -1) == id)
+			return (int)i;
+	return -1;
+}
+
+/* Applies one journal record to the snapshot's memslots. */
+static void journal_apply(json_object *slots, json_object *rec)
+{
+	json_object *put = member(rec, "put"), *del = member(rec, "del");
+	int i = slot_index(slots, put ? rpc_param_int(put, "slot", -1) :
+				       del ? json_object_get_int64(del) : -1);
+
+	if (i >= 0)
+		json_object_array_del_idx(slots, (size_t)i, 1);
+	if (put)
+		json_object_array_add(slots, json_object_get(put));
+}
+
+/* Folds the journal of file name (vm-NAME.json) into doc: records after
+ * the snapshot's seq, in order, up to the first line that does not parse
+ * (a write cut short by a crash: it was never answered). */
+static void journal_replay(const char *dir, const char *name, json_object *doc)
+{
+	uint64_t seq = json_object_get_uint64(member(doc, "seq"));
+	json_object *slots = member(doc, "memslots");
+	char path[4096], line[8192];
+	unsigned applied = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%.*s.journal", dir, (int)strlen(name) - 5, name);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (!slots) {
+		slots = json_object_new_array();
+		json_object_object_add(doc, "memslots", slots);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		json_object *rec = strchr(line, '\n') ? json_tokener_parse(line) : NULL;
+
+		if (!rec) {
+			slog_warn("state: %s: an incomplete last record was ignored", path);
+			break;
+		}
+		if (json_object_get_uint64(member(rec, "seq")) > seq) {
+			journal_apply(slots, rec);
+			applied++;
+		}
+		json_object_put(rec);
+	}
+	fclose(f);
+	if (applied)
+		slog_info("state: %s: %u memslot change(s) replayed", path, applied);
+}
+
 /* Restores one file; on failure *why says why and nothing is left. */
 static int restore_file(struct rpc_call *call, const char *name, char *why, size_t len)
 {
@@ -389,6 +590,7 @@ static int restore_file(struct rpc_call *call, const char *name, char *why, size
 	}
 	if (params_from_def(def, &p, why, len))
 		goto out;
+	journal_replay(dir, name, doc);
 	file_name(p.name, want, sizeof(want));
 	if (strcmp(want, name)) {
 		snprintf(why, len, "the file names VM '%s', expected %s", p.name, want);
@@ -402,7 +604,7 @@ static int restore_file(struct rpc_call *call, const char *name, char *why, size
 	r = quirks_restore(vm, member(doc, "quirks_enabled"), why, len);
 	if (!r)
 		r = slots_restore(call, vm, member(doc, "memslots"), why, len);
-	if (!r && (r = doc_write(call, vm, def, true, VMM_SLOT_ANY)))
+	if (!r && (r = doc_write(call, vm, def, true)))
 		call_why(call, why, len);
 	if (r)
 		vmm_vm_destroy(vm, NULL);
