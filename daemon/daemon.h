@@ -51,6 +51,8 @@ int daemon_state_dir_open(const char *dir);
  * either the old or the new content, never a mix.  0 or -errno. */
 int daemon_state_write(const char *dir, const char *name, const void *data,
 		       size_t len);
+/* Writes all of data to fd, retrying short writes and EINTR; 0 or -errno. */
+int daemon_write_all(int fd, const void *data, size_t len);
 /* Removes dir/name durably (unlink, fsync of dir); absent is not an error. */
 int daemon_state_remove(const char *dir, const char *name);
 /* Calls fn(name, arg) for each file in dir ending in suffix, in name order;

@@ -23,7 +23,7 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int daemon_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -53,7 +53,7 @@ int daemon_state_write(const char *dir, const char *name, const void *data,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, data, len);
+	r = daemon_write_all(fd, data, len);
 	if (!r && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && !r)

@@ -295,22 +295,6 @@ int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 	return r;
 }
 
-/* Writes all of buf to fd. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Appends one change (takes over rec) to VM vm's journal and makes it
  * durable; with no journal yet, or a full one, writes a snapshot instead.
  * On failure records -32010 naming the file. */
@@ -333,9 +317,9 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, json_object 
 	 * (and costs an open, small next to the fdatasync). */
 	fd = r = journal_open(dir, e, false);
 	if (fd >= 0)
-		r = write_all(fd, text, strlen(text));
+		r = daemon_write_all(fd, text, strlen(text));
 	if (!r)
-		r = write_all(fd, "\n", 1);
+		r = daemon_write_all(fd, "\n", 1);
 	if (!r && fdatasync(fd) < 0)
 		r = -errno;
 	if (fd >= 0)
