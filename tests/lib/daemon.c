@@ -89,6 +89,10 @@ int test_daemon_start_in(struct test_daemon *d, const char *dir,
 {
 	long deadline;
 
+	/* A test that starts a second daemon on its fixture's struct (other
+	 * flags) replaces the first one instead of orphaning it. */
+	if (d->pid > 0)
+		test_daemon_stop(d);
 	d->own_dir = false;
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);
 	snprintf(d->sock, sizeof(d->sock), "%s/slotd.sock", d->dir);
