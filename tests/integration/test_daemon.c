@@ -318,6 +318,7 @@ Test(daemon, stale_socket_is_removed_and_replaced, .fini = stop)
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
 	cr_assert_eq(test_daemon_start_in(&d, dir, NULL), 0, "log: %s", test_slurp(d.log));
+	d.own_dir = true;	/* removed on a clean stop */
 	assert_serves();
 	log = test_slurp(d.log);
 	cr_assert(log && strstr(log, "stale"), "the log should say it removed a stale socket: %s", log);
@@ -382,6 +383,7 @@ Test(daemon, config_file_sets_options_and_flags_override_it, .fini = stop)
 	fprintf(f, "max-message = 64\nlog-level = debug\n");
 	fclose(f);
 	cr_assert_eq(test_daemon_start_in(&d, dir, extra), 0);
+	d.own_dir = true;	/* removed on a clean stop */
 	fd = test_connect(d.sock);
 	snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.version\",\"params\":{}}  %080d", 0);
 	rep = test_rpc_raw(fd, line);
@@ -400,6 +402,7 @@ Test(daemon, sighup_reopens_the_log_file, .fini = stop)
 	snprintf(logf, sizeof(logf), "%s/slotd.log.file", dir);
 	snprintf(moved, sizeof(moved), "%s/slotd.log.1", dir);
 	cr_assert_eq(test_daemon_start_in(&d, dir, extra), 0);
+	d.own_dir = true;	/* removed on a clean stop */
 	cr_assert_eq(rename(logf, moved), 0);
 	kill(d.pid, SIGHUP);
 	for (int i = 0; i < 200 && access(logf, F_OK); i++)

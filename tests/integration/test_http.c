@@ -29,6 +29,7 @@ static void start(void)
 	port = 20000 + getpid() % 20000;
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	cr_assert_eq(test_daemon_start_in(&d, dir, extra), 0, "log: %s", test_slurp(d.log));
+	d.own_dir = true;	/* removed on a clean stop */
 }
 
 static void stop(void)
