@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/daemon.h"
 #include "tests/lib/daemon.h"
 
 static long now_ms(void)
@@ -199,19 +200,7 @@ int test_daemon_stop(struct test_daemon *d)
 
 int test_send(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return daemon_write_all(fd, buf, len);
 }
 
 char *test_recv_line(int fd, int timeout_ms)
