@@ -6,7 +6,10 @@
  *      KVM_SET_USER_MEMORY_REGION2 on a VM this program creates itself,
  *      for 4 KiB, 2 MiB and 1 GiB anonymous slots (MAP_NORESERVE, never
  *      touched): medians and p90 over BENCH_MEMSLOT_N iterations (200),
- *      plus the daemon.version round trip.  The RPC series runs twice:
+ *      plus the daemon.version round trip.  Every iteration runs one raw
+ *      cycle, one RPC cycle per daemon and one daemon.version call, so
+ *      all columns sample the same moments (this host's speed drifts 3x
+ *      within minutes).  The RPC series runs twice:
  *      slotd's state dir on tmpfs and on the real disk (slotd fsyncs its
  *      state file before replying).  Target: RPC median within 1.2x of
  *      (raw ioctl median + one daemon.version round trip).
@@ -20,7 +23,7 @@
  *      per deletion from vm.stats.
  *
  * Environment (defaults): SLOTD_BIN, BENCH_MEMSLOT_N (200),
- * BENCH_MEMSLOT_VERSION_N (2000), BENCH_MEMSLOT_SLOT_SIZES (4K,2M,1G),
+ * BENCH_MEMSLOT_SLOT_SIZES (4K,2M,1G),
  * BENCH_MEMSLOT_WS (64M,512M), BENCH_MEMSLOT_RAM (anon,memfd: the boot
  * RAM backings of part 2), BENCH_MEMSLOT_ROUNDS (3),
  * BENCH_MEMSLOT_WINDOW_MS (2000), BENCH_MEMSLOT_MIN_PASSES (10, per
@@ -355,30 +358,23 @@ static void series_free(struct series *s)
 	free(s->kernel_ns);
 }
 
-/* n create/move/delete cycles of one slot of size bytes on the raw VM
- * (plus 5 unrecorded); the backing is mapped once, never touched. */
-static int raw_series(struct raw_vm *r, unsigned long long size, long n,
-		      struct series s[NOPS])
+/* One create/move/delete cycle of one slot on the raw VM (hva: its
+ * backing, mapped once, never touched); recorded into s when keep. */
+static int raw_cycle(struct raw_vm *r, unsigned long long size, void *hva, bool keep,
+		     struct series s[NOPS])
 {
-	void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	int ret = hva == MAP_FAILED ? -errno : 0;
+	long long t[NOPS + 1];
+	int ret;
 
-	for (long i = -5; !ret && i < n; i++) {
-		long long t[NOPS + 1];
-
-		t[0] = bench_now_ns();
-		ret = raw_set(r, SLOT_ID, GPA_A, size, hva);
-		t[1] = bench_now_ns();
-		ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, size, hva);
-		t[2] = bench_now_ns();
-		ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, 0, hva);
-		t[3] = bench_now_ns();
-		for (int op = 0; i >= 0 && op < NOPS; op++)
-			s[op].ns[s[op].n++] = t[op + 1] - t[op];
-	}
-	if (hva != MAP_FAILED)
-		munmap(hva, size);
+	t[0] = bench_now_ns();
+	ret = raw_set(r, SLOT_ID, GPA_A, size, hva);
+	t[1] = bench_now_ns();
+	ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, size, hva);
+	t[2] = bench_now_ns();
+	ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, 0, hva);
+	t[3] = bench_now_ns();
+	for (int op = 0; !ret && keep && op < NOPS; op++)
+		s[op].ns[s[op].n++] = t[op + 1] - t[op];
 	if (ret)
 		fprintf(stderr, "bench_memslot: raw ioctl: %s\n", strerror(-ret));
 	return ret;
@@ -403,54 +399,40 @@ static int rpc_timed(struct conn *c, struct series *s, bool keep,
 	return ret;
 }
 
-/* The same cycles through slotd on VM "m" (defined, not running). */
-static int rpc_series(struct conn *c, unsigned long long size, long n,
-		      struct series s[NOPS])
+/* The same cycle through slotd on VM "m" (defined, not running). */
+static int rpc_cycle(struct conn *c, unsigned long long size, bool keep,
+		     struct series s[NOPS])
 {
 	char create[128], move[128];
-	int ret = 0;
+	int ret;
 
 	snprintf(create, sizeof(create), "{\"vm\":\"m\",\"gpa\":%llu,"
 		 "\"size\":%llu,\"slot\":%d}", GPA_A, size, SLOT_ID);
 	snprintf(move, sizeof(move), "{\"vm\":\"m\",\"slot\":%d,\"gpa\":%llu}",
 		 SLOT_ID, GPA_B);
-	for (long i = -5; !ret && i < n; i++) {
-		ret = rpc_timed(c, &s[OP_CREATE], i >= 0, "memslot.create",
-				create);
-		if (!ret)
-			ret = rpc_timed(c, &s[OP_MOVE], i >= 0, "memslot.move",
-					move);
-		if (!ret)
-			ret = rpc_timed(c, &s[OP_DELETE], i >= 0,
-					"memslot.delete",
-					"{\"vm\":\"m\",\"slot\":10}");
-	}
+	ret = rpc_timed(c, &s[OP_CREATE], keep, "memslot.create", create);
+	if (!ret)
+		ret = rpc_timed(c, &s[OP_MOVE], keep, "memslot.move", move);
+	if (!ret)
+		ret = rpc_timed(c, &s[OP_DELETE], keep, "memslot.delete",
+				"{\"vm\":\"m\",\"slot\":10}");
 	return ret;
 }
 
-/* Median daemon.version round trip over n calls (after 200 warm-up). */
-static int version_rtt(struct conn *c, long n, double *med, double *p90)
+/* One timed daemon.version call, recorded into s when keep. */
+static int version_timed(struct conn *c, bool keep, struct series *s)
 {
-	long long *ns = calloc((size_t)n, sizeof(*ns));
-	int ret = ns ? 0 : -ENOMEM;
+	long long t0 = bench_now_ns();
+	int ret = rpc_call(c, NULL, "daemon.version", "{}");
 
-	for (long i = -200; !ret && i < n; i++) {
-		long long t0 = bench_now_ns();
-
-		ret = rpc_call(c, NULL, "daemon.version", "{}");
-		if (i >= 0)
-			ns[i] = bench_now_ns() - t0;
-	}
-	if (!ret) {
-		*p90 = bench_pct_us(ns, n, 0.9);
-		*med = bench_pct_us(ns, n, 0.5);
-	}
-	free(ns);
+	if (!ret && keep)
+		s->ns[s->n++] = bench_now_ns() - t0;
 	return ret;
 }
 
 /* Figures of one op and size: raw and each RPC series. */
 struct p1_row {
+	double ver[2];		/* daemon.version round trip, same iterations */
 	double raw[2];
 	double rpc[2][2];	/* [tmpfs|disk][median|p90] */
 	double server, kernel;	/* daemon-side medians, tmpfs series */
@@ -466,32 +448,33 @@ static void print_verdict(double rpc, double raw, double ver)
 
 /* Part 1's table. */
 static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
-		     int nsz, double ver, double ver90, bool disk, long n)
+		     int nsz, bool disk, long n)
 {
 	char b[24];
 
-	printf("memslot ops: raw ioctl vs RPC, N=%ld each, us, median (p90); "
-	       "daemon.version round trip %.1f (%.1f)\n", n, ver, ver90);
+	printf("memslot ops: raw ioctl vs RPC, N=%ld each, interleaved (each iteration: "
+	       "raw cycle, RPC cycles, daemon.version), us, median (p90)\n", n);
 	printf("target: rpc median <= 1.2 x (raw median + version median)\n");
-	printf("%-7s %-5s %-17s %-17s %-17s %-11s %-11s %-12s %s\n", "op",
-	       "size", "raw ioctl", "rpc, tmpfs state", "rpc, disk state",
+	printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9s %-9s %-12s %s\n", "op",
+	       "size", "raw ioctl", "version rtt", "rpc, tmpfs state", "rpc, disk state",
 	       "slotd op", "its ioctl", "ratio tmpfs", disk ? "ratio disk" : "");
 	for (int i = 0; i < nsz; i++)
 		for (int op = 0; op < NOPS; op++) {
 			struct p1_row *r = &rows[i][op];
-			char c1[32], c2[32], c3[32];
+			char c1[32], c2[32], c3[32], c4[32];
 
 			snprintf(c1, sizeof(c1), "%.1f (%.1f)", r->raw[0], r->raw[1]);
+			snprintf(c4, sizeof(c4), "%.1f (%.1f)", r->ver[0], r->ver[1]);
 			snprintf(c2, sizeof(c2), "%.1f (%.1f)", r->rpc[0][0],
 				 r->rpc[0][1]);
 			snprintf(c3, sizeof(c3), disk ? "%.1f (%.1f)" : "-",
 				 r->rpc[1][0], r->rpc[1][1]);
-			printf("%-7s %-5s %-17s %-17s %-17s %-11.1f %-11.1f",
-			       op_names[op], size_str(sz[i], b, sizeof(b)), c1,
+			printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9.1f %-9.1f",
+			       op_names[op], size_str(sz[i], b, sizeof(b)), c1, c4,
 			       c2, c3, r->server, r->kernel);
-			print_verdict(r->rpc[0][0], r->raw[0], ver);
+			print_verdict(r->rpc[0][0], r->raw[0], r->ver[0]);
 			if (disk)
-				print_verdict(r->rpc[1][0], r->raw[0], ver);
+				print_verdict(r->rpc[1][0], r->raw[0], r->ver[0]);
 			putchar('\n');
 		}
 	printf("(slotd op / its ioctl: the reply's effect.duration_ns and "
@@ -505,32 +488,46 @@ static int p1_vm(struct conn *c)
 			"{\"name\":\"m\",\"memory\":\"64M\",\"ram\":\"anon\"}");
 }
 
-/* Runs one size through raw, tmpfs and disk series; fills rows. */
+/* Runs one size: n iterations (after 20 unrecorded), each a raw cycle,
+ * an RPC cycle per daemon and a daemon.version call, so that every column
+ * sees the same moments of a noisy host; fills rows. */
 static int p1_size(struct raw_vm *raw, struct conn c[2], int nconn,
 		   unsigned long long size, long n, struct p1_row rows[NOPS])
 {
-	struct series s[NOPS];
-	int ret = 0;
+	struct series s[3][NOPS] = { { { 0 } } }, ver = { 0 };	/* [raw|tmpfs|disk] */
+	void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int ret = hva == MAP_FAILED ? -errno : 0;
 
-	for (int k = -1; !ret && k < nconn; k++) {
+	for (int k = 0; k < 3; k++)
 		for (int op = 0; op < NOPS; op++)
-			ret = ret ? ret : series_alloc(&s[op], n);
+			ret = ret ? ret : series_alloc(&s[k][op], n);
+	ret = ret ? ret : series_alloc(&ver, n);
+	for (long i = -20; !ret && i < n; i++) {
+		ret = raw_cycle(raw, size, hva, i >= 0, s[0]);
+		for (int k = 0; !ret && k < nconn; k++)
+			ret = rpc_cycle(&c[k], size, i >= 0, s[k + 1]);
 		if (!ret)
-			ret = k < 0 ? raw_series(raw, size, n, s)
-				    : rpc_series(&c[k], size, n, s);
-		for (int op = 0; !ret && op < NOPS; op++) {
-			double *d = k < 0 ? rows[op].raw : rows[op].rpc[k];
-
-			d[1] = bench_pct_us(s[op].ns, s[op].n, 0.9);
-			d[0] = bench_pct_us(s[op].ns, s[op].n, 0.5);
-			if (k == 0) {
-				rows[op].server = bench_pct_us(s[op].server_ns, s[op].n, 0.5);
-				rows[op].kernel = bench_pct_us(s[op].kernel_ns, s[op].n, 0.5);
-			}
-		}
-		for (int op = 0; op < NOPS; op++)
-			series_free(&s[op]);
+			ret = version_timed(&c[0], i >= 0, &ver);
 	}
+	for (int op = 0; !ret && op < NOPS; op++) {
+		rows[op].ver[1] = bench_pct_us(ver.ns, ver.n, 0.9);
+		rows[op].ver[0] = bench_pct_us(ver.ns, ver.n, 0.5);
+		for (int k = 0; k <= nconn; k++) {
+			double *d = k == 0 ? rows[op].raw : rows[op].rpc[k - 1];
+
+			d[1] = bench_pct_us(s[k][op].ns, s[k][op].n, 0.9);
+			d[0] = bench_pct_us(s[k][op].ns, s[k][op].n, 0.5);
+		}
+		rows[op].server = bench_pct_us(s[1][op].server_ns, s[1][op].n, 0.5);
+		rows[op].kernel = bench_pct_us(s[1][op].kernel_ns, s[1][op].n, 0.5);
+	}
+	for (int k = 0; k < 3; k++)
+		for (int op = 0; op < NOPS; op++)
+			series_free(&s[k][op]);
+	series_free(&ver);
+	if (hva != MAP_FAILED)
+		munmap(hva, size);
 	return ret;
 }
 
@@ -546,7 +543,6 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 	struct bench_daemon d[2] = { { .pid = 0 }, { .pid = 0 } };
 	struct conn c[2] = { { .fd = -1 }, { .fd = -1 } };
 	struct raw_vm raw = { .kvm = -1, .vm = -1 };
-	double ver = 0, ver90 = 0;
 
 	n = n > 0 ? n : 1;
 	ret = raw_open(&raw);
@@ -563,13 +559,10 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 		ret = ret ? ret : conn_open(d[k].sock, &c[k]);
 		ret = ret ? ret : p1_vm(&c[k]);
 	}
-	if (!ret)
-		ret = version_rtt(&c[0], bench_env_long("BENCH_MEMSLOT_VERSION_N", 2000),
-				  &ver, &ver90);
 	for (int i = 0; !ret && i < nsz; i++)
 		ret = p1_size(&raw, c, nconn, sz[i], n, rows[i]);
 	if (!ret)
-		p1_print(rows, sz, nsz, ver, ver90, nconn > 1, n);
+		p1_print(rows, sz, nsz, nconn > 1, n);
 	for (int k = 0; k < nconn; k++) {
 		conn_close(&c[k]);
 		bench_daemon_stop(&d[k]);
