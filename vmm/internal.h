@@ -41,12 +41,17 @@ struct vmm_memslot {
 };
 
 /* A KVM binary stats fd with its descriptors parsed. */
+#define STATS_PICK_MAX	16
+
 struct vmm_stats_src {
 	int fd;
 	uint64_t data_offset;
 	unsigned count;
 	struct vmm_stats_desc *descs;
 	size_t data_size;		/* bytes of the data block we read */
+	/* stats_src_pick's names, resolved to descriptor indices once. */
+	const char *const *pick_names;
+	int pick_idx[STATS_PICK_MAX];
 };
 
 struct vmm_stats_desc {
@@ -272,6 +277,11 @@ void console_report(struct vmm_vm *vm, unsigned vcpu, uint32_t tag,
 /* stats.c */
 int stats_src_open(struct vmm_stats_src *src, int kvm_obj_fd);
 void stats_src_close(struct vmm_stats_src *src);
+/* Values of the n (<= STATS_PICK_MAX) named statistics in one read, 0 for
+ * a name the kernel does not have; names must be a static array (its
+ * indices are resolved on the first call with it). */
+int stats_src_pick(struct vmm_stats_src *src, const char *const *names, unsigned n,
+		   uint64_t *out);
 int stats_src_foreach(struct vmm_stats_src *src, const char *source, int vcpu,
 		      int (*fn)(const struct vmm_stat *st, void *arg),
 		      void *arg);

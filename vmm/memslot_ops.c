@@ -39,20 +39,9 @@ struct snapshot {
 	struct mmu_stats e;
 };
 
-static int kstat_pick(const struct vmm_stat *st, void *arg)
-{
-	uint64_t *k = arg;
-
-	for (size_t i = 0; i < NKSTATS; i++)
-		if (!strcmp(st->name, kstat_names[i]))
-			k[i] = st->value;
-	return 0;
-}
-
 static void snap_take(struct vmm_vm *vm, struct snapshot *s)
 {
-	memset(s->k, 0, sizeof(s->k));
-	stats_src_foreach(&vm->stats, "kvm", -1, kstat_pick, s->k);
+	stats_src_pick(&vm->stats, kstat_names, NKSTATS, s->k);
 	mmu_stats_get(vm->mmu, &s->e);
 }
 
@@ -412,8 +401,9 @@ static int backing_map(struct vmm_vm *vm, uint32_t id, const struct vmm_memslot_
 				   "not enough free huge pages (see /proc/sys/vm/nr_hugepages)" :
 				   "mapping the backing failed");
 	}
-	if (b->kind == VMM_BACKING_ANON)
-		madvise(m->hva, p->size, MADV_HUGEPAGE);	/* best effort */
+	/* Best effort; below 2 MiB there is no huge page to ask for. */
+	if (b->kind == VMM_BACKING_ANON && p->size >= HUGE_2M)
+		madvise(m->hva, p->size, MADV_HUGEPAGE);
 	return 0;
 }
 

@@ -72,6 +72,51 @@ void stats_src_close(struct vmm_stats_src *src)
 	src->fd = -1;
 }
 
+/* One statistic's value: the sum of its buckets. */
+static uint64_t desc_value(const struct vmm_stats_desc *d, const uint8_t *data)
+{
+	uint64_t v = 0, w;
+
+	for (unsigned k = 0; k < d->size; k++) {
+		memcpy(&w, data + d->offset + k * 8, 8);
+		v += w;
+	}
+	return v;
+}
+
+int stats_src_pick(struct vmm_stats_src *src, const char *const *names, unsigned n,
+		   uint64_t *out)
+{
+	uint8_t stack[2048], *data = stack;
+	int r = 0;
+
+	memset(out, 0, n * sizeof(*out));
+	if (src->fd < 0 || !src->count)
+		return 0;
+	if (n > STATS_PICK_MAX)
+		return -EINVAL;
+	if (src->pick_names != names) {
+		for (unsigned i = 0; i < n; i++) {
+			src->pick_idx[i] = -1;
+			for (unsigned k = 0; k < src->count; k++)
+				if (!strcmp(src->descs[k].name, names[i]))
+					src->pick_idx[i] = (int)k;
+		}
+		src->pick_names = names;
+	}
+	if (src->data_size > sizeof(stack) && !(data = malloc(src->data_size)))
+		return -ENOMEM;
+	if (pread(src->fd, data, src->data_size, (off_t)src->data_offset) !=
+	    (ssize_t)src->data_size)
+		r = -EIO;
+	for (unsigned i = 0; i < n && !r; i++)
+		if (src->pick_idx[i] >= 0)
+			out[i] = desc_value(&src->descs[src->pick_idx[i]], data);
+	if (data != stack)
+		free(data);
+	return r;
+}
+
 /* Reads every value once and calls fn per statistic. */
 int stats_src_foreach(struct vmm_stats_src *src, const char *source, int vcpu,
 		      int (*fn)(const struct vmm_stat *st, void *arg),
@@ -93,14 +138,9 @@ int stats_src_foreach(struct vmm_stats_src *src, const char *source, int vcpu,
 	}
 	for (unsigned i = 0; i < src->count && !r; i++) {
 		const struct vmm_stats_desc *d = &src->descs[i];
-		uint64_t v = 0, w;
 
-		for (unsigned k = 0; k < d->size; k++) {
-			memcpy(&w, data + d->offset + k * 8, 8);
-			v += w;
-		}
 		st.name = d->name;
-		st.value = v;
+		st.value = desc_value(d, data);
 		st.cumulative = (d->flags & KVM_STATS_TYPE_MASK) ==
 				KVM_STATS_TYPE_CUMULATIVE;
 		r = fn(&st, arg);
