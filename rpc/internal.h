@@ -41,23 +41,15 @@ struct rpc_listener {
 struct rpc_http;
 void rpc_http_destroy(struct rpc_http *h);
 
-/* A schema pattern compiled once (rpc/schema.c). */
-struct rpc_regex {
-	struct rpc_regex *next;
-	json_object *pattern;		/* the document's string: the key */
-	regex_t re;
-};
-
-void rpc_schema_cache_free(struct rpc_server *srv);
-
 struct rpc_server {
 	struct rpc_http *http;
-	struct rpc_regex *regexes;
 	struct event_base *base;
 	struct rpc_config cfg;
 	const struct rpc_method **methods;	/* sorted by name */
 	size_t nmethods;
 	json_object *openrpc;
+	struct json_tokener *tok;	/* reused for every message (reset) */
+	json_object *method_index;	/* name -> method of openrpc */
 	TAILQ_HEAD(, rpc_conn) conns;
 	TAILQ_HEAD(, rpc_listener) listeners;
 	unsigned nconns;
@@ -77,7 +69,7 @@ extern const size_t rpc_topic_count;
 int rpc_topic_bit(const char *name);
 
 /* Finds the schema of method name's params in the OpenRPC document. */
-json_object *rpc_schema_method(json_object *openrpc, const char *name);
+json_object *rpc_schema_method(struct rpc_server *srv, const char *name);
 /* Validates params against the method's OpenRPC param list; on failure
  * records -32602 naming the field in call and returns -EINVAL. */
 int rpc_schema_check_params(struct rpc_call *call, json_object *openrpc,

@@ -6,25 +6,31 @@
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rpc/internal.h"
 
-json_object *rpc_schema_method(json_object *openrpc, const char *name)
+json_object *rpc_schema_method(struct rpc_server *srv, const char *name)
 {
 	json_object *methods, *m, *n;
 	size_t len;
 
-	if (!openrpc || !json_object_object_get_ex(openrpc, "methods", &methods))
-		return NULL;
-	len = json_object_array_length(methods);
-	for (size_t i = 0; i < len; i++) {
-		m = json_object_array_get_idx(methods, i);
-		if (json_object_object_get_ex(m, "name", &n) &&
-		    !strcmp(json_object_get_string(n), name))
-			return m;
+	/* Indexed by name on first use: a scan of the list cost 1 us a call. */
+	if (!srv->method_index) {
+		if (!srv->openrpc ||
+		    !json_object_object_get_ex(srv->openrpc, "methods", &methods))
+			return NULL;
+		srv->method_index = json_object_new_object();
+		len = json_object_array_length(methods);
+		for (size_t i = 0; i < len; i++) {
+			m = json_object_array_get_idx(methods, i);
+			if (json_object_object_get_ex(m, "name", &n))
+				json_object_object_add(srv->method_index, json_object_get_string(n),
+						       json_object_get(m));
+		}
 	}
-	return NULL;
+	return json_object_object_get_ex(srv->method_index, name, &m) ? m : NULL;
 }
 
 /* Resolves "#/components/schemas/X". */
@@ -68,6 +74,79 @@ static bool type_is(json_object *v, const char *t)
 	return !strcmp(have, t) || (!strcmp(t, "number") && !strcmp(have, "integer"));
 }
 
+/* What validation reads of one schema object, looked up on its first use
+ * and kept as the object's userdata (the document never changes; its
+ * serializer ignores userdata; it is shared by reference, never deep-copied,
+ * which would refuse userdata).  Looking the keywords up in every request
+ * cost more than the rest of the check. */
+struct node {
+	json_object *target;	/* the schema after $ref hops, NULL if none */
+	json_object *type, *enum_, *minimum, *maximum, *min_len, *max_len,
+		*pattern, *description, *properties, *required, *addl, *items,
+		*min_items, *max_items, *alts;
+	bool closed;		/* additionalProperties: false */
+	int re_state;		/* 0 not compiled yet, 1 compiled, -1 failed */
+	regex_t re;
+};
+
+static void node_free(json_object *o, void *userdata)
+{
+	struct node *n = userdata;
+
+	(void)o;
+	if (n->re_state == 1)
+		regfree(&n->re);
+	free(n);
+}
+
+static json_object *get(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/* The node of schema s (NULL when out of memory or not an object). */
+static struct node *node_of(json_object *doc, json_object *s)
+{
+	struct node *n;
+
+	if (!json_object_is_type(s, json_type_object))
+		return NULL;
+	n = json_object_get_userdata(s);
+	if (n)
+		return n;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->target = deref(doc, s);
+	if (n->target && n->target != s) {
+		/* A $ref: its own node holds the keywords. */
+		json_object_set_userdata(s, n, node_free);
+		return n;
+	}
+	n->type = get(s, "type");
+	n->enum_ = get(s, "enum");
+	n->minimum = get(s, "minimum");
+	n->maximum = get(s, "maximum");
+	n->min_len = get(s, "minLength");
+	n->max_len = get(s, "maxLength");
+	n->pattern = get(s, "pattern");
+	n->description = get(s, "description");
+	n->properties = get(s, "properties");
+	n->required = get(s, "required");
+	n->addl = get(s, "additionalProperties");
+	n->closed = n->addl && !json_object_get_boolean(n->addl);
+	n->items = get(s, "items");
+	n->min_items = get(s, "minItems");
+	n->max_items = get(s, "maxItems");
+	n->alts = get(s, "oneOf");
+	if (!n->alts)
+		n->alts = get(s, "anyOf");
+	json_object_set_userdata(s, n, node_free);
+	return n;
+}
+
 struct check {
 	struct rpc_call *call;
 	json_object *doc;
@@ -92,13 +171,13 @@ static int fail(struct check *c, const char *path, const char *fmt, ...)
 static int validate(struct check *c, json_object *schema, json_object *v,
 		    const char *path);
 
-static int check_type(struct check *c, json_object *s, json_object *v,
+static int check_type(struct check *c, const struct node *n, json_object *v,
 		      const char *path)
 {
-	json_object *t;
+	json_object *t = n->type;
 	char want[96] = "";
 
-	if (!json_object_object_get_ex(s, "type", &t))
+	if (!t)
 		return 0;
 	if (json_object_is_type(t, json_type_string)) {
 		if (type_is(v, json_object_get_string(t)))
@@ -117,13 +196,13 @@ static int check_type(struct check *c, json_object *s, json_object *v,
 	return fail(c, path, "must be of type %s, not %s", want, json_type_word(v));
 }
 
-static int check_enum(struct check *c, json_object *s, json_object *v,
+static int check_enum(struct check *c, const struct node *n, json_object *v,
 		      const char *path)
 {
-	json_object *e;
+	json_object *e = n->enum_;
 	char list[256] = "";
 
-	if (!json_object_object_get_ex(s, "enum", &e))
+	if (!e)
 		return 0;
 	for (size_t i = 0; i < json_object_array_length(e); i++) {
 		json_object *x = json_object_array_get_idx(e, i);
@@ -136,207 +215,230 @@ static int check_enum(struct check *c, json_object *s, json_object *v,
 	return fail(c, path, "must be one of %s", list);
 }
 
-static int check_number(struct check *c, json_object *s, json_object *v,
+static int check_number(struct check *c, const struct node *n, json_object *v,
 			const char *path)
 {
-	json_object *b;
 	char lim[48];
 
 	if (!type_is(v, "number"))
 		return 0;
-	if (json_object_object_get_ex(s, "minimum", &b) &&
-	    json_object_get_double(v) < json_object_get_double(b)) {
-		snprintf(lim, sizeof(lim), "%s", json_object_to_json_string(b));
+	if (n->minimum && json_object_get_double(v) < json_object_get_double(n->minimum)) {
+		snprintf(lim, sizeof(lim), "%s", json_object_to_json_string(n->minimum));
 		return fail(c, path, "must be at least %s", lim);
 	}
-	if (json_object_object_get_ex(s, "maximum", &b) &&
-	    json_object_get_double(v) > json_object_get_double(b)) {
-		snprintf(lim, sizeof(lim), "%s", json_object_to_json_string(b));
+	if (n->maximum && json_object_get_double(v) > json_object_get_double(n->maximum)) {
+		snprintf(lim, sizeof(lim), "%s", json_object_to_json_string(n->maximum));
 		return fail(c, path, "must be at most %s", lim);
 	}
 	return 0;
 }
 
-/* The compiled form of a schema's pattern (a string of the document),
- * compiled once per server: patterns are checked on every request. */
-static regex_t *regex_get(struct rpc_server *srv, json_object *pattern)
-{
-	struct rpc_regex *e;
-
-	for (e = srv->regexes; e; e = e->next)
-		if (e->pattern == pattern)
-			return &e->re;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	if (regcomp(&e->re, json_object_get_string(pattern), REG_EXTENDED | REG_NOSUB)) {
-		free(e);
-		return NULL;
-	}
-	e->pattern = pattern;
-	e->next = srv->regexes;
-	srv->regexes = e;
-	return &e->re;
-}
-
-void rpc_schema_cache_free(struct rpc_server *srv)
-{
-	struct rpc_regex *e;
-
-	while ((e = srv->regexes)) {
-		srv->regexes = e->next;
-		regfree(&e->re);
-		free(e);
-	}
-}
-
-static int check_string(struct check *c, json_object *s, json_object *v,
+static int check_string(struct check *c, struct node *n, json_object *v,
 			const char *path)
 {
-	json_object *b, *d;
 	int len;
-	regex_t *re;
 	char lim[24];
 
 	if (!json_object_is_type(v, json_type_string))
 		return 0;
 	len = json_object_get_string_len(v);
-	if (json_object_object_get_ex(s, "minLength", &b) && len < json_object_get_int(b)) {
-		snprintf(lim, sizeof(lim), "%d", json_object_get_int(b));
+	if (n->min_len && len < json_object_get_int(n->min_len)) {
+		snprintf(lim, sizeof(lim), "%d", json_object_get_int(n->min_len));
 		return fail(c, path, "must be at least %s characters long", lim);
 	}
-	if (json_object_object_get_ex(s, "maxLength", &b) && len > json_object_get_int(b)) {
-		snprintf(lim, sizeof(lim), "%d", json_object_get_int(b));
+	if (n->max_len && len > json_object_get_int(n->max_len)) {
+		snprintf(lim, sizeof(lim), "%d", json_object_get_int(n->max_len));
 		return fail(c, path, "must be at most %s characters long", lim);
 	}
-	if (!json_object_object_get_ex(s, "pattern", &b))
+	if (!n->pattern)
 		return 0;
-	re = regex_get(c->call->srv, b);
-	if (!re)
+	/* Compiled once: patterns are checked on every request. */
+	if (!n->re_state)
+		n->re_state = regcomp(&n->re, json_object_get_string(n->pattern),
+				      REG_EXTENDED | REG_NOSUB) ? -1 : 1;
+	if (n->re_state < 0)
 		return fail(c, path, "has a schema pattern slotd cannot compile");
-	len = regexec(re, json_object_get_string(v), 0, NULL, 0);
-	if (len && json_object_object_get_ex(s, "description", &d))
-		return fail(c, path, "must be %s", json_object_get_string(d));
+	len = regexec(&n->re, json_object_get_string(v), 0, NULL, 0);
+	if (len && n->description)
+		return fail(c, path, "must be %s", json_object_get_string(n->description));
 	if (len)
-		return fail(c, path, "must match %s", json_object_get_string(b));
+		return fail(c, path, "must match %s", json_object_get_string(n->pattern));
 	return 0;
 }
 
-static int check_object(struct check *c, json_object *s, json_object *v,
+/* buf = "path.key" (or "key" at the top), cut to fit. */
+static void path_join(char *buf, size_t len, const char *path, const char *key)
+{
+	size_t p = strlen(path), k = strlen(key), n = 0;
+
+	if (p) {
+		p = p < len - 2 ? p : len - 2;
+		memcpy(buf, path, p);
+		buf[p] = '.';
+		n = p + 1;
+	}
+	k = k < len - 1 - n ? k : len - 1 - n;
+	memcpy(buf + n, key, k);
+	buf[n + k] = '\0';
+}
+
+static int check_object(struct check *c, const struct node *n, json_object *v,
 			const char *path)
 {
-	json_object *props = NULL, *req, *addl, *sub;
+	json_object *sub;
 	char sub_path[256];
 
 	if (!json_object_is_type(v, json_type_object))
 		return 0;
-	json_object_object_get_ex(s, "properties", &props);
-	if (json_object_object_get_ex(s, "required", &req)) {
-		for (size_t i = 0; i < json_object_array_length(req); i++) {
-			const char *k = json_object_get_string(json_object_array_get_idx(req, i));
+	for (size_t i = 0; n->required && i < json_object_array_length(n->required); i++) {
+		const char *k = json_object_get_string(json_object_array_get_idx(n->required, i));
 
-			snprintf(sub_path, sizeof(sub_path), "%s%s%s", path, *path ? "." : "", k);
-			if (!json_object_object_get_ex(v, k, NULL))
-				return fail(c, sub_path, "is required");
-		}
+		if (json_object_object_get_ex(v, k, NULL))
+			continue;
+		path_join(sub_path, sizeof(sub_path), path, k);
+		return fail(c, sub_path, "is required");
 	}
 	json_object_object_foreach(v, key, val) {
-		snprintf(sub_path, sizeof(sub_path), "%s%s%s", path, *path ? "." : "", key);
-		if (props && json_object_object_get_ex(props, key, &sub)) {
+		path_join(sub_path, sizeof(sub_path), path, key);
+		if (n->properties && json_object_object_get_ex(n->properties, key, &sub)) {
 			if (validate(c, sub, val, sub_path))
 				return -EINVAL;
-		} else if (json_object_object_get_ex(s, "additionalProperties", &addl) &&
-			   !json_object_get_boolean(addl)) {
+		} else if (n->closed) {
 			return fail(c, sub_path, "is not a known member");
 		}
 	}
 	return 0;
 }
 
-static int check_array(struct check *c, json_object *s, json_object *v,
+static int check_array(struct check *c, const struct node *n, json_object *v,
 		       const char *path)
 {
-	json_object *items, *b;
-	size_t n;
+	size_t len;
 	char sub_path[256], lim[24];
 
 	if (!json_object_is_type(v, json_type_array))
 		return 0;
-	n = json_object_array_length(v);
-	if (json_object_object_get_ex(s, "minItems", &b) && n < (size_t)json_object_get_int(b)) {
-		snprintf(lim, sizeof(lim), "%d", json_object_get_int(b));
+	len = json_object_array_length(v);
+	if (n->min_items && len < (size_t)json_object_get_int(n->min_items)) {
+		snprintf(lim, sizeof(lim), "%d", json_object_get_int(n->min_items));
 		return fail(c, path, "must have at least %s entries", lim);
 	}
-	if (json_object_object_get_ex(s, "maxItems", &b) && n > (size_t)json_object_get_int(b)) {
-		snprintf(lim, sizeof(lim), "%d", json_object_get_int(b));
+	if (n->max_items && len > (size_t)json_object_get_int(n->max_items)) {
+		snprintf(lim, sizeof(lim), "%d", json_object_get_int(n->max_items));
 		return fail(c, path, "must have at most %s entries", lim);
 	}
-	if (!json_object_object_get_ex(s, "items", &items))
+	if (!n->items)
 		return 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < len; i++) {
 		snprintf(sub_path, sizeof(sub_path), "%s[%zu]", path, i);
-		if (validate(c, items, json_object_array_get_idx(v, i), sub_path))
+		if (validate(c, n->items, json_object_array_get_idx(v, i), sub_path))
 			return -EINVAL;
 	}
 	return 0;
 }
 
+/* The node holding schema's keywords (past any $ref), or NULL. */
+static struct node *resolve(struct check *c, json_object *schema)
+{
+	struct node *n = node_of(c->doc, schema);
+
+	if (n && n->target && n->target != schema)
+		n = node_of(c->doc, n->target);
+	return n && n->target ? n : NULL;
+}
+
 /* oneOf/anyOf: the first branch that matches wins; when none does, the
  * error of the branch whose "type" fits the value is the useful one. */
-static int check_alternatives(struct check *c, json_object *s, json_object *v,
+static int check_alternatives(struct check *c, const struct node *n, json_object *v,
 			      const char *path)
 {
-	json_object *alts;
 	bool quiet = c->quiet;
 	int best = -1;
 
-	if (!json_object_object_get_ex(s, "oneOf", &alts) &&
-	    !json_object_object_get_ex(s, "anyOf", &alts))
+	if (!n->alts)
 		return 0;
 	c->quiet = true;
-	for (size_t i = 0; i < json_object_array_length(alts); i++) {
-		json_object *a = deref(c->doc, json_object_array_get_idx(alts, i));
+	for (size_t i = 0; i < json_object_array_length(n->alts); i++) {
+		json_object *a = json_object_array_get_idx(n->alts, i);
+		struct node *an = resolve(c, a);
 		struct check t = *c;
 
-		if (a && !validate(&t, a, v, path)) {
+		if (an && !validate(&t, a, v, path)) {
 			c->quiet = quiet;
 			return 0;
 		}
-		if (a && best < 0 && !check_type(&t, a, v, path))
+		if (an && best < 0 && !check_type(&t, an, v, path))
 			best = (int)i;
 	}
 	c->quiet = quiet;
 	if (best >= 0)
-		return validate(c, deref(c->doc, json_object_array_get_idx(alts, best)),
-				v, path);
+		return validate(c, json_object_array_get_idx(n->alts, best), v, path);
 	return fail(c, path, "matches none of the accepted forms");
 }
 
 static int validate(struct check *c, json_object *schema, json_object *v,
 		    const char *path)
 {
-	json_object *s = deref(c->doc, schema);
+	struct node *n = resolve(c, schema);
 
-	if (!s)
+	if (!n)
 		return fail(c, path, "has a schema slotd cannot resolve");
-	if (check_type(c, s, v, path) || check_enum(c, s, v, path) ||
-	    check_number(c, s, v, path) || check_string(c, s, v, path) ||
-	    check_object(c, s, v, path) || check_array(c, s, v, path) ||
-	    check_alternatives(c, s, v, path))
+	if (check_type(c, n, v, path) || check_enum(c, n, v, path) ||
+	    check_number(c, n, v, path) || check_string(c, n, v, path) ||
+	    check_object(c, n, v, path) || check_array(c, n, v, path) ||
+	    check_alternatives(c, n, v, path))
 		return -EINVAL;
 	return 0;
 }
 
-/* Finds the content descriptor of param name, or NULL. */
-static json_object *param_desc(json_object *list, const char *name)
-{
-	for (size_t i = 0; i < json_object_array_length(list); i++) {
-		json_object *d = json_object_array_get_idx(list, i), *n;
+/* A method's params, looked up once (userdata of the method object). */
+struct param {
+	const char *name;
+	json_object *schema;
+	bool required;
+};
 
-		if (json_object_object_get_ex(d, "name", &n) &&
-		    !strcmp(json_object_get_string(n), name))
-			return d;
+struct method_params {
+	size_t n;
+	struct param p[];
+};
+
+static void params_free(json_object *o, void *userdata)
+{
+	(void)o;
+	free(userdata);
+}
+
+static struct method_params *params_of(json_object *method)
+{
+	struct method_params *mp = json_object_get_userdata(method);
+	json_object *list = get(method, "params");
+	size_t n;
+
+	if (mp || !list)
+		return mp;
+	n = json_object_array_length(list);
+	mp = calloc(1, sizeof(*mp) + n * sizeof(mp->p[0]));
+	if (!mp)
+		return NULL;
+	mp->n = n;
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(list, i);
+
+		mp->p[i].name = json_object_get_string(get(d, "name"));
+		mp->p[i].schema = get(d, "schema");
+		mp->p[i].required = json_object_get_boolean(get(d, "required"));
 	}
+	json_object_set_userdata(method, mp, params_free);
+	return mp;
+}
+
+/* Param name of mp, or NULL. */
+static const struct param *param_find(const struct method_params *mp, const char *name)
+{
+	for (size_t i = 0; i < mp->n; i++)
+		if (mp->p[i].name && !strcmp(mp->p[i].name, name))
+			return &mp->p[i];
 	return NULL;
 }
 
@@ -344,31 +446,29 @@ int rpc_schema_check_params(struct rpc_call *call, json_object *openrpc,
 			    json_object *method, json_object *params)
 {
 	struct check c = { .call = call, .doc = openrpc };
-	json_object *list, *d, *req, *schema;
+	struct method_params *mp;
 
-	if (!json_object_object_get_ex(method, "params", &list))
+	if (!get(method, "params"))
 		return 0;
+	mp = params_of(method);
+	if (!mp)
+		return rpc_call_error(call, RPC_INTERNAL_ERROR, NULL,
+				      "Internal error: out of memory");
 	if (params && !json_object_is_type(params, json_type_object))
 		return rpc_call_error(call, RPC_INVALID_PARAMS, "params",
 				      "Invalid params: this method takes named params (a JSON object)");
-	for (size_t i = 0; i < json_object_array_length(list); i++) {
-		json_object *name;
-
-		d = json_object_array_get_idx(list, i);
-		json_object_object_get_ex(d, "name", &name);
-		if (json_object_object_get_ex(d, "required", &req) &&
-		    json_object_get_boolean(req) &&
-		    !(params && json_object_object_get_ex(params, json_object_get_string(name), NULL)))
-			return fail(&c, json_object_get_string(name), "is required");
-	}
+	for (size_t i = 0; i < mp->n; i++)
+		if (mp->p[i].required &&
+		    !(params && json_object_object_get_ex(params, mp->p[i].name, NULL)))
+			return fail(&c, mp->p[i].name ? mp->p[i].name : "", "is required");
 	if (!params)
 		return 0;
 	json_object_object_foreach(params, key, val) {
-		d = param_desc(list, key);
+		const struct param *d = param_find(mp, key);
+
 		if (!d)
 			return fail(&c, key, "is not a parameter of this method");
-		if (json_object_object_get_ex(d, "schema", &schema) &&
-		    validate(&c, schema, val, key))
+		if (d->schema && validate(&c, d->schema, val, key))
 			return -EINVAL;
 	}
 	return 0;

@@ -461,7 +461,9 @@ void rpc_server_destroy(struct rpc_server *srv)
 	rpc_server_stop_listening(srv);
 	while ((c = TAILQ_FIRST(&srv->conns)))
 		conn_free(c);
-	rpc_schema_cache_free(srv);
+	if (srv->tok)
+		json_tokener_free(srv->tok);
+	json_object_put(srv->method_index);
 	json_object_put(srv->openrpc);
 	free(srv->methods);
 	free(srv);
