@@ -112,9 +112,10 @@ int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n
 int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm,
 			 json_object *params);
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm);
-/* Journals slot id as it is now (after a create, move or flags change),
- * or its deletion (before it is made).  0 or -errno after -32010. */
-int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, uint32_t id);
+/* Journals a slot as it is now (slot: its rpc_memslot_json, after a
+ * create, move or flags change), or a deletion by id (before it is made).
+ * 0 or -errno after -32010. */
+int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, json_object *slot);
 int rpc_state_slot_del(struct rpc_call *call, struct vmm_vm *vm, uint32_t id);
 int rpc_state_vm_removed(struct rpc_call *call, const char *name);
 /* True when the VM was restored from the state dir at start-up. */

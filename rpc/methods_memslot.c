@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <json-c/printbuf.h>
 
 #include "rpc/internal.h"
 #include "vmm/vmm.h"
@@ -74,25 +75,110 @@ json_object *rpc_memslot_json(const struct vmm_memslot_info *s)
 	return o;
 }
 
-/* {duration_ns, kernel_ns, engine_ns, kernel: {name: delta}, engine: {...}}. */
+/* ---- effects ----------------------------------------------------------- */
+
+/* An effect's JSON text, built while the numbers are at hand. */
+struct effect_text {
+	size_t len;
+	char text[];
+};
+
+static char *put_str(char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *put_i64(char *p, int64_t v)
+{
+	char digits[20];
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	int n = 0;
+
+	if (v < 0)
+		*p++ = '-';
+	do {
+		digits[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (n)
+		*p++ = digits[--n];
+	return p;
+}
+
+/* "side":{"name":delta,...} over fx's counters of that side. */
+static char *put_side(char *p, const struct vmm_effect *fx, const char *side)
+{
+	bool first = true;
+
+	p = put_str(p, ",\"");
+	p = put_str(p, side);
+	p = put_str(p, "\":{");
+	for (unsigned i = 0; i < fx->n && i < VMM_EFFECT_MAX; i++) {
+		const char *cs = fx->counters[i].side, *name = fx->counters[i].name;
+
+		if (!cs || !name || strcmp(cs, side))
+			continue;
+		p = put_str(p, first ? "\"" : ",\"");
+		p = put_str(p, name);
+		p = put_str(p, "\":");
+		p = put_i64(p, fx->counters[i].delta);
+		first = false;
+	}
+	*p++ = '}';
+	return p;
+}
+
+static int effect_serialize(json_object *o, struct printbuf *pb, int level, int flags)
+{
+	const struct effect_text *t = json_object_get_userdata(o);
+
+	(void)level;
+	(void)flags;
+	return printbuf_memappend(pb, t->text, (int)t->len);
+}
+
+static void effect_text_free(json_object *o, void *userdata)
+{
+	(void)o;
+	free(userdata);
+}
+
+/* {duration_ns, kernel_ns, engine_ns, kernel: {name: delta}, engine:
+ * {...}}, every counter of both sides, zero or not.  It goes out in every
+ * change's reply and event, so its text is written here in one go (a tree
+ * of two dozen json-c objects cost more than the rest of the reply); the
+ * object serializes to that text and is not meant to be read back. */
 static json_object *effect_json(const struct vmm_effect *fx)
 {
-	json_object *o = json_object_new_object();
-	json_object *k = json_object_new_object(), *e = json_object_new_object();
+	/* Braces, three times and the sides' names; per counter its name
+	 * (an identifier: no escapes), up to 20 digits and a sign, 4 more. */
+	size_t cap = 128;
+	struct effect_text *t;
+	json_object *o;
+	char *p;
 
-	add_u64(o, "duration_ns", fx->duration_ns);
-	add_u64(o, "kernel_ns", fx->kernel_ns);
-	add_u64(o, "engine_ns", fx->engine_ns);
-	for (unsigned i = 0; i < fx->n && i < VMM_EFFECT_MAX; i++) {
-		const char *side = fx->counters[i].side, *name = fx->counters[i].name;
-
-		if (!side || !name)
-			continue;
-		json_object_object_add(strcmp(side, "engine") ? k : e, name,
-				       json_object_new_int64(fx->counters[i].delta));
+	for (unsigned i = 0; i < fx->n && i < VMM_EFFECT_MAX; i++)
+		cap += (fx->counters[i].name ? strlen(fx->counters[i].name) : 0) + 25;
+	t = malloc(sizeof(*t) + cap);
+	o = json_object_new_object();
+	if (!t || !o) {
+		free(t);
+		return o;
 	}
-	json_object_object_add(o, "kernel", k);
-	json_object_object_add(o, "engine", e);
+	p = put_str(t->text, "{\"duration_ns\":");
+	p = put_i64(p, (int64_t)fx->duration_ns);
+	p = put_str(p, ",\"kernel_ns\":");
+	p = put_i64(p, (int64_t)fx->kernel_ns);
+	p = put_str(p, ",\"engine_ns\":");
+	p = put_i64(p, (int64_t)fx->engine_ns);
+	p = put_side(p, fx, "kernel");
+	p = put_side(p, fx, "engine");
+	*p++ = '}';
+	t->len = (size_t)(p - t->text);
+	json_object_set_serializer(o, effect_serialize, t, effect_text_free);
 	return o;
 }
 
@@ -126,21 +212,7 @@ int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n
 /* The memslot with that id; -ENOENT when there is none. */
 static int slot_find(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *out)
 {
-	struct vmm_memslot_info *s;
-	size_t n;
-	int r = rpc_memslots_get(vm, &s, &n);
-
-	if (r)
-		return r;
-	r = -ENOENT;
-	for (size_t i = 0; i < n; i++)
-		if (s[i].id == id) {
-			*out = s[i];
-			r = 0;
-			break;
-		}
-	free(s);
-	return r;
+	return vmm_vm_memslot_get(vm, id, out);
 }
 
 /* An unknown slot as -32002 naming field. */
@@ -335,19 +407,19 @@ void rpc_notify_later(struct rpc_server *srv, const char *topic, json_object *pa
 	}
 }
 
-/* {vm, slot: {...}, effect} for subscribers. */
+/* {vm, slot: {...}, effect} for subscribers, if any (slot: a copy of it
+ * is taken). */
 static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *vm,
 		       json_object *slot, const struct vmm_effect *fx)
 {
-	json_object *p;
+	json_object *p, *copy = NULL;
 
-	if (!rpc_server_topic_wanted(rpc_call_server(call), topic)) {
-		json_object_put(slot);
+	if (!rpc_server_topic_wanted(rpc_call_server(call), topic) ||
+	    json_object_deep_copy(slot, &copy, NULL))
 		return;
-	}
 	p = json_object_new_object();
 	add_str(p, "vm", vmm_vm_name(vm));
-	json_object_object_add(p, "slot", slot);
+	json_object_object_add(p, "slot", copy);
 	json_object_object_add(p, "effect", effect_json(fx));
 	rpc_notify_later(rpc_call_server(call), topic, p);
 }
@@ -373,21 +445,39 @@ static int unsaved(struct rpc_call *call, struct vmm_vm *vm, const char *what, i
 	return r;
 }
 
-/* Answers with the slot and the effect, and announces the change on topic
- * (when not NULL).  The layout is saved already. */
-static int slot_reply(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
-		      const struct vmm_effect *fx, const char *topic,
-		      json_object **result)
+/* Writes slot id as it now is to the VM's state; *slot gets its JSON
+ * (for the reply), or NULL on failure. */
+static int slot_save(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
+		     json_object **slot)
 {
 	struct vmm_memslot_info s;
+	int r;
 
+	*slot = NULL;
 	if (slot_find(vm, id, &s))
+		return rpc_state_vm_save(call, vm);
+	*slot = rpc_memslot_json(&s);
+	r = rpc_state_slot_put(call, vm, *slot);
+	if (r) {
+		json_object_put(*slot);
+		*slot = NULL;
+	}
+	return r;
+}
+
+/* Answers with slot (saved already; taken over) and the effect, and
+ * announces the change on topic (when not NULL). */
+static int slot_reply(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
+		      json_object *slot, const struct vmm_effect *fx, const char *topic,
+		      json_object **result)
+{
+	if (!slot)
 		return no_slot(call, vm, id, "slot");
-	*result = rpc_memslot_json(&s);
+	if (topic)
+		slot_event(call, topic, vm, slot, fx);
+	*result = slot;
 	add_str(*result, "vm", vmm_vm_name(vm));
 	json_object_object_add(*result, "effect", effect_json(fx));
-	if (topic)
-		slot_event(call, topic, vm, rpc_memslot_json(&s), fx);
 	return 0;
 }
 
@@ -403,6 +493,7 @@ static int memslot_create(struct rpc_call *call, json_object *params, json_objec
 	struct vmm_memslot_params p;
 	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
+	json_object *slot;
 	uint32_t id = 0;
 	int r;
 
@@ -411,12 +502,12 @@ static int memslot_create(struct rpc_call *call, json_object *params, json_objec
 	r = vmm_memslot_create(vm, &p, &id, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = rpc_state_slot_put(call, vm, id);
+	r = slot_save(call, vm, id, &slot);
 	if (r) {
 		vmm_memslot_delete(vm, id, NULL, NULL);
 		return unsaved(call, vm, "the new memslot", r);
 	}
-	return slot_reply(call, vm, id, &fx, "memslot.created", result);
+	return slot_reply(call, vm, id, slot, &fx, "memslot.created", result);
 }
 
 static int memslot_move(struct rpc_call *call, json_object *params, json_object **result)
@@ -426,6 +517,7 @@ static int memslot_move(struct rpc_call *call, json_object *params, json_object 
 	struct vmm_memslot_info old;
 	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
+	json_object *slot;
 	uint64_t gpa;
 	int r;
 
@@ -436,12 +528,12 @@ static int memslot_move(struct rpc_call *call, json_object *params, json_object 
 	r = vmm_memslot_move(vm, id, gpa, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = rpc_state_slot_put(call, vm, id);
+	r = slot_save(call, vm, id, &slot);
 	if (r) {
 		vmm_memslot_move(vm, id, old.gpa, NULL, NULL);
 		return unsaved(call, vm, "the move of a memslot", r);
 	}
-	r = slot_reply(call, vm, id, &fx, "memslot.moved", result);
+	r = slot_reply(call, vm, id, slot, &fx, "memslot.moved", result);
 	if (!r)
 		add_hex(*result, "old_gpa", old.gpa);
 	return r;
@@ -470,11 +562,8 @@ static int memslot_delete(struct rpc_call *call, json_object *params, json_objec
 		rpc_state_vm_save(call, vm);	/* the slot stays: say so on disk */
 		return slot_error(call, r, &e);
 	}
-	*result = rpc_memslot_json(&old);
-	add_str(*result, "vm", vmm_vm_name(vm));
-	json_object_object_add(*result, "effect", effect_json(&fx));
-	slot_event(call, "memslot.deleted", vm, rpc_memslot_json(&old), &fx);
-	return 0;
+	return slot_reply(call, vm, id, rpc_memslot_json(&old), &fx, "memslot.deleted",
+			  result);
 }
 
 static int memslot_list(struct rpc_call *call, json_object *params, json_object **result)
@@ -510,6 +599,7 @@ static int memslot_set_flags(struct rpc_call *call, json_object *params, json_ob
 	struct vmm_memslot_info cur;
 	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
+	json_object *slot;
 	bool ro;
 	int r;
 
@@ -525,12 +615,12 @@ static int memslot_set_flags(struct rpc_call *call, json_object *params, json_ob
 	r = vmm_memslot_set_flags(vm, id, rpc_param_bool(params, "dirty_log", false), &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = rpc_state_slot_put(call, vm, id);
+	r = slot_save(call, vm, id, &slot);
 	if (r) {
 		vmm_memslot_set_flags(vm, id, cur.slot_flags & VMM_SLOT_DIRTY_LOG, NULL, NULL);
 		return unsaved(call, vm, "the flags change of a memslot", r);
 	}
-	return slot_reply(call, vm, id, &fx, NULL, result);
+	return slot_reply(call, vm, id, slot, &fx, NULL, result);
 }
 
 static int memslot_dirty_log(struct rpc_call *call, json_object *params, json_object **result)
@@ -655,8 +745,12 @@ static void txn_events(struct rpc_call *call, struct vmm_vm *vm, const struct tx
 
 	for (size_t i = 0; i < t->n; i++) {
 		struct vmm_memslot_info s = t->old[i];
-		json_object *p = json_object_new_object(), *x = json_object_new_object();
+		json_object *p, *x;
 
+		if (!rpc_server_topic_wanted(rpc_call_server(call), topics[t->ops[i].kind]))
+			continue;
+		p = json_object_new_object();
+		x = json_object_new_object();
 		if (t->ops[i].kind != VMM_OP_DELETE)
 			slot_find(vm, t->ids[i], &s);
 		add_str(p, "vm", vmm_vm_name(vm));

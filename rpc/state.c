@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -45,6 +46,7 @@ struct def_entry {
 	bool restored;
 	uint64_t seq;		/* of the last change written */
 	unsigned jlines;	/* lines in the journal */
+	int jfd;		/* the journal, open for appending, or -1 */
 };
 
 static struct def_entry *defs;
@@ -68,6 +70,7 @@ static void def_put(const struct rpc_server *srv, const char *name, json_object 
 		if (!e)
 			return;		/* the next change reads the file */
 		e->srv = srv;
+		e->jfd = -1;
 		snprintf(e->name, sizeof(e->name), "%s", name);
 		e->next = defs;
 		defs = e;
@@ -85,6 +88,8 @@ static void def_drop(const struct rpc_server *srv, const char *name)
 
 		if (e->srv == srv && !strcmp(e->name, name)) {
 			*pe = e->next;
+			if (e->jfd >= 0)
+				close(e->jfd);
 			json_object_put(e->def);
 			free(e);
 			return;
@@ -102,29 +107,45 @@ static void journal_name(const char *vm, char *buf, size_t len)
 	snprintf(buf, len, "vm-%s.journal", vm);
 }
 
-/* Opens e's journal for appending (or, with trunc, empties it). */
-static int journal_open(const char *dir, const struct def_entry *e, bool trunc)
+/* Opens e's journal for appending (or, with trunc, empties it) unless it
+ * is open already.  It stays open (an open and a close per change cost
+ * as much as the append itself on tmpfs); a journal removed or renamed
+ * over under us is noticed by its link count and opened again by name. */
+static int journal_open(const char *dir, struct def_entry *e, bool trunc)
 {
 	char path[4096];
-	int fd;
+	struct stat st;
 
+	if (e->jfd >= 0 && (fstat(e->jfd, &st) < 0 || st.st_nlink == 0)) {
+		close(e->jfd);
+		e->jfd = -1;
+	}
+	if (e->jfd >= 0)
+		return trunc && ftruncate(e->jfd, 0) < 0 ? -errno : 0;
 	snprintf(path, sizeof(path), "%s/vm-%s.journal", dir, e->name);
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0),
-		  0600);
-	return fd < 0 ? -errno : fd;
+	e->jfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0),
+		      0600);
+	return e->jfd < 0 ? -errno : 0;
+}
+
+/* Closes e's journal after a failed write: the next use reopens it. */
+static void journal_close(struct def_entry *e)
+{
+	if (e->jfd >= 0)
+		close(e->jfd);
+	e->jfd = -1;
 }
 
 /* Empties e's journal (after a snapshot took its changes in). */
 static int journal_reset(const char *dir, struct def_entry *e)
 {
-	int fd = journal_open(dir, e, true), r = 0;
+	int r = journal_open(dir, e, true);
 
-	if (fd < 0)
-		return fd;
-	if (fdatasync(fd) < 0)
+	if (!r && fdatasync(e->jfd) < 0)
 		r = -errno;
-	close(fd);
-	if (!r)
+	if (r)
+		journal_close(e);
+	else
 		e->jlines = 0;
 	return r;
 }
@@ -303,27 +324,31 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, json_object 
 	const char *dir = call->srv->cfg.state_dir;
 	struct def_entry *e = def_find(call->srv, vmm_vm_name(vm));
 	const char *text;
-	char name[128];
-	int r, fd;
+	char name[128], *line = NULL;
+	size_t len;
+	int r;
 
 	if (!e || e->jlines >= JOURNAL_MAX) {
 		json_object_put(rec);
 		return rpc_state_vm_save(call, vm);
 	}
 	json_object_object_add(rec, "seq", json_object_new_uint64(e->seq + 1));
-	text = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
-					      JSON_C_TO_STRING_NOSLASHESCAPE);
-	/* Opened per record: a journal replaced or removed under us is noticed
-	 * (and costs an open, small next to the fdatasync). */
-	fd = r = journal_open(dir, e, false);
-	if (fd >= 0)
-		r = daemon_write_all(fd, text, strlen(text));
-	if (!r)
-		r = daemon_write_all(fd, "\n", 1);
-	if (!r && fdatasync(fd) < 0)
+	text = json_object_to_json_string_length(rec, JSON_C_TO_STRING_PLAIN |
+						 JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	/* One write per record: a torn line can only be the last one. */
+	r = journal_open(dir, e, false);
+	if (!r && !(line = malloc(len + 1)))
+		r = -ENOMEM;
+	if (!r) {
+		memcpy(line, text, len);
+		line[len] = '\n';
+		r = daemon_write_all(e->jfd, line, len + 1);
+	}
+	if (!r && fdatasync(e->jfd) < 0)
 		r = -errno;
-	if (fd >= 0)
-		close(fd);
+	if (r)
+		journal_close(e);
+	free(line);
 	json_object_put(rec);
 	if (!r) {
 		e->seq++;
@@ -341,24 +366,15 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, json_object 
 	return r;
 }
 
-int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, uint32_t id)
+int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, json_object *slot)
 {
-	struct vmm_memslot_info *s;
-	json_object *rec = NULL;
-	size_t n;
+	json_object *rec;
 
 	if (!call->srv->cfg.state_dir)
 		return 0;
-	if (rpc_memslots_get(vm, &s, &n))
-		return rpc_state_vm_save(call, vm);
-	for (size_t i = 0; i < n && !rec; i++) {
-		if (s[i].id != id)
-			continue;
-		rec = json_object_new_object();
-		json_object_object_add(rec, "put", rpc_memslot_json(&s[i]));
-	}
-	free(s);
-	return rec ? journal_append(call, vm, rec) : rpc_state_vm_save(call, vm);
+	rec = json_object_new_object();
+	json_object_object_add(rec, "put", json_object_get(slot));
+	return journal_append(call, vm, rec);
 }
 
 int rpc_state_slot_del(struct rpc_call *call, struct vmm_vm *vm, uint32_t id)

@@ -55,24 +55,39 @@ int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info)
 	return 0;
 }
 
+static void slot_info(const struct vmm_memslot *s, struct vmm_memslot_info *out)
+{
+	out->id = s->id;
+	out->flags = s->flags;
+	out->gpa = s->gpa;
+	out->size = s->size;
+	out->hva = (uintptr_t)s->hva;
+	out->slot_flags = (s->flags & KVM_MEM_READONLY ? VMM_SLOT_READONLY : 0) |
+			  (s->flags & KVM_MEM_LOG_DIRTY_PAGES ? VMM_SLOT_DIRTY_LOG : 0);
+	out->backing = s->backing;
+}
+
 int vmm_vm_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info *slots,
 			size_t max, size_t *count)
 {
 	pthread_rwlock_rdlock(&vm->slots_lock);
-	for (unsigned i = 0; i < vm->nr_slots && i < max; i++) {
-		slots[i].id = vm->slots[i].id;
-		slots[i].flags = vm->slots[i].flags;
-		slots[i].gpa = vm->slots[i].gpa;
-		slots[i].size = vm->slots[i].size;
-		slots[i].hva = (uintptr_t)vm->slots[i].hva;
-		slots[i].slot_flags =
-			(vm->slots[i].flags & KVM_MEM_READONLY ? VMM_SLOT_READONLY : 0) |
-			(vm->slots[i].flags & KVM_MEM_LOG_DIRTY_PAGES ? VMM_SLOT_DIRTY_LOG : 0);
-		slots[i].backing = vm->slots[i].backing;
-	}
+	for (unsigned i = 0; i < vm->nr_slots && i < max; i++)
+		slot_info(&vm->slots[i], &slots[i]);
 	*count = vm->nr_slots;
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return 0;
+}
+
+int vmm_vm_memslot_get(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *out)
+{
+	struct vmm_memslot *s;
+
+	pthread_rwlock_rdlock(&vm->slots_lock);
+	s = vm_slot_find_locked(vm, id);
+	if (s)
+		slot_info(s, out);
+	pthread_rwlock_unlock(&vm->slots_lock);
+	return s ? 0 : -ENOENT;
 }
 
 uint64_t vmm_vm_quirks_enabled(struct vmm_vm *vm)

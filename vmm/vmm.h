@@ -247,6 +247,8 @@ struct vmm_memslot_info {
  * total number, which may exceed max. */
 int vmm_vm_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info *slots,
 			size_t max, size_t *count);
+/* Copies memslot id (found through the id map, not a scan); -ENOENT. */
+int vmm_vm_memslot_get(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *out);
 
 /* Quirks: bit set = enabled.  While a VM is defined (never started) any
  * supported quirk may be turned off and on again: the wanted set is
