@@ -108,7 +108,7 @@ static char *put_i64(char *p, int64_t v)
 	return p;
 }
 
-/* "side":{"name":delta,...} over fx's counters of that side. */
+/* "side":{"name":delta,...} over fx's counters of that side that moved. */
 static char *put_side(char *p, const struct vmm_effect *fx, const char *side)
 {
 	bool first = true;
@@ -119,7 +119,7 @@ static char *put_side(char *p, const struct vmm_effect *fx, const char *side)
 	for (unsigned i = 0; i < fx->n && i < VMM_EFFECT_MAX; i++) {
 		const char *cs = fx->counters[i].side, *name = fx->counters[i].name;
 
-		if (!cs || !name || strcmp(cs, side))
+		if (!cs || !name || !fx->counters[i].delta || strcmp(cs, side))
 			continue;
 		p = put_str(p, first ? "\"" : ",\"");
 		p = put_str(p, name);
@@ -147,10 +147,11 @@ static void effect_text_free(json_object *o, void *userdata)
 }
 
 /* {duration_ns, kernel_ns, engine_ns, kernel: {name: delta}, engine:
- * {...}}, every counter of both sides, zero or not.  It goes out in every
- * change's reply and event, so its text is written here in one go (a tree
- * of two dozen json-c objects cost more than the rest of the reply); the
- * object serializes to that text and is not meant to be read back. */
+ * {...}} with the counters that changed (an absent counter did not: most
+ * of the 18 are 0 for most changes, and every client paid to parse them).
+ * It goes out in every change's reply and event, so its text is written
+ * here in one go (a tree of json-c objects cost more than the rest of the
+ * reply); the object serializes to that text and is not read back. */
 static json_object *effect_json(const struct vmm_effect *fx)
 {
 	/* Braces, three times and the sides' names; per counter its name

@@ -394,17 +394,32 @@ static json_object *next_event(int fd, const char *method)
 	return NULL;
 }
 
-/* The notification carries an effect with both sides and a duration. */
+/* A counter of an effect side: absent means it did not change. */
+static int64_t delta(json_object *side, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(side, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+/* The notification carries an effect with both sides and a duration;
+ * the sides list only counters that changed. */
 static void assert_effect(json_object *n)
 {
-	json_object *p, *fx, *k, *e;
+	json_object *p, *fx, *sides[2];
 
 	cr_assert(json_object_object_get_ex(n, "params", &p));
 	cr_assert(json_object_object_get_ex(p, "effect", &fx), "no effect in %s",
 		  json_object_to_json_string(n));
 	cr_assert_gt(num(fx, "duration_ns"), 0, "a change takes time: %s", json_object_to_json_string(fx));
-	cr_assert(json_object_object_get_ex(fx, "kernel", &k) && json_object_object_get_ex(fx, "engine", &e),
+	cr_assert(json_object_object_get_ex(fx, "kernel", &sides[0]) &&
+		  json_object_object_get_ex(fx, "engine", &sides[1]),
 		  "effect without kernel and engine sides: %s", json_object_to_json_string(fx));
+	for (int i = 0; i < 2; i++) {
+		json_object_object_foreach(sides[i], k, v)
+			cr_assert_neq(json_object_get_int64(v), 0, "counter %s is listed with a zero "
+				      "delta: %s", k, json_object_to_json_string(fx));
+	}
 }
 
 Test(memslot_rpc, events_follow_the_reply_and_carry_effect_deltas)
@@ -431,6 +446,12 @@ Test(memslot_rpc, events_follow_the_reply_and_carry_effect_deltas)
 	ok_put("memslot.move", "{\"vm\":\"ev\",\"slot\":1,\"gpa\":\"0x200000000\"}");
 	n = next_event(fd, "memslot.moved");
 	assert_effect(n);
+	/* slot_zap_all on (a default VM): the engine threw its root away. */
+	json_object_object_get_ex(n, "params", &p);
+	json_object_object_get_ex(p, "effect", &fx);
+	cr_assert(json_object_object_get_ex(fx, "engine", &eng));
+	cr_assert_gt(delta(eng, "roots_obsoleted"), 0, "a move with slot_zap_all on "
+		     "obsoletes the engine's roots: %s", json_object_to_json_string(fx));
 	json_object_put(n);
 	ok_put("vm.quirks.set", "{\"vm\":\"ev\",\"quirk\":\"slot_zap_all\",\"enabled\":false}");
 	n = next_event(fd, "vm.quirk_changed");
@@ -444,7 +465,9 @@ Test(memslot_rpc, events_follow_the_reply_and_carry_effect_deltas)
 	json_object_object_get_ex(n, "params", &p);
 	json_object_object_get_ex(p, "effect", &fx);
 	cr_assert(json_object_object_get_ex(fx, "engine", &eng));
-	cr_assert_gt(num(eng, "leafs_zapped") + num(eng, "tables_detached"), 0,
+	cr_assert_eq(delta(eng, "roots_obsoleted"), 0, "slot_zap_all off keeps the root: %s",
+		     json_object_to_json_string(fx));
+	cr_assert_gt(delta(eng, "leafs_zapped") + delta(eng, "tables_detached"), 0,
 		     "deleting a mapped slot with slot_zap_all off zaps its leaves: %s",
 		     json_object_to_json_string(fx));
 	json_object_put(n);
