@@ -112,6 +112,9 @@ int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n
 int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm,
 			 json_object *params);
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm);
+/* The same with the quirks of mask quirks_on enabled instead of the VM's
+ * current ones (written before a quirk change that cannot be undone). */
+int rpc_state_vm_save_quirks(struct rpc_call *call, struct vmm_vm *vm, uint64_t quirks_on);
 /* Journals a slot as it is now (slot: its rpc_memslot_json, after a
  * create, move or flags change), or a deletion by id (before it is made).
  * 0 or -errno after -32010. */

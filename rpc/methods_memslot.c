@@ -784,6 +784,22 @@ static json_object *txn_result(struct vmm_vm *vm, const struct txn *t,
 	return o;
 }
 
+/* The transaction's commit: the new layout is written before the vCPUs
+ * run again; if it cannot be, the transaction is undone. */
+struct txn_save {
+	struct rpc_call *call;
+	struct vmm_vm *vm;
+	int r;
+};
+
+static int txn_save(void *arg)
+{
+	struct txn_save *s = arg;
+
+	s->r = rpc_state_vm_save(s->call, s->vm);
+	return s->r;
+}
+
 static int memslot_transaction(struct rpc_call *call, json_object *params,
 			       json_object **result)
 {
@@ -792,6 +808,8 @@ static int memslot_transaction(struct rpc_call *call, json_object *params,
 	struct vmm_err e = { 0 };
 	size_t failed = SIZE_MAX;
 	json_object *ops = NULL;
+	struct txn_save save = { call, vm, 0 };
+	struct vmm_txn_commit commit = { txn_save, &save };
 	struct txn *t;
 	int r;
 
@@ -803,12 +821,12 @@ static int memslot_transaction(struct rpc_call *call, json_object *params,
 		return -ENOMEM;
 	r = txn_parse(call, vm, ops, t);
 	if (!r) {
-		r = vmm_memslot_transaction(vm, t->ops, t->n, t->ids, &failed, &fx, &e);
-		if (r)
+		r = vmm_memslot_transaction(vm, t->ops, t->n, t->ids, &failed, &commit, &fx, &e);
+		if (r && save.r)
+			unsaved(call, vm, "the transaction", r);
+		else if (r)
 			txn_error(call, r, &e, failed, t->n);
 	}
-	if (!r)
-		r = rpc_state_vm_save(call, vm);
 	if (!r) {
 		*result = txn_result(vm, t, &fx);
 		txn_events(call, vm, t, &fx);
@@ -930,12 +948,24 @@ static int vm_quirks_set(struct rpc_call *call, json_object *params, json_object
 	struct snap *s = calloc(2, sizeof(*s));
 	struct vmm_effect fx;
 	struct vmm_err e = { 0 };
-	uint64_t t0;
+	uint64_t t0, after = 0;
 	int r;
 
 	if (!vm || !s) {
 		free(s);
 		return vm ? -ENOMEM : -EINVAL;
+	}
+	/* Written first: disabling a quirk on a VM that has run cannot be
+	 * undone, so a change that cannot be saved is not made. */
+	r = vmm_vm_quirk_check(vm, quirk, enabled, &after, &e);
+	if (r)
+		rpc_vmm_error(call, r, &e);
+	else if (after != vmm_vm_quirks_enabled(vm) &&
+		 (r = rpc_state_vm_save_quirks(call, vm, after)))
+		unsaved(call, vm, "the quirk change", r);
+	if (r) {
+		free(s);
+		return r;
 	}
 	vmm_vm_stats_foreach(vm, snap_one, &s[0]);
 	t0 = now_ns();
@@ -945,8 +975,10 @@ static int vm_quirks_set(struct rpc_call *call, json_object *params, json_object
 		fx.duration_ns = fx.kernel_ns = now_ns() - t0;
 		vmm_vm_stats_foreach(vm, snap_one, &s[1]);
 		quirk_effect(&s[0], &s[1], fx.duration_ns, &fx);
-		r = rpc_state_vm_save(call, vm);
 	} else {
+		/* Checked, then refused: put the file back as the VM is. */
+		if (after != vmm_vm_quirks_enabled(vm))
+			rpc_state_vm_save(call, vm);
 		rpc_vmm_error(call, r, &e);
 	}
 	if (!r)

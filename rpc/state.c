@@ -197,10 +197,9 @@ static json_object *def_from_params(struct vmm_vm *vm, json_object *params)
 	return d;
 }
 
-static json_object *quirks_json(struct vmm_vm *vm)
+static json_object *quirks_json(uint64_t on)
 {
 	json_object *a = json_object_new_array();
-	uint64_t on = vmm_vm_quirks_enabled(vm);
 
 	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
 		if (on & vmm_quirk_descs[i].bit)
@@ -225,10 +224,11 @@ static int layout_json(struct vmm_vm *vm, json_object **out)
 	return 0;
 }
 
-/* Writes the VM's file from def (a reference is taken); on failure records
- * -32010 naming the file. */
+/* Writes the VM's file from def (a reference is taken) with the quirks
+ * in the mask quirks_on enabled; on failure records -32010 naming the
+ * file. */
 static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
-		     bool restored)
+		     bool restored, uint64_t quirks_on)
 {
 	const char *dir = call->srv->cfg.state_dir;
 	json_object *doc = json_object_new_object(), *slots = NULL;
@@ -241,7 +241,7 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	json_object_object_add(doc, "version", json_object_new_int(STATE_VERSION));
 	json_object_object_add(doc, "seq", json_object_new_uint64(e ? e->seq : 0));
 	json_object_object_add(doc, "vm", json_object_get(def));
-	json_object_object_add(doc, "quirks_enabled", quirks_json(vm));
+	json_object_object_add(doc, "quirks_enabled", quirks_json(quirks_on));
 	json_object_object_add(doc, "memslots", slots);
 	json_object_object_add(doc, "restored", json_object_new_boolean(restored));
 	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
@@ -262,7 +262,7 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	slog_error("state: VM %s: cannot write %s/%s: %s", vmm_vm_name(vm), dir, name,
 		   strerror(-r));
 	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
-		       "the change to VM '%s' is applied but %s/%s could not be written: %s",
+		       "the state of VM '%s' could not be written to %s/%s: %s",
 		       vmm_vm_name(vm), dir, name, strerror(-r));
 	rpc_call_error_data(call, "file", json_object_new_string(name));
 	return r;
@@ -277,7 +277,7 @@ int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *
 	if (!call->srv->cfg.state_dir)
 		return 0;
 	def = def_from_params(vm, params);
-	r = doc_write(call, vm, def, false);
+	r = doc_write(call, vm, def, false, vmm_vm_quirks_enabled(vm));
 	json_object_put(def);
 	if (!r)
 		return 0;
@@ -291,6 +291,11 @@ int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm, json_object *
 
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 {
+	return rpc_state_vm_save_quirks(call, vm, vmm_vm_quirks_enabled(vm));
+}
+
+int rpc_state_vm_save_quirks(struct rpc_call *call, struct vmm_vm *vm, uint64_t quirks_on)
+{
 	const char *dir = call->srv->cfg.state_dir;
 	struct def_entry *e;
 	json_object *doc, *def;
@@ -301,7 +306,7 @@ int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 		return 0;
 	e = def_find(call->srv, vmm_vm_name(vm));
 	if (e)
-		return doc_write(call, vm, e->def, e->restored);
+		return doc_write(call, vm, e->def, e->restored, quirks_on);
 	/* Not written by this process yet: take the definition from the file. */
 	file_name(vmm_vm_name(vm), name, sizeof(name));
 	doc = file_read(dir, name);
@@ -310,7 +315,7 @@ int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm)
 		slog_warn("state: %s/%s is missing or unreadable; rebuilding it from VM '%s'",
 			  dir, name, vmm_vm_name(vm));
 	def = def ? json_object_get(def) : def_from_info(vm);
-	r = doc_write(call, vm, def, json_object_get_boolean(member(doc, "restored")));
+	r = doc_write(call, vm, def, json_object_get_boolean(member(doc, "restored")), quirks_on);
 	json_object_put(def);
 	json_object_put(doc);
 	return r;
@@ -604,7 +609,7 @@ static int restore_file(struct rpc_call *call, const char *name, char *why, size
 	r = quirks_restore(vm, member(doc, "quirks_enabled"), why, len);
 	if (!r)
 		r = slots_restore(call, vm, member(doc, "memslots"), why, len);
-	if (!r && (r = doc_write(call, vm, def, true)))
+	if (!r && (r = doc_write(call, vm, def, true, vmm_vm_quirks_enabled(vm))))
 		call_why(call, why, len);
 	if (r)
 		vmm_vm_destroy(vm, NULL);

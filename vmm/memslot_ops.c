@@ -824,6 +824,7 @@ static void txn_release(struct vmm_vm *vm, struct undo *u, size_t n)
 
 int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 			    size_t n, uint32_t *ids, size_t *failed,
+			    const struct vmm_txn_commit *commit,
 			    struct vmm_effect *fx, struct vmm_err *err)
 {
 	struct vmm_effect local;
@@ -848,6 +849,13 @@ int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 	if (r && i > 0) {
 		*failed = i - 1;
 		txn_undo(vm, u, i - 1, fx);
+	}
+	/* Before the vCPUs run again: the guest never sees a layout that
+	 * could still be taken back. */
+	if (!r && commit && (r = commit->fn(commit->arg))) {
+		txn_undo(vm, u, n, fx);
+		vmm_err_set(err, r, NULL, "the transaction was undone: its commit failed (%s)",
+			    strerror(-r));
 	}
 	if (!r)
 		vm_boot_slots_update(vm);

@@ -130,32 +130,61 @@ static const char *quirk_refusal(struct vmm_vm *vm, const struct vmm_quirk_desc 
 	return NULL;
 }
 
-int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
-		     struct vmm_err *err)
+/* The refusal of quirk q going to enabled, as an error.  Called with
+ * vm->lock held. */
+static int quirk_check_locked(struct vmm_vm *vm, const struct vmm_quirk_desc *q,
+			      bool enabled, struct vmm_err *err)
+{
+	char buf[200];
+	const char *why = quirk_refusal(vm, q, enabled, buf, sizeof(buf));
+
+	if (!why)
+		return 0;
+	return vmm_err_set(err, vm->vmm->caps.supported_quirks & q->bit ? -EPERM : -EOPNOTSUPP,
+			   "quirk", "%s", why);
+}
+
+int vmm_vm_quirk_check(struct vmm_vm *vm, const char *name, bool enabled,
+		       uint64_t *enabled_after, struct vmm_err *err)
 {
 	const struct vmm_quirk_desc *q = vmm_quirk_lookup(name);
-	const char *why;
-	char buf[200];
-	int r = 0;
+	int r;
 
 	if (!q)
 		return vmm_err_set(err, -ENOENT, "quirk", "unknown quirk '%s'", name);
 	pthread_mutex_lock(&vm->lock);
-	why = quirk_refusal(vm, q, enabled, buf, sizeof(buf));
-	if (why) {
-		r = vm->vmm->caps.supported_quirks & q->bit ? -EPERM : -EOPNOTSUPP;
-		vmm_err_set(err, r, "quirk", "%s", why);
-	} else if (enabled) {
+	r = quirk_check_locked(vm, q, enabled, err);
+	pthread_mutex_unlock(&vm->lock);
+	*enabled_after = vmm_vm_quirks_enabled(vm);
+	*enabled_after = enabled ? *enabled_after | q->bit : *enabled_after & ~q->bit;
+	return r;
+}
+
+int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
+		     struct vmm_err *err)
+{
+	const struct vmm_quirk_desc *q = vmm_quirk_lookup(name);
+	int r;
+
+	if (!q)
+		return vmm_err_set(err, -ENOENT, "quirk", "unknown quirk '%s'", name);
+	pthread_mutex_lock(&vm->lock);
+	r = quirk_check_locked(vm, q, enabled, err);
+	if (!r && enabled)
 		vm->quirks_disabled &= ~q->bit;
-	} else {
+	else if (!r)
 		vm->quirks_disabled |= q->bit;
-	}
 	pthread_mutex_unlock(&vm->lock);
 	if (r)
 		return r;
-	/* A VM that has run gets the change now; a defined one at start. */
-	if (!enabled && started_locked(vm) && (r = vm_quirks_apply(vm, err)))
+	/* A VM that has run gets the change now; a defined one at start.  If
+	 * the kernel refuses, the quirk stays as it was. */
+	if (!enabled && started_locked(vm) && (r = vm_quirks_apply(vm, err))) {
+		pthread_mutex_lock(&vm->lock);
+		vm->quirks_disabled &= ~q->bit | vm->quirks_kernel;
+		pthread_mutex_unlock(&vm->lock);
 		return r;
+	}
 	if (q->bit == KVM_X86_QUIRK_SLOT_ZAP_ALL)
 		r = mmu_policy_set(vm->mmu, enabled);
 	return r ? vmm_err_set(err, r, "quirk", "the engine refused the policy: %s",
@@ -168,7 +197,7 @@ int vmm_vm_quirks_get(struct vmm_vm *vm, struct vmm_quirk_state *states, size_t 
 	for (size_t i = 0; i < vmm_quirk_desc_count && i < max; i++) {
 		const struct vmm_quirk_desc *q = &vmm_quirk_descs[i];
 		struct vmm_quirk_state *st = &states[i];
-		char buf[200];
+		char buf[sizeof(st->why)];
 		const char *why;
 
 		st->name = q->name;

@@ -261,6 +261,11 @@ int vmm_vm_memslot_get(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *
 uint64_t vmm_vm_quirks_enabled(struct vmm_vm *vm);
 int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
 		     struct vmm_err *err);
+/* Would vmm_vm_quirk_set(name, enabled) be accepted?  The same errors,
+ * nothing changed; *enabled_after gets the mask of enabled quirks it
+ * would leave (so that it can be made durable first). */
+int vmm_vm_quirk_check(struct vmm_vm *vm, const char *name, bool enabled,
+		       uint64_t *enabled_after, struct vmm_err *err);
 
 /* One quirk of one VM, for vm.quirks.get. */
 struct vmm_quirk_state {
@@ -345,14 +350,25 @@ struct vmm_memslot_op {
 	uint64_t gpa;				/* MOVE */
 };
 
+/* Called once every op of a transaction is applied, vCPUs still held
+ * (e.g. to make the new layout durable); non-zero -errno undoes it all. */
+struct vmm_txn_commit {
+	int (*fn)(void *arg);
+	void *arg;
+};
+
 /* Applies ops in order as one step: every vCPU is held out of KVM_RUN
  * meanwhile, so the guest never runs on a half-done layout.  If an op
  * fails, the ones before it are undone, *failed gets its index, err says
  * why, and the layout is as before.  ids[i] gets the id each op acted on.
- * At most VMM_TXN_MAX ops. */
+ * Then commit (when not NULL) runs; if it fails every op is undone too,
+ * *failed stays SIZE_MAX and its error is returned.  Slots deleted by the
+ * transaction keep their memory until it is committed.  At most
+ * VMM_TXN_MAX ops. */
 #define VMM_TXN_MAX		64
 int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 			    size_t n, uint32_t *ids, size_t *failed,
+			    const struct vmm_txn_commit *commit,
 			    struct vmm_effect *fx, struct vmm_err *err);
 
 /* ---- console, reports, memory, stats ---------------------------------- */

@@ -302,6 +302,27 @@ Test(persist, kill_9_during_creates_never_leaves_a_broken_state_file)
 	cr_assert_gt(n, 10, "the rounds made too few changes to mean anything (%d slots)", n);
 }
 
+/* vm.quirks.get of vm: is quirk enabled? */
+static bool quirk_enabled(const char *vm, const char *quirk)
+{
+	char params[128];
+	json_object *r, *a, *q;
+	bool on = false, found = false;
+
+	snprintf(params, sizeof(params), "{\"vm\":\"%s\"}", vm);
+	a = member(ok("vm.quirks.get", params, &r), "quirks");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		q = json_object_array_get_idx(a, i);
+		if (strcmp(json_object_get_string(member(q, "name")), quirk))
+			continue;
+		found = true;
+		on = json_object_get_boolean(member(q, "enabled"));
+	}
+	cr_assert(found, "no quirk %s in %s", quirk, json_object_to_json_string(r));
+	json_object_put(r);
+	return on;
+}
+
 /* Asserts error -32010 with data.file == file. */
 static void state_io_error(const char *method, const char *params, const char *file)
 {
@@ -346,6 +367,19 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 2,
 		     "boot RAM and slot 1 must remain");
 	json_object_put(r);
+	/* A transaction is undone whole (before its vCPUs run again), and a
+	 * quirk change is written before it is made. */
+	state_io_error("memslot.transaction", "{\"vm\":\"w\",\"ops\":["
+		       "{\"op\":\"create\",\"gpa\":\"0x300000000\",\"size\":4096},"
+		       "{\"op\":\"delete\",\"slot\":1}]}", "vm-w.json");
+	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 2,
+		     "the transaction must be undone: %s", json_object_to_json_string(r));
+	json_object_put(r);
+	ok_put("vm.memory.read", "{\"name\":\"w\",\"gpa\":\"0x200000000\",\"length\":8}");
+	state_io_error("vm.quirks.set", "{\"vm\":\"w\",\"quirk\":\"slot_zap_all\","
+		       "\"enabled\":false}", "vm-w.json");
+	cr_assert(quirk_enabled("w", "slot_zap_all"), "a quirk change that cannot be saved "
+		  "is not made");
 	snprintf(path, sizeof(path), "%s/state/vm-n.json", top);
 	cr_assert_eq(mkdir(path, 0700), 0);
 	snprintf(path, sizeof(path), "%s/state/vm-n.json/x", top);
