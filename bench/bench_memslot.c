@@ -419,6 +419,23 @@ static int rpc_cycle(struct conn *c, unsigned long long size, bool keep,
 	return ret;
 }
 
+/* One 128-byte line appended to fd and fdatasync'ed, as slotd's journal
+ * does per change: the floor of a durable write in that directory. */
+static int sync_timed(int fd, bool keep, struct series *s)
+{
+	char line[128];
+	long long t0 = bench_now_ns();
+	int ret = 0;
+
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	if (write(fd, line, sizeof(line)) != (ssize_t)sizeof(line) || fdatasync(fd))
+		ret = -errno;
+	if (!ret && keep)
+		s->ns[s->n++] = bench_now_ns() - t0;
+	return ret;
+}
+
 /* One timed daemon.version call, recorded into s when keep. */
 static int version_timed(struct conn *c, bool keep, struct series *s)
 {
@@ -435,6 +452,7 @@ struct p1_row {
 	double ver[2];		/* daemon.version round trip, same iterations */
 	double raw[2];
 	double rpc[2][2];	/* [tmpfs|disk][median|p90] */
+	double sync[2];		/* [tmpfs|disk] durable 128 B append, median */
 	double server, kernel;	/* daemon-side medians, tmpfs series */
 };
 
@@ -478,7 +496,20 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 			putchar('\n');
 		}
 	printf("(slotd op / its ioctl: the reply's effect.duration_ns and "
-	       "effect.kernel_ns, medians, tmpfs series)\n\n");
+	       "effect.kernel_ns, medians, tmpfs series)\n");
+	/* What durability alone costs next to what the target leaves. */
+	for (int i = 0; i < nsz; i++) {
+		const struct p1_row *r = &rows[i][OP_CREATE];
+
+		printf("%s: a durable 128-byte append (write + fdatasync, as the journal does per "
+		       "change) takes %.1f us on tmpfs", size_str(sz[i], b, sizeof(b)),
+		       r->sync[0]);
+		if (disk)
+			printf(", %.1f us on disk", r->sync[1]);
+		printf("; the target leaves 0.2 x (raw create + version) = %.1f us for all of "
+		       "slotd's work beyond them\n", 0.2 * (r->raw[0] + r->ver[0]));
+	}
+	putchar('\n');
 }
 
 /* Creates the part-1 VM "m" on a daemon (64 MiB boot RAM, not started). */
@@ -491,10 +522,11 @@ static int p1_vm(struct conn *c)
 /* Runs one size: n iterations (after 20 unrecorded), each a raw cycle,
  * an RPC cycle per daemon and a daemon.version call, so that every column
  * sees the same moments of a noisy host; fills rows. */
-static int p1_size(struct raw_vm *raw, struct conn c[2], int nconn,
+static int p1_size(struct raw_vm *raw, struct conn c[2], const int syncfd[2], int nconn,
 		   unsigned long long size, long n, struct p1_row rows[NOPS])
 {
 	struct series s[3][NOPS] = { { { 0 } } }, ver = { 0 };	/* [raw|tmpfs|disk] */
+	struct series sync[2] = { { 0 } };
 	void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	int ret = hva == MAP_FAILED ? -errno : 0;
@@ -503,12 +535,16 @@ static int p1_size(struct raw_vm *raw, struct conn c[2], int nconn,
 		for (int op = 0; op < NOPS; op++)
 			ret = ret ? ret : series_alloc(&s[k][op], n);
 	ret = ret ? ret : series_alloc(&ver, n);
+	for (int k = 0; k < nconn; k++)
+		ret = ret ? ret : series_alloc(&sync[k], n);
 	for (long i = -20; !ret && i < n; i++) {
 		ret = raw_cycle(raw, size, hva, i >= 0, s[0]);
 		for (int k = 0; !ret && k < nconn; k++)
 			ret = rpc_cycle(&c[k], size, i >= 0, s[k + 1]);
 		if (!ret)
 			ret = version_timed(&c[0], i >= 0, &ver);
+		for (int k = 0; !ret && k < nconn; k++)
+			ret = sync_timed(syncfd[k], i >= 0, &sync[k]);
 	}
 	for (int op = 0; !ret && op < NOPS; op++) {
 		rows[op].ver[1] = bench_pct_us(ver.ns, ver.n, 0.9);
@@ -519,6 +555,8 @@ static int p1_size(struct raw_vm *raw, struct conn c[2], int nconn,
 			d[1] = bench_pct_us(s[k][op].ns, s[k][op].n, 0.9);
 			d[0] = bench_pct_us(s[k][op].ns, s[k][op].n, 0.5);
 		}
+		for (int k = 0; k < nconn; k++)
+			rows[op].sync[k] = bench_pct_us(sync[k].ns, sync[k].n, 0.5);
 		rows[op].server = bench_pct_us(s[1][op].server_ns, s[1][op].n, 0.5);
 		rows[op].kernel = bench_pct_us(s[1][op].kernel_ns, s[1][op].n, 0.5);
 	}
@@ -526,6 +564,8 @@ static int p1_size(struct raw_vm *raw, struct conn c[2], int nconn,
 		for (int op = 0; op < NOPS; op++)
 			series_free(&s[k][op]);
 	series_free(&ver);
+	for (int k = 0; k < nconn; k++)
+		series_free(&sync[k]);
 	if (hva != MAP_FAILED)
 		munmap(hva, size);
 	return ret;
@@ -543,6 +583,7 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 	struct bench_daemon d[2] = { { .pid = 0 }, { .pid = 0 } };
 	struct conn c[2] = { { .fd = -1 }, { .fd = -1 } };
 	struct raw_vm raw = { .kvm = -1, .vm = -1 };
+	int syncfd[2] = { -1, -1 };
 
 	n = n > 0 ? n : 1;
 	ret = raw_open(&raw);
@@ -558,12 +599,23 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 		}
 		ret = ret ? ret : conn_open(d[k].sock, &c[k]);
 		ret = ret ? ret : p1_vm(&c[k]);
+		if (!ret) {
+			/* Next to the daemon's state dir, on the same file system. */
+			char path[2048];
+
+			snprintf(path, sizeof(path), "%s/sync.probe",
+				 k ? d[k].state_parent : d[k].dir);
+			syncfd[k] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+			ret = syncfd[k] < 0 ? -errno : 0;
+		}
 	}
 	for (int i = 0; !ret && i < nsz; i++)
-		ret = p1_size(&raw, c, nconn, sz[i], n, rows[i]);
+		ret = p1_size(&raw, c, syncfd, nconn, sz[i], n, rows[i]);
 	if (!ret)
 		p1_print(rows, sz, nsz, nconn > 1, n);
 	for (int k = 0; k < nconn; k++) {
+		if (syncfd[k] >= 0)
+			close(syncfd[k]);
 		conn_close(&c[k]);
 		bench_daemon_stop(&d[k]);
 		live_daemons[k] = 0;
