@@ -39,6 +39,7 @@ struct rpc_listener {
 };
 
 struct rpc_http;
+struct def_entry;
 void rpc_http_destroy(struct rpc_http *h);
 
 struct rpc_server {
@@ -50,6 +51,7 @@ struct rpc_server {
 	json_object *openrpc;
 	struct json_tokener *tok;	/* reused for every message (reset) */
 	json_object *method_index;	/* name -> method of openrpc */
+	struct def_entry *state_defs;	/* rpc/state.c's per-VM cache */
 	TAILQ_HEAD(, rpc_conn) conns;
 	TAILQ_HEAD(, rpc_listener) listeners;
 	unsigned nconns;
@@ -111,6 +113,8 @@ int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n
  * records -32010 naming the file in call on failure and returns -errno. */
 int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm,
 			 json_object *params);
+/* Drops the per-VM definitions and open journals (server teardown). */
+void rpc_state_free(struct rpc_server *srv);
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm);
 /* The same with the quirks of mask quirks_on enabled instead of the VM's
  * current ones (written before a quirk change that cannot be undone). */

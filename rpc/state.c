@@ -35,12 +35,12 @@ struct restore_ctx {
 };
 
 /* Each VM's definition as last written, so that a change rewrites the file
- * without reading it back (a 1000-slot file took most of a create's time).
- * Only the event loop thread calls into this file.  Entries go with
- * vm.destroy; those of VMs alive at exit stay reachable from here. */
+ * without reading it back (a 1000-slot file took most of a create's time),
+ * and its open journal.  Kept by the server (srv->state_defs); only the
+ * event loop thread calls into this file.  Entries go with vm.destroy and
+ * with the server. */
 struct def_entry {
 	struct def_entry *next;
-	const struct rpc_server *srv;
 	char name[VMM_NAME_MAX];
 	json_object *def;
 	bool restored;
@@ -49,18 +49,34 @@ struct def_entry {
 	int jfd;		/* the journal, open for appending, or -1 */
 };
 
-static struct def_entry *defs;
-
-static struct def_entry *def_find(const struct rpc_server *srv, const char *name)
+static struct def_entry *def_find(struct rpc_server *srv, const char *name)
 {
-	for (struct def_entry *e = defs; e; e = e->next)
-		if (e->srv == srv && !strcmp(e->name, name))
+	for (struct def_entry *e = srv->state_defs; e; e = e->next)
+		if (!strcmp(e->name, name))
 			return e;
 	return NULL;
 }
 
+static void def_free(struct def_entry *e)
+{
+	if (e->jfd >= 0)
+		close(e->jfd);
+	json_object_put(e->def);
+	free(e);
+}
+
+void rpc_state_free(struct rpc_server *srv)
+{
+	struct def_entry *e;
+
+	while ((e = srv->state_defs)) {
+		srv->state_defs = e->next;
+		def_free(e);
+	}
+}
+
 /* Remembers def (a reference is taken) for VM name. */
-static void def_put(const struct rpc_server *srv, const char *name, json_object *def,
+static void def_put(struct rpc_server *srv, const char *name, json_object *def,
 		    bool restored)
 {
 	struct def_entry *e = def_find(srv, name);
@@ -69,11 +85,10 @@ static void def_put(const struct rpc_server *srv, const char *name, json_object 
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return;		/* the next change reads the file */
-		e->srv = srv;
 		e->jfd = -1;
 		snprintf(e->name, sizeof(e->name), "%s", name);
-		e->next = defs;
-		defs = e;
+		e->next = srv->state_defs;
+		srv->state_defs = e;
 	}
 	json_object_get(def);		/* def may be e->def itself */
 	json_object_put(e->def);
@@ -81,17 +96,14 @@ static void def_put(const struct rpc_server *srv, const char *name, json_object 
 	e->restored = restored;
 }
 
-static void def_drop(const struct rpc_server *srv, const char *name)
+static void def_drop(struct rpc_server *srv, const char *name)
 {
-	for (struct def_entry **pe = &defs; *pe; pe = &(*pe)->next) {
+	for (struct def_entry **pe = &srv->state_defs; *pe; pe = &(*pe)->next) {
 		struct def_entry *e = *pe;
 
-		if (e->srv == srv && !strcmp(e->name, name)) {
+		if (!strcmp(e->name, name)) {
 			*pe = e->next;
-			if (e->jfd >= 0)
-				close(e->jfd);
-			json_object_put(e->def);
-			free(e);
+			def_free(e);
 			return;
 		}
 	}
