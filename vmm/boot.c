@@ -31,7 +31,7 @@
 
 static uint8_t *boot_hva(struct vmm_vm *vm, uint64_t gpa)
 {
-	return (uint8_t *)vm->slots[0].hva + gpa;
+	return (uint8_t *)vm->slots[0]->hva + gpa;
 }
 
 bool vmm_cpuid_has_1g_pages(struct vmm *vmm)
@@ -129,10 +129,10 @@ int vm_boot_params_write(struct vmm_vm *vm)
 	pthread_rwlock_rdlock(&vm->slots_lock);
 	bp->nr_slots_total = vm->nr_slots;
 	for (unsigned i = 0; i < vm->nr_slots && i < VMM_BOOT_MAX_SLOTS; i++) {
-		bp->slots[i].gpa = vm->slots[i].gpa;
-		bp->slots[i].size = vm->slots[i].size;
-		bp->slots[i].id = vm->slots[i].id;
-		bp->slots[i].flags = vm->slots[i].flags;
+		bp->slots[i].gpa = vm->slots[i]->gpa;
+		bp->slots[i].size = vm->slots[i]->size;
+		bp->slots[i].id = vm->slots[i]->id;
+		bp->slots[i].flags = vm->slots[i]->flags;
 		bp->nr_slots++;
 	}
 	pthread_rwlock_unlock(&vm->slots_lock);

@@ -158,12 +158,17 @@ struct vmm_vm {
 	pthread_mutex_t notify_lock;	/* held while delivering them */
 
 	pthread_rwlock_t slots_lock;	/* guards the list below */
-	struct vmm_memslot *slots;	/* sorted by gpa */
+	/* Each slot is allocated on its own (pointers to it stay valid while
+	 * it exists); slots sorts them by gpa, by_id indexes them by id, so
+	 * a change moves pointers, not 1 KiB records, and a lookup by id
+	 * does not scan. */
+	struct vmm_memslot **slots;	/* sorted by gpa */
 	unsigned nr_slots;
 	unsigned cap_slots;
-	uint8_t *ids_used;		/* [id] = 1 while a slot has it */
+	struct vmm_memslot **by_id;	/* [id], NULL if free */
 	unsigned ids_cap;
 	unsigned id_hint;		/* no free id below this one */
+	uint64_t slots_bytes;		/* sum of the slots' sizes */
 
 	pthread_mutex_t dev_lock;	/* serial registers */
 	struct vmm_serial serial;

@@ -44,12 +44,7 @@ uint32_t vm_slot_mmu_flags(uint32_t kvm_flags)
 
 struct vmm_memslot *vm_slot_find_locked(struct vmm_vm *vm, uint32_t id)
 {
-	if (id < vm->ids_cap && !vm->ids_used[id])
-		return NULL;
-	for (unsigned i = 0; i < vm->nr_slots; i++)
-		if (vm->slots[i].id == id)
-			return &vm->slots[i];
-	return NULL;
+	return id < vm->ids_cap ? vm->by_id[id] : NULL;
 }
 
 unsigned vm_slot_lower_bound_locked(struct vmm_vm *vm, uint64_t gpa)
@@ -59,7 +54,7 @@ unsigned vm_slot_lower_bound_locked(struct vmm_vm *vm, uint64_t gpa)
 	while (lo < hi) {
 		unsigned mid = lo + (hi - lo) / 2;
 
-		if (vm->slots[mid].gpa < gpa)
+		if (vm->slots[mid]->gpa < gpa)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -67,74 +62,85 @@ unsigned vm_slot_lower_bound_locked(struct vmm_vm *vm, uint64_t gpa)
 	return lo;
 }
 
-/* Marks id used or free in the id map, growing it as needed.
+/* Sets by_id[id] (NULL frees the id), growing the map as needed.
  * Called with slots_lock held for writing. */
-static int id_mark_locked(struct vmm_vm *vm, uint32_t id, bool used)
+static int id_set_locked(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *s)
 {
 	if (id >= vm->ids_cap) {
 		unsigned cap = id < 1024 ? 1024 : id * 2;
-		uint8_t *n = realloc(vm->ids_used, cap);
+		struct vmm_memslot **n;
 
+		if (!s)
+			return 0;
+		n = realloc(vm->by_id, cap * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
-		memset(n + vm->ids_cap, 0, cap - vm->ids_cap);
-		vm->ids_used = n;
+		memset(n + vm->ids_cap, 0, (cap - vm->ids_cap) * sizeof(*n));
+		vm->by_id = n;
 		vm->ids_cap = cap;
 	}
-	vm->ids_used[id] = used;
-	if (!used && id < vm->id_hint)
+	vm->by_id[id] = s;
+	if (!s && id < vm->id_hint)
 		vm->id_hint = id;
-	while (vm->id_hint < vm->ids_cap && vm->ids_used[vm->id_hint])
+	while (vm->id_hint < vm->ids_cap && vm->by_id[vm->id_hint])
 		vm->id_hint++;
 	return 0;
 }
 
 int vm_slot_list_insert(struct vmm_vm *vm, const struct vmm_memslot *s)
 {
+	struct vmm_memslot *copy = malloc(sizeof(*copy));
 	unsigned i;
 
-	pthread_rwlock_wrlock(&vm->slots_lock);
-	if (id_mark_locked(vm, s->id, true)) {
-		pthread_rwlock_unlock(&vm->slots_lock);
+	if (!copy)
 		return -ENOMEM;
-	}
+	*copy = *s;
+	pthread_rwlock_wrlock(&vm->slots_lock);
 	if (vm->nr_slots == vm->cap_slots) {
 		unsigned cap = vm->cap_slots ? vm->cap_slots * 2 : 8;
-		struct vmm_memslot *n = realloc(vm->slots, cap * sizeof(*n));
+		struct vmm_memslot **n = realloc(vm->slots, cap * sizeof(*n));
 
-		if (!n) {
-			id_mark_locked(vm, s->id, false);
-			pthread_rwlock_unlock(&vm->slots_lock);
-			return -ENOMEM;
-		}
+		if (!n)
+			goto nomem;
 		vm->slots = n;
 		vm->cap_slots = cap;
 	}
+	if (id_set_locked(vm, s->id, copy))
+		goto nomem;
 	i = vm_slot_lower_bound_locked(vm, s->gpa);
 	memmove(&vm->slots[i + 1], &vm->slots[i], (vm->nr_slots - i) * sizeof(vm->slots[0]));
-	vm->slots[i] = *s;
+	vm->slots[i] = copy;
 	vm->nr_slots++;
+	vm->slots_bytes += s->size;
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return 0;
+nomem:
+	pthread_rwlock_unlock(&vm->slots_lock);
+	free(copy);
+	return -ENOMEM;
 }
 
 int vm_slot_list_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
 {
+	struct vmm_memslot *s;
 	unsigned i;
 
 	pthread_rwlock_wrlock(&vm->slots_lock);
-	for (i = 0; i < vm->nr_slots && vm->slots[i].id != id; i++)
-		;
-	if (i == vm->nr_slots) {
+	s = vm_slot_find_locked(vm, id);
+	if (!s) {
 		pthread_rwlock_unlock(&vm->slots_lock);
 		return -ENOENT;
 	}
-	*out = vm->slots[i];
+	/* GPAs are disjoint: the lower bound of its gpa is the slot. */
+	i = vm_slot_lower_bound_locked(vm, s->gpa);
 	memmove(&vm->slots[i], &vm->slots[i + 1],
 		(vm->nr_slots - i - 1) * sizeof(vm->slots[0]));
 	vm->nr_slots--;
-	id_mark_locked(vm, id, false);
+	vm->slots_bytes -= s->size;
+	id_set_locked(vm, id, NULL);
 	pthread_rwlock_unlock(&vm->slots_lock);
+	*out = *s;
+	free(s);
 	return 0;
 }
 
@@ -239,7 +245,7 @@ err_fd:
 /* Zeroes boot RAM and returns its pages to the system (reboot). */
 int vm_boot_ram_clear(struct vmm_vm *vm)
 {
-	struct vmm_memslot *s = &vm->slots[0];
+	struct vmm_memslot *s = vm->slots[0];
 
 	if (s->fd < 0)
 		return madvise(s->hva, s->size, MADV_DONTNEED) < 0 ? -errno : 0;
@@ -255,16 +261,20 @@ void vm_memslots_free(struct vmm_vm *vm)
 {
 	pthread_rwlock_wrlock(&vm->slots_lock);
 	for (unsigned i = 0; i < vm->nr_slots; i++) {
-		munmap(vm->slots[i].hva, vm->slots[i].size);
-		if (vm->slots[i].fd >= 0)
-			close(vm->slots[i].fd);
-		free(vm->slots[i].kvm_dirty);
+		struct vmm_memslot *s = vm->slots[i];
+
+		munmap(s->hva, s->size);
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s->kvm_dirty);
+		free(s);
 	}
 	free(vm->slots);
-	free(vm->ids_used);
+	free(vm->by_id);
 	vm->slots = NULL;
-	vm->ids_used = NULL;
+	vm->by_id = NULL;
 	vm->nr_slots = vm->cap_slots = vm->ids_cap = vm->id_hint = 0;
+	vm->slots_bytes = 0;
 	pthread_rwlock_unlock(&vm->slots_lock);
 }
 
@@ -277,16 +287,16 @@ void vm_boot_slots_update(struct vmm_vm *vm)
 
 	pthread_rwlock_rdlock(&vm->slots_lock);
 	for (unsigned i = 0; i < vm->nr_slots && n < VMM_BOOT_MAX_SLOTS; i++, n++) {
-		bp.slots[n].gpa = vm->slots[i].gpa;
-		bp.slots[n].size = vm->slots[i].size;
-		bp.slots[n].id = vm->slots[i].id;
-		bp.slots[n].flags = vm->slots[i].flags;
+		bp.slots[n].gpa = vm->slots[i]->gpa;
+		bp.slots[n].size = vm->slots[i]->size;
+		bp.slots[n].id = vm->slots[i]->id;
+		bp.slots[n].flags = vm->slots[i]->flags;
 		bp.slots[n].reserved = 0;
 	}
 	bp.nr_slots = n;
 	bp.nr_slots_total = vm->nr_slots;
 	/* Slot 0 (boot RAM) holds the boot parameters and is never removed. */
-	memcpy((uint8_t *)vm->slots[0].hva + VMM_GPA_BOOT +
+	memcpy((uint8_t *)vm->slots[0]->hva + VMM_GPA_BOOT +
 	       offsetof(struct vmm_boot_params, nr_slots), &bp.nr_slots,
 	       sizeof(bp) - offsetof(struct vmm_boot_params, nr_slots));
 	pthread_rwlock_unlock(&vm->slots_lock);

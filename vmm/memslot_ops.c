@@ -131,8 +131,8 @@ static int range_check_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
 	/* Sorted and disjoint: only slots from the one before the lower
 	 * bound up to the first one starting at or past end can overlap. */
 	for (unsigned i = vm_slot_lower_bound_locked(vm, gpa), k = i ? i - 1 : 0;
-	     k < vm->nr_slots && vm->slots[k].gpa < end; k++) {
-		const struct vmm_memslot *s = &vm->slots[k];
+	     k < vm->nr_slots && vm->slots[k]->gpa < end; k++) {
+		const struct vmm_memslot *s = vm->slots[k];
 
 		if (s->id != skip && gpa < s->gpa + s->size && s->gpa < end)
 			return vmm_err_set(err, -EEXIST, "gpa",
@@ -169,7 +169,7 @@ static int id_pick_locked(struct vmm_vm *vm, uint32_t want, uint32_t *out,
 		return 0;
 	}
 	/* Every id below id_hint is taken (vm_slot_list_* keep it so). */
-	for (*out = vm->id_hint; *out < vm->ids_cap && vm->ids_used[*out]; (*out)++)
+	for (*out = vm->id_hint; *out < vm->ids_cap && vm->by_id[*out]; (*out)++)
 		;
 	return 0;
 }
@@ -182,11 +182,10 @@ static void memory_totals(struct vmm_vm *vm, uint64_t *vm_total, uint64_t *all)
 	*vm_total = *all = 0;
 	pthread_mutex_lock(&vmm->lock);
 	for (struct vmm_vm *v = vmm->vms; v; v = v->next) {
-		uint64_t sum = 0;
+		uint64_t sum;
 
 		pthread_rwlock_rdlock(&v->slots_lock);
-		for (unsigned i = 0; i < v->nr_slots; i++)
-			sum += v->slots[i].size;
+		sum = v->slots_bytes;
 		pthread_rwlock_unlock(&v->slots_lock);
 		*all += sum;
 		if (v == vm)

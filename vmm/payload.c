@@ -138,7 +138,7 @@ int vm_payload_load(struct vmm_vm *vm, struct vmm_err *err)
 	const Elf64_Phdr *ph = (const void *)(vm->image + eh->e_phoff);
 	uint64_t limit = vm->memory_bytes - vm->nr_vcpus * VMM_STACK_SIZE;
 	uint64_t lo = UINT64_MAX, hi = 0;
-	uint8_t *ram = vm->slots[0].hva;
+	uint8_t *ram = vm->slots[0]->hva;
 	int r;
 
 	for (unsigned i = 0; i < eh->e_phnum; i++, ph++) {

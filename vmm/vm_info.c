@@ -72,7 +72,7 @@ int vmm_vm_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info *slots,
 {
 	pthread_rwlock_rdlock(&vm->slots_lock);
 	for (unsigned i = 0; i < vm->nr_slots && i < max; i++)
-		slot_info(&vm->slots[i], &slots[i]);
+		slot_info(vm->slots[i], &slots[i]);
 	*count = vm->nr_slots;
 	pthread_rwlock_unlock(&vm->slots_lock);
 	return 0;
