@@ -173,6 +173,8 @@ struct slot_set *slots_copy_remove(struct mmu *mmu, const struct slot_set *set,
 void slots_publish(struct mmu *mmu, struct slot_set *set, struct mmu_op *op);
 
 struct slot_set *slots_copy(struct mmu *mmu, const struct slot_set *set);
+struct slot_set *slots_copy_move(struct mmu *mmu, const struct slot_set *set,
+				 const struct mmu_slot *moved);
 
 /* tlb.c */
 void tlb_flush_range(struct mmu *mmu, uint64_t gfn, uint64_t npages);

@@ -241,16 +241,12 @@ static int mmu_slot_relocate(struct mmu *mmu, struct mmu_slot *s,
 			     uint64_t new_gfn, struct mmu_op *op)
 {
 	struct mmu_slot moved = *s;
-	struct slot_set *tmp, *set;
+	struct slot_set *set;
 
 	if (slots_overlap(mmu->slots, new_gfn, s->npages, s->id))
 		return -EEXIST;
 	moved.gfn = new_gfn;
-	tmp = slots_copy_remove(mmu, mmu->slots, s->id);
-	if (!tmp)
-		return -ENOMEM;
-	set = slots_copy_insert(mmu, tmp, &moved);
-	free(tmp);
+	set = slots_copy_move(mmu, mmu->slots, &moved);
 	if (!set)
 		return -ENOMEM;
 	slots_publish(mmu, set, op);

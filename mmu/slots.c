@@ -17,11 +17,14 @@ static void slots_free_cb(struct rcu_head *rh)
 	op_done(mmu);
 }
 
+/* A set of n slots whose entries the caller fills (not zeroed: every
+ * change copies the whole array, and zeroing it first doubled that). */
 struct slot_set *slots_alloc(struct mmu *mmu, size_t n)
 {
-	struct slot_set *set = calloc(1, sizeof(*set) + n * sizeof(set->s[0]));
+	struct slot_set *set = malloc(sizeof(*set) + n * sizeof(set->s[0]));
 
 	if (set) {
+		memset(set, 0, sizeof(*set));
 		set->n = n;
 		set->defer.mmu = mmu;
 	}
@@ -103,12 +106,10 @@ struct slot_set *slots_copy_insert(struct mmu *mmu, const struct slot_set *set,
 				   const struct mmu_slot *slot)
 {
 	struct slot_set *n = slots_alloc(mmu, set->n + 1);
-	size_t at = 0;
+	size_t at = slots_lower_bound(set, slot->gfn);
 
 	if (!n)
 		return NULL;
-	while (at < set->n && set->s[at].gfn < slot->gfn)
-		at++;
 	memcpy(n->s, set->s, at * sizeof(n->s[0]));
 	n->s[at] = *slot;
 	memcpy(&n->s[at + 1], &set->s[at], (set->n - at) * sizeof(n->s[0]));
@@ -119,14 +120,46 @@ struct slot_set *slots_copy_insert(struct mmu *mmu, const struct slot_set *set,
 struct slot_set *slots_copy_remove(struct mmu *mmu, const struct slot_set *set,
 				   uint32_t id)
 {
-	struct slot_set *n = slots_alloc(mmu, set->n - 1);
-	size_t j = 0;
+	const struct mmu_slot *s = slots_find_id((struct slot_set *)set, id);
+	size_t at = s ? (size_t)(s - set->s) : set->n;
+	struct slot_set *n;
 
+	if (at == set->n)
+		return slots_copy(mmu, set);
+	n = slots_alloc(mmu, set->n - 1);
 	if (!n)
 		return NULL;
-	for (size_t i = 0; i < set->n; i++)
-		if (set->s[i].id != id)
-			n->s[j++] = set->s[i];
+	memcpy(n->s, set->s, at * sizeof(n->s[0]));
+	memcpy(&n->s[at], &set->s[at + 1], (set->n - at - 1) * sizeof(n->s[0]));
+	return n;
+}
+
+/* A copy of set with slot moved->id at moved->gfn instead (same size),
+ * in one pass; NULL on -ENOMEM or when set has no such slot. */
+struct slot_set *slots_copy_move(struct mmu *mmu, const struct slot_set *set,
+				 const struct mmu_slot *moved)
+{
+	const struct mmu_slot *old = slots_find_id((struct slot_set *)set, moved->id);
+	size_t at, k, sz = sizeof(set->s[0]);
+	struct slot_set *n;
+
+	if (!old || !(n = slots_alloc(mmu, set->n)))
+		return NULL;
+	at = (size_t)(old - set->s);
+	/* Where it goes among the others: before the first at or past its
+	 * new gfn (the old entry, excluded, cannot be that one: disjoint). */
+	k = slots_lower_bound(set, moved->gfn);
+	if (k <= at) {
+		memcpy(n->s, set->s, k * sz);
+		n->s[k] = *moved;
+		memcpy(&n->s[k + 1], &set->s[k], (at - k) * sz);
+		memcpy(&n->s[at + 1], &set->s[at + 1], (set->n - at - 1) * sz);
+	} else {
+		memcpy(n->s, set->s, at * sz);
+		memcpy(&n->s[at], &set->s[at + 1], (k - at - 1) * sz);
+		n->s[k - 1] = *moved;
+		memcpy(&n->s[k], &set->s[k], (set->n - k) * sz);
+	}
 	return n;
 }
 
