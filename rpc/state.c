@@ -9,8 +9,10 @@
  * vm-NAME.journal, memslot changes since the snapshot, one JSON line each,
  * appended and fdatasync'ed: {"seq": n, "put": {slot}} or {"seq": n,
  * "del": id}.  A change costs one short append instead of rewriting a file
- * that grows with the slot count; every JOURNAL_MAX lines (and on any
- * other change) the snapshot is rewritten and the journal emptied.  Lines
+ * that grows with the slot count; every JOURNAL_MAX lines, or as many
+ * lines as the snapshot has slots if that is more (so that rewriting it
+ * costs O(1) per change however many slots a VM has), and on any other
+ * change, the snapshot is rewritten and the journal emptied.  Lines
  * with seq <= the snapshot's were already folded in (a crash between the
  * two steps); a torn last line is a change that was never answered. */
 #include <dirent.h>
@@ -46,6 +48,7 @@ struct def_entry {
 	bool restored;
 	uint64_t seq;		/* of the last change written */
 	unsigned jlines;	/* lines in the journal */
+	unsigned jmax;		/* lines before the next snapshot */
 	int jfd;		/* the journal, open for appending, or -1 */
 };
 
@@ -86,6 +89,7 @@ static void def_put(struct rpc_server *srv, const char *name, json_object *def,
 		if (!e)
 			return;		/* the next change reads the file */
 		e->jfd = -1;
+		e->jmax = JOURNAL_MAX;
 		snprintf(e->name, sizeof(e->name), "%s", name);
 		e->next = srv->state_defs;
 		srv->state_defs = e;
@@ -248,6 +252,7 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	const char *text;
 	struct def_entry *e = def_find(call->srv, vmm_vm_name(vm));
 	int r = layout_json(vm, &slots);
+	size_t nslots = slots ? json_object_array_length(slots) : 0;
 
 	file_name(vmm_vm_name(vm), name, sizeof(name));
 	json_object_object_add(doc, "version", json_object_new_int(STATE_VERSION));
@@ -264,6 +269,8 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	if (!r) {
 		def_put(call->srv, vmm_vm_name(vm), def, restored);
 		e = def_find(call->srv, vmm_vm_name(vm));
+		if (e)
+			e->jmax = nslots > JOURNAL_MAX ? (unsigned)nslots : JOURNAL_MAX;
 		/* A journal left non-empty only costs a replay of lines the
 		 * snapshot's seq already covers. */
 		if (e && journal_reset(dir, e))
@@ -345,7 +352,7 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, json_object 
 	size_t len;
 	int r;
 
-	if (!e || e->jlines >= JOURNAL_MAX) {
+	if (!e || e->jlines >= e->jmax) {
 		json_object_put(rec);
 		return rpc_state_vm_save(call, vm);
 	}
@@ -376,7 +383,7 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, json_object 
 	slog_error("state: VM %s: cannot append to %s/%s: %s", vmm_vm_name(vm), dir, name,
 		   strerror(-r));
 	/* A torn record may be on disk: the next change writes a snapshot. */
-	e->jlines = JOURNAL_MAX;
+	e->jlines = e->jmax;
 	rpc_call_error(call, RPC_ERR_STATE_IO, NULL, "%s/%s could not be written: %s", dir,
 		       name, strerror(-r));
 	rpc_call_error_data(call, "file", json_object_new_string(name));
