@@ -21,6 +21,9 @@
  *      (passes that started inside a window only, so the first, faulting
  *      pass is never counted), ratios, and kernel and engine counters
  *      per deletion from vm.stats.
+ *   3. The 4 KiB cycle of part 1, raw and through slotd, on VMs that
+ *      already have 0, 1000 and 4000 other slots: how a change's cost
+ *      grows with the layout (KVM's stays flat).
  *
  * Environment (defaults): SLOTD_BIN, BENCH_MEMSLOT_N (200),
  * BENCH_MEMSLOT_SLOT_SIZES (4K,2M,1G),
@@ -30,7 +33,8 @@
  * window), BENCH_MEMSLOT_MAX_WINDOW_MS (20000),
  * BENCH_MEMSLOT_CHURN_US (10000), BENCH_MEMSLOT_TMPFS (/dev/shm),
  * BENCH_MEMSLOT_DISK (/var/tmp; "-" skips the disk series),
- * BENCH_MEMSLOT_PARTS (12).
+ * BENCH_MEMSLOT_FILL (0,1000,4000: part 3's slot counts),
+ * BENCH_MEMSLOT_PARTS (123).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -358,20 +362,20 @@ static void series_free(struct series *s)
 	free(s->kernel_ns);
 }
 
-/* One create/move/delete cycle of one slot on the raw VM (hva: its
+/* One create/move/delete cycle of slot id on the raw VM (hva: its
  * backing, mapped once, never touched); recorded into s when keep. */
-static int raw_cycle(struct raw_vm *r, unsigned long long size, void *hva, bool keep,
-		     struct series s[NOPS])
+static int raw_cycle(struct raw_vm *r, uint32_t id, unsigned long long size, void *hva,
+		     bool keep, struct series s[NOPS])
 {
 	long long t[NOPS + 1];
 	int ret;
 
 	t[0] = bench_now_ns();
-	ret = raw_set(r, SLOT_ID, GPA_A, size, hva);
+	ret = raw_set(r, id, GPA_A, size, hva);
 	t[1] = bench_now_ns();
-	ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, size, hva);
+	ret = ret ? ret : raw_set(r, id, GPA_B, size, hva);
 	t[2] = bench_now_ns();
-	ret = ret ? ret : raw_set(r, SLOT_ID, GPA_B, 0, hva);
+	ret = ret ? ret : raw_set(r, id, GPA_B, 0, hva);
 	t[3] = bench_now_ns();
 	for (int op = 0; !ret && keep && op < NOPS; op++)
 		s[op].ns[s[op].n++] = t[op + 1] - t[op];
@@ -399,23 +403,23 @@ static int rpc_timed(struct conn *c, struct series *s, bool keep,
 	return ret;
 }
 
-/* The same cycle through slotd on VM "m" (defined, not running). */
-static int rpc_cycle(struct conn *c, unsigned long long size, bool keep,
-		     struct series s[NOPS])
+/* The same cycle through slotd on VM vm (defined, not running). */
+static int rpc_cycle(struct conn *c, const char *vm, uint32_t id, unsigned long long size,
+		     bool keep, struct series s[NOPS])
 {
-	char create[128], move[128];
+	char create[160], move[160], del[128];
 	int ret;
 
-	snprintf(create, sizeof(create), "{\"vm\":\"m\",\"gpa\":%llu,"
-		 "\"size\":%llu,\"slot\":%d}", GPA_A, size, SLOT_ID);
-	snprintf(move, sizeof(move), "{\"vm\":\"m\",\"slot\":%d,\"gpa\":%llu}",
-		 SLOT_ID, GPA_B);
+	snprintf(create, sizeof(create), "{\"vm\":\"%s\",\"gpa\":%llu,"
+		 "\"size\":%llu,\"slot\":%u}", vm, GPA_A, size, id);
+	snprintf(move, sizeof(move), "{\"vm\":\"%s\",\"slot\":%u,\"gpa\":%llu}",
+		 vm, id, GPA_B);
+	snprintf(del, sizeof(del), "{\"vm\":\"%s\",\"slot\":%u}", vm, id);
 	ret = rpc_timed(c, &s[OP_CREATE], keep, "memslot.create", create);
 	if (!ret)
 		ret = rpc_timed(c, &s[OP_MOVE], keep, "memslot.move", move);
 	if (!ret)
-		ret = rpc_timed(c, &s[OP_DELETE], keep, "memslot.delete",
-				"{\"vm\":\"m\",\"slot\":10}");
+		ret = rpc_timed(c, &s[OP_DELETE], keep, "memslot.delete", del);
 	return ret;
 }
 
@@ -538,9 +542,9 @@ static int p1_size(struct raw_vm *raw, struct conn c[2], const int syncfd[2], in
 	for (int k = 0; k < nconn; k++)
 		ret = ret ? ret : series_alloc(&sync[k], n);
 	for (long i = -20; !ret && i < n; i++) {
-		ret = raw_cycle(raw, size, hva, i >= 0, s[0]);
+		ret = raw_cycle(raw, SLOT_ID, size, hva, i >= 0, s[0]);
 		for (int k = 0; !ret && k < nconn; k++)
-			ret = rpc_cycle(&c[k], size, i >= 0, s[k + 1]);
+			ret = rpc_cycle(&c[k], "m", SLOT_ID, size, i >= 0, s[k + 1]);
 		if (!ret)
 			ret = version_timed(&c[0], i >= 0, &ver);
 		for (int k = 0; !ret && k < nconn; k++)
@@ -1024,12 +1028,113 @@ static int part2(const char *bin, const char *tmpfs)
 	return ret;
 }
 
+/* ---- part 3: the same cycle next to many slots ---------------------- */
+
+#define FILL_GPA	(64ull << 30)
+
+/* Gives the raw VM and slotd's VM vm `fill` more 4 KiB slots (ids from 1
+ * upwards on both), 8 KiB apart from FILL_GPA. */
+static int fill_slots(struct raw_vm *raw, void **mem, struct conn *c, const char *vm,
+		      long fill)
+{
+	char params[160];
+	int ret = 0;
+
+	*mem = mmap(NULL, (size_t)fill * 4096 + 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (*mem == MAP_FAILED)
+		return -errno;
+	for (long i = 0; !ret && i < fill; i++) {
+		ret = raw_set(raw, (uint32_t)(i + 1), FILL_GPA + (uint64_t)i * 8192, 4096,
+			      (char *)*mem + i * 4096);
+		snprintf(params, sizeof(params), "{\"vm\":\"%s\",\"gpa\":%llu,\"size\":4096}",
+			 vm, FILL_GPA + (unsigned long long)i * 8192);
+		ret = ret ? ret : rpc_call(c, NULL, "memslot.create", "%s", params);
+	}
+	return ret;
+}
+
+/* Part 3: 4 KiB create/move/delete, raw and through slotd (tmpfs state),
+ * interleaved, on VMs that already have 0, 1000, 4000 ... other slots. */
+static int part3(const char *bin, const char *tmpfs)
+{
+	long fills[MAX_SIZES];
+	char list[128], *tok, *save = NULL;
+	long n = bench_env_long("BENCH_MEMSLOT_N", 200);
+	int nfill = 0, ret;
+	struct bench_daemon d;
+	struct conn c = { .fd = -1 };
+
+	snprintf(list, sizeof(list), "%s", bench_env_str("BENCH_MEMSLOT_FILL", "0,1000,4000"));
+	for (tok = strtok_r(list, ",", &save); tok && nfill < MAX_SIZES;
+	     tok = strtok_r(NULL, ",", &save))
+		fills[nfill++] = strtol(tok, NULL, 10);
+	ret = bench_daemon_start(&d, bin, tmpfs, NULL);
+	live_daemons[0] = d.pid;
+	ret = ret ? ret : conn_open(d.sock, &c);
+	if (!ret) {
+		printf("memslot ops next to many slots: 4 KiB create / move / delete, "
+		       "N=%ld, interleaved, us, median (p90); tmpfs state\n", n);
+		printf("%-7s %-19s %-19s %-19s %-19s %-19s %-19s\n", "slots", "raw create",
+		       "rpc create", "raw move", "rpc move", "raw delete", "rpc delete");
+	}
+	for (int f = 0; !ret && f < nfill; f++) {
+		struct raw_vm raw = { .kvm = -1, .vm = -1 };
+		struct series s[2][NOPS] = { { { 0 } } };
+		char vm[32];
+		void *mem = MAP_FAILED, *hva;
+		uint32_t id = (uint32_t)fills[f] + 10;
+
+		snprintf(vm, sizeof(vm), "s%ld", fills[f]);
+		ret = raw_open(&raw);
+		if (!ret)
+			ret = rpc_call(&c, NULL, "vm.create", "{\"name\":\"%s\",\"memory\":\"64M\","
+				       "\"ram\":\"anon\"}", vm);
+		ret = ret ? ret : fill_slots(&raw, &mem, &c, vm, fills[f]);
+		hva = mem == MAP_FAILED ? NULL : (char *)mem + fills[f] * 4096;
+		for (int k = 0; k < 2; k++)
+			for (int op = 0; op < NOPS; op++)
+				ret = ret ? ret : series_alloc(&s[k][op], n);
+		for (long i = -20; !ret && i < n; i++) {
+			ret = raw_cycle(&raw, id, 4096, hva, i >= 0, s[0]);
+			ret = ret ? ret : rpc_cycle(&c, vm, id, 4096, i >= 0, s[1]);
+		}
+		if (!ret) {
+			printf("%-7ld", fills[f]);
+			for (int op = 0; op < NOPS; op++)
+				for (int k = 0; k < 2; k++) {
+					char cell[40];
+
+					snprintf(cell, sizeof(cell), "%.1f (%.1f)",
+						 bench_pct_us(s[k][op].ns, s[k][op].n, 0.5),
+						 bench_pct_us(s[k][op].ns, s[k][op].n, 0.9));
+					printf(" %-19s", cell);
+				}
+			putchar('\n');
+		}
+		for (int k = 0; k < 2; k++)
+			for (int op = 0; op < NOPS; op++)
+				series_free(&s[k][op]);
+		if (!ret)
+			ret = rpc_call(&c, NULL, "vm.destroy", "{\"name\":\"%s\"}", vm);
+		raw_close(&raw);
+		if (mem != MAP_FAILED)
+			munmap(mem, (size_t)fills[f] * 4096 + 4096);
+	}
+	if (!ret)
+		putchar('\n');
+	conn_close(&c);
+	bench_daemon_stop(&d);
+	live_daemons[0] = 0;
+	return ret;
+}
+
 int main(void)
 {
 	const char *bin = bench_env_str("SLOTD_BIN", "build/slotd");
 	const char *tmpfs = bench_env_str("BENCH_MEMSLOT_TMPFS", "/dev/shm");
 	const char *disk = bench_env_str("BENCH_MEMSLOT_DISK", "/var/tmp");
-	const char *parts = bench_env_str("BENCH_MEMSLOT_PARTS", "12");
+	const char *parts = bench_env_str("BENCH_MEMSLOT_PARTS", "123");
 	int ret = 0;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1045,6 +1150,8 @@ int main(void)
 	       strcmp(disk, "-") ? disk : "(skipped)");
 	if (strchr(parts, '1'))
 		ret = part1(bin, tmpfs, disk);
+	if (!ret && strchr(parts, '3'))
+		ret = part3(bin, tmpfs);
 	if (!ret && strchr(parts, '2'))
 		ret = part2(bin, tmpfs);
 	if (ret)
