@@ -144,37 +144,45 @@ static int quirk_check_locked(struct vmm_vm *vm, const struct vmm_quirk_desc *q,
 			   "quirk", "%s", why);
 }
 
-int vmm_vm_quirk_check(struct vmm_vm *vm, const char *name, bool enabled,
-		       uint64_t *enabled_after, struct vmm_err *err)
+/* Looks quirk name up and checks that it may go to enabled; with commit,
+ * also records the change in the wanted set.  *qp gets the quirk. */
+static int quirk_prepare(struct vmm_vm *vm, const char *name, bool enabled, bool commit,
+			 const struct vmm_quirk_desc **qp, struct vmm_err *err)
 {
 	const struct vmm_quirk_desc *q = vmm_quirk_lookup(name);
 	int r;
 
 	if (!q)
 		return vmm_err_set(err, -ENOENT, "quirk", "unknown quirk '%s'", name);
+	*qp = q;
 	pthread_mutex_lock(&vm->lock);
 	r = quirk_check_locked(vm, q, enabled, err);
+	if (!r && commit && enabled)
+		vm->quirks_disabled &= ~q->bit;
+	else if (!r && commit)
+		vm->quirks_disabled |= q->bit;
 	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int vmm_vm_quirk_check(struct vmm_vm *vm, const char *name, bool enabled,
+		       uint64_t *enabled_after, struct vmm_err *err)
+{
+	const struct vmm_quirk_desc *q;
+	int r = quirk_prepare(vm, name, enabled, false, &q, err);
+
 	*enabled_after = vmm_vm_quirks_enabled(vm);
-	*enabled_after = enabled ? *enabled_after | q->bit : *enabled_after & ~q->bit;
+	if (!r)
+		*enabled_after = enabled ? *enabled_after | q->bit : *enabled_after & ~q->bit;
 	return r;
 }
 
 int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
 		     struct vmm_err *err)
 {
-	const struct vmm_quirk_desc *q = vmm_quirk_lookup(name);
-	int r;
+	const struct vmm_quirk_desc *q;
+	int r = quirk_prepare(vm, name, enabled, true, &q, err);
 
-	if (!q)
-		return vmm_err_set(err, -ENOENT, "quirk", "unknown quirk '%s'", name);
-	pthread_mutex_lock(&vm->lock);
-	r = quirk_check_locked(vm, q, enabled, err);
-	if (!r && enabled)
-		vm->quirks_disabled &= ~q->bit;
-	else if (!r)
-		vm->quirks_disabled |= q->bit;
-	pthread_mutex_unlock(&vm->lock);
 	if (r)
 		return r;
 	/* A VM that has run gets the change now; a defined one at start.  If

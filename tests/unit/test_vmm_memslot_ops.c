@@ -200,28 +200,52 @@ Test(vmm_memslot_ops, dirty_log_reports_pages_written_through_the_engine)
 	free(bm);
 }
 
-Test(vmm_memslot_ops, failed_transaction_leaves_the_layout_as_it_was)
+/* A 1 MiB slot at SLOT_GPA holding "keep", and ops[0..1]: delete it,
+ * create a 4 KiB slot at 3 * SLOT_GPA.  Returns the slot's id. */
+static uint32_t txn_setup(struct vmm_memslot_op *ops, size_t nops)
 {
 	struct vmm_memslot_params a = anon(SLOT_GPA, 1 << 20);
-	struct vmm_memslot_op ops[3];
-	struct vmm_memslot_info slots[8];
 	struct vmm_err err = { 0 };
-	uint32_t id, ids[3];
-	size_t failed, n;
-	char buf[8] = "";
+	uint32_t id;
 
 	cr_assert_eq(vmm_memslot_create(vm, &a, &id, NULL, &err), 0, "%s", err.msg);
 	vmm_vm_memory_write(vm, SLOT_GPA, "keep", 5, &err);
-	memset(ops, 0, sizeof(ops));
+	memset(ops, 0, nops * sizeof(*ops));
 	ops[0] = (struct vmm_memslot_op){ .kind = VMM_OP_DELETE, .id = id };
 	ops[1] = (struct vmm_memslot_op){ .kind = VMM_OP_CREATE, .create = anon(3 * SLOT_GPA, 4096) };
+	return id;
+}
+
+/* The layout txn_setup made, untouched: boot RAM and slot id with its data. */
+static void assert_txn_undone(uint32_t id)
+{
+	struct vmm_memslot_info slots[8];
+	struct vmm_err err = { 0 };
+	char buf[8] = "";
+	size_t n;
+
+	vmm_vm_memslots_get(vm, slots, 8, &n);
+	cr_assert_eq(n, 2, "slot 0 and the original slot; got %zu", n);
+	cr_assert_eq(slots[1].id, id, "the deleted slot is back under its id");
+	cr_assert_eq(vmm_vm_memory_read(vm, SLOT_GPA, buf, 5, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(buf, "keep", "the deleted-then-restored slot kept its data");
+	cr_assert_eq(vmm_vm_memory_read(vm, 3 * SLOT_GPA, buf, 1, &err), -EFAULT,
+		     "the created slot is gone again");
+}
+
+Test(vmm_memslot_ops, failed_transaction_leaves_the_layout_as_it_was)
+{
+	struct vmm_memslot_op ops[3];
+	struct vmm_memslot_info slots[8];
+	struct vmm_err err = { 0 };
+	uint32_t id = txn_setup(ops, 3), ids[3];
+	size_t failed, n;
+	char buf[8] = "";
+
 	ops[2] = (struct vmm_memslot_op){ .kind = VMM_OP_MOVE, .id = 99, .gpa = 0 };
 	cr_assert_eq(vmm_memslot_transaction(vm, ops, 3, ids, &failed, NULL, NULL, &err), -ENOENT);
 	cr_assert_eq(failed, 2, "op 2 names a missing slot; got %zu", failed);
-	vmm_vm_memslots_get(vm, slots, 8, &n);
-	cr_assert_eq(n, 2, "slot 0 and the original slot; got %zu", n);
-	cr_assert_eq(vmm_vm_memory_read(vm, SLOT_GPA, buf, 5, &err), 0, "%s", err.msg);
-	cr_assert_str_eq(buf, "keep", "the deleted-then-restored slot kept its data");
+	assert_txn_undone(id);
 	ops[2] = (struct vmm_memslot_op){ .kind = VMM_OP_CREATE, .create = anon(5 * SLOT_GPA, 4096) };
 	cr_assert_eq(vmm_memslot_transaction(vm, ops, 3, ids, &failed, NULL, NULL, &err), 0, "%s", err.msg);
 	vmm_vm_memslots_get(vm, slots, 8, &n);
@@ -248,34 +272,22 @@ static int commit_probe_fn(void *arg)
 
 Test(vmm_memslot_ops, a_transaction_whose_commit_fails_is_undone_whole)
 {
-	struct vmm_memslot_params a = anon(SLOT_GPA, 1 << 20);
 	struct commit_probe probe = { .ret = -EIO };
 	struct vmm_txn_commit commit = { commit_probe_fn, &probe };
 	struct vmm_memslot_op ops[2];
-	struct vmm_memslot_info slots[8];
 	struct vmm_err err = { 0 };
-	uint32_t id, ids[2];
-	size_t failed, n;
+	uint32_t id = txn_setup(ops, 2), ids[2];
+	size_t failed;
 	char buf[8] = "";
 
-	cr_assert_eq(vmm_memslot_create(vm, &a, &id, NULL, &err), 0, "%s", err.msg);
-	vmm_vm_memory_write(vm, SLOT_GPA, "keep", 5, &err);
-	memset(ops, 0, sizeof(ops));
-	ops[0] = (struct vmm_memslot_op){ .kind = VMM_OP_DELETE, .id = id };
-	ops[1] = (struct vmm_memslot_op){ .kind = VMM_OP_CREATE, .create = anon(3 * SLOT_GPA, 4096) };
 	cr_assert_eq(vmm_memslot_transaction(vm, ops, 2, ids, &failed, &commit, NULL, &err), -EIO);
 	cr_assert_eq(probe.calls, 1);
 	cr_assert_eq(probe.slots_seen, 2, "the commit sees the new layout (boot RAM and the "
 		     "created slot); got %zu slots", probe.slots_seen);
 	cr_assert_eq(failed, SIZE_MAX, "no op failed; got %zu", failed);
 	cr_assert(strstr(err.msg, "undone"), "%s", err.msg);
-	vmm_vm_memslots_get(vm, slots, 8, &n);
-	cr_assert_eq(n, 2, "slot 0 and the original slot; got %zu", n);
-	cr_assert_eq(slots[1].id, id, "the deleted slot is back under its id");
-	cr_assert_eq(vmm_vm_memory_read(vm, SLOT_GPA, buf, 5, &err), 0, "%s", err.msg);
-	cr_assert_str_eq(buf, "keep", "the deleted slot's memory was kept until the commit");
-	cr_assert_eq(vmm_vm_memory_read(vm, 3 * SLOT_GPA, buf, 1, &err), -EFAULT,
-		     "the created slot is gone again");
+	/* The deleted slot's memory was kept until the commit. */
+	assert_txn_undone(id);
 	probe.ret = 0;
 	cr_assert_eq(vmm_memslot_transaction(vm, ops, 2, ids, &failed, &commit, NULL, &err), 0,
 		     "%s", err.msg);
