@@ -72,11 +72,58 @@ struct mmu_slot {
 	uint64_t *dirty;		/* bitmap while logging; writer only */
 };
 
-/* RCU-published, sorted by gfn. */
+#define SLOT_CHUNK	64	/* slots in a chunk, at most */
+#define SLOT_CHUNK_MIN	16	/* a smaller chunk merges with a neighbour */
+
+/* Up to SLOT_CHUNK slots sorted by gfn, sized to fit.  Immutable once a
+ * published set references it; consecutive sets share the chunks a change
+ * did not touch. */
+struct slot_chunk {
+	uint32_t n;
+	uint64_t epoch;			/* writer only: the set that built it */
+	struct slot_chunk *retired_next;	/* writer only */
+	struct mmu_slot s[];
+};
+
+/* A chunk of a set and its first slot's gfn, for the top-level search. */
+struct slot_ref {
+	uint64_t gfn;
+	struct slot_chunk *chunk;
+};
+
+enum slot_id_op { SLOT_ID_KEEP, SLOT_ID_SET, SLOT_ID_DEL };
+
+/* RCU-published: chunks in gfn order, every chunk non-empty and, when
+ * there are several, holding SLOT_CHUNK_MIN..SLOT_CHUNK slots.  A change
+ * builds a new set with a new epoch: it copies the chunk references and
+ * replaces the one or two chunks it touches. */
 struct slot_set {
 	struct mmu_defer defer;
+	size_t n;			/* slots */
+	size_t nchunks;
+	size_t cap;			/* references allocated */
+	/* Writer only.  Unpublished: chunks of this epoch are its own,
+	 * dropped lists the published ones it no longer references.  Once
+	 * replaced: retired lists those its successor dropped, freed with
+	 * it after the grace period. */
+	uint64_t epoch;
+	struct slot_chunk *dropped;
+	struct slot_chunk *retired;
+	enum slot_id_op id_op;		/* for mmu->slot_ids at publish */
+	uint32_t id;
+	uint64_t id_gfn;
+	struct slot_ref c[];
+};
+
+/* Writer-only index of the published set: slot id -> gfn.  Open
+ * addressing with linear probing, at most half full. */
+struct slot_ids {
 	size_t n;
-	struct mmu_slot s[];
+	size_t mask;			/* capacity - 1; capacity 0: none */
+	struct slot_id_ent {
+		uint32_t id;		/* UINT32_MAX: empty */
+		uint64_t gfn;
+	} *e;
 };
 
 /* The work of one writer call: frees queued for after the grace period. */
@@ -101,6 +148,8 @@ struct mmu {
 	pthread_mutex_t lock;		/* the writer lock */
 	struct pt *root;		/* atomic; replaced by zap-all */
 	struct slot_set *slots;		/* atomic; RCU-published */
+	struct slot_ids slot_ids;	/* under lock */
+	uint64_t slots_epoch;		/* under lock; bumped per new set */
 	uint64_t generation;		/* atomic */
 	uint64_t tlb_gen;		/* atomic; full flush bumps */
 	/* Bumped by every flush: kept off the line that TLB hits read. */
@@ -159,22 +208,34 @@ static inline uint64_t pt_lookup(struct pt *root, uint64_t gfn, int *level)
 	return 0;
 }
 
-/* slots.c */
-struct slot_set *slots_alloc(struct mmu *mmu, size_t n);
+/* slots.c.  Every function but slots_find_gfn is called with mmu->lock
+ * held; "unpublished" sets come from slots_copy*. */
+struct slot_set *slots_alloc(struct mmu *mmu, size_t cap);
+void slots_discard(struct slot_set *set);
+void slots_destroy(struct slot_set *set);
 const struct mmu_slot *slots_find_gfn(const struct slot_set *set,
 				      uint64_t gfn);
-struct mmu_slot *slots_find_id(struct slot_set *set, uint32_t id);
+const struct mmu_slot *slots_find_id(struct mmu *mmu,
+				     const struct slot_set *set, uint32_t id);
 bool slots_overlap(const struct slot_set *set, uint64_t gfn, uint64_t npages,
 		   uint32_t skip_id);
+struct slot_set *slots_copy(struct mmu *mmu, const struct slot_set *set);
+struct mmu_slot *slots_edit(struct mmu *mmu, struct slot_set *set,
+			    uint32_t id);
 struct slot_set *slots_copy_insert(struct mmu *mmu, const struct slot_set *set,
 				   const struct mmu_slot *slot);
 struct slot_set *slots_copy_remove(struct mmu *mmu, const struct slot_set *set,
 				   uint32_t id);
-void slots_publish(struct mmu *mmu, struct slot_set *set, struct mmu_op *op);
-
-struct slot_set *slots_copy(struct mmu *mmu, const struct slot_set *set);
 struct slot_set *slots_copy_move(struct mmu *mmu, const struct slot_set *set,
 				 const struct mmu_slot *moved);
+void slots_publish(struct mmu *mmu, struct slot_set *set, struct mmu_op *op);
+
+/* slot_ids.c.  Called with mmu->lock held. */
+int slot_ids_reserve(struct slot_ids *ids, size_t n);
+bool slot_ids_get(const struct slot_ids *ids, uint32_t id, uint64_t *gfn);
+void slot_ids_set(struct slot_ids *ids, uint32_t id, uint64_t gfn);
+void slot_ids_del(struct slot_ids *ids, uint32_t id);
+void slot_ids_free(struct slot_ids *ids);
 
 /* tlb.c */
 void tlb_flush_range(struct mmu *mmu, uint64_t gfn, uint64_t npages);

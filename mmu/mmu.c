@@ -55,9 +55,8 @@ void mmu_destroy(struct mmu *mmu)
 		return;
 	/* RCU: every callback (frees, releases) that names mmu has run. */
 	rcu_wait_callbacks();
-	for (size_t i = 0; i < mmu->slots->n; i++)
-		free(mmu->slots->s[i].dirty);
-	free(mmu->slots);
+	slots_destroy(mmu->slots);
+	slot_ids_free(&mmu->slot_ids);
 	pt_free_now(mmu->root);
 	pthread_mutex_destroy(&mmu->reader_lock);
 	pthread_mutex_destroy(&mmu->lock);
@@ -138,7 +137,7 @@ static int mmu_slot_insert(struct mmu *mmu, const struct mmu_slot *slot,
 {
 	struct slot_set *set;
 
-	if (slots_find_id(mmu->slots, slot->id) ||
+	if (slots_find_id(mmu, mmu->slots, slot->id) ||
 	    slots_overlap(mmu->slots, slot->gfn, slot->npages, UINT32_MAX))
 		return -EEXIST;
 	set = slots_copy_insert(mmu, mmu->slots, slot);
@@ -190,7 +189,7 @@ static void slot_release_cb(struct rcu_head *rh)
 /* Called with mmu->lock held.  Unpublishes slot id and zaps its range. */
 static int mmu_slot_remove(struct mmu *mmu, uint32_t id, struct mmu_op *op)
 {
-	struct mmu_slot *s = slots_find_id(mmu->slots, id);
+	const struct mmu_slot *s = slots_find_id(mmu, mmu->slots, id);
 	struct mmu_slot old;
 	struct slot_set *set;
 
@@ -237,7 +236,7 @@ int mmu_slot_delete(struct mmu *mmu, uint32_t id, mmu_release_fn release_fn,
 
 /* Called with mmu->lock held.  Moves slot s to new_gfn and zaps the old
  * range with the VM's policy. */
-static int mmu_slot_relocate(struct mmu *mmu, struct mmu_slot *s,
+static int mmu_slot_relocate(struct mmu *mmu, const struct mmu_slot *s,
 			     uint64_t new_gfn, struct mmu_op *op)
 {
 	struct mmu_slot moved = *s;
@@ -257,11 +256,11 @@ static int mmu_slot_relocate(struct mmu *mmu, struct mmu_slot *s,
 int mmu_slot_move(struct mmu *mmu, uint32_t id, uint64_t new_gpa)
 {
 	struct mmu_op op = { NULL };
-	struct mmu_slot *s;
+	const struct mmu_slot *s;
 	int ret;
 
 	pthread_mutex_lock(&mmu->lock);
-	s = slots_find_id(mmu->slots, id);
+	s = slots_find_id(mmu, mmu->slots, id);
 	if (!s)
 		ret = -ENOENT;
 	else if ((ret = mmu_range_check(new_gpa, s->npages << MMU_PAGE_SHIFT)))
@@ -319,28 +318,31 @@ static int mmu_slot_reflag(struct mmu *mmu, struct mmu_slot *s,
 int mmu_slot_set_flags(struct mmu *mmu, uint32_t id, uint32_t flags)
 {
 	struct mmu_op op = { NULL };
-	struct slot_set *set = NULL;
+	const struct mmu_slot *cur;
+	struct slot_set *set;
 	struct mmu_slot *s;
-	int ret = -ENOENT;
+	int ret = 0;
 
 	if (flags & ~SLOT_FLAGS)
 		return -EINVAL;
 	pthread_mutex_lock(&mmu->lock);
-	if (!slots_find_id(mmu->slots, id))
+	cur = slots_find_id(mmu, mmu->slots, id);
+	if (!cur || cur->flags == flags) {
+		ret = cur ? 0 : -ENOENT;
 		goto out;
-	ret = -ENOMEM;
-	set = slots_copy(mmu, mmu->slots);
-	if (!set)
-		goto out;
-	s = slots_find_id(set, id);
-	if (s->flags == flags) {
-		free(set);
-		ret = 0;
-	} else if ((ret = mmu_slot_reflag(mmu, s, flags, &op))) {
-		free(set);
-	} else {
-		slots_publish(mmu, set, &op);
 	}
+	/* The copy's chunk holding id is its own: readers of the published
+	 * set never see the slot change under them. */
+	set = slots_copy(mmu, mmu->slots);
+	s = set ? slots_edit(mmu, set, id) : NULL;
+	if (!s)
+		ret = -ENOMEM;
+	else
+		ret = mmu_slot_reflag(mmu, s, flags, &op);
+	if (ret)
+		slots_discard(set);
+	else
+		slots_publish(mmu, set, &op);
 out:
 	pthread_mutex_unlock(&mmu->lock);
 	op_commit(mmu, &op);
@@ -361,7 +363,7 @@ void mmu_barrier(struct mmu *mmu)
 
 /* Called with mmu->lock held.  Copies s's dirty bits out, clearing them
  * and write-protecting the pages again when clear; returns pages found. */
-static uint64_t mmu_dirty_collect(struct mmu *mmu, struct mmu_slot *s,
+static uint64_t mmu_dirty_collect(struct mmu *mmu, const struct mmu_slot *s,
 				  uint64_t *bitmap, bool clear)
 {
 	uint64_t found = 0;
@@ -386,12 +388,12 @@ static uint64_t mmu_dirty_collect(struct mmu *mmu, struct mmu_slot *s,
 int mmu_dirty_log_get(struct mmu *mmu, uint32_t id, uint64_t *bitmap,
 		      size_t bytes, bool clear)
 {
-	struct mmu_slot *s;
+	const struct mmu_slot *s;
 	uint64_t found = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&mmu->lock);
-	s = slots_find_id(mmu->slots, id);
+	s = slots_find_id(mmu, mmu->slots, id);
 	if (!s)
 		ret = -ENOENT;
 	else if (!(s->flags & MMU_SLOT_DIRTY_LOG))
