@@ -7,6 +7,8 @@
  *  2. Invalidation: deleting a 4 KiB, 2 MiB and 1 GiB slot, precise vs zap
  *     all, on VMs with 1, 16 and 256 GiB mapped (sparse MAP_NORESERVE
  *     backings, 2 MiB leaves), plus the refault each strategy leaves.
+ *  3. Slot set: creating and deleting one 4 KiB slot next to 0..16000
+ *     others, the part of a change that grows with the slot count.
  *
  * BENCH_QUICK=1 shortens every loop (smoke test). */
 #include <errno.h>
@@ -611,8 +613,65 @@ static void bench_crossover(void)
 	}
 }
 
+/* ---- slot set ------------------------------------------------------- */
+
+/* Median ns of creating and deleting one 4 KiB slot in the middle of
+ * nothers 4 KiB slots (precise policy: the zap of an unmapped range is
+ * nearly free, so what grows is the slot set's copy). */
+static uint64_t slotset_change(size_t nothers, int reps)
+{
+	struct mmu_config cfg = { MMU_VM_DEFAULT, true, false };
+	uint8_t *mem = backing_map(4 * KiB, 4 * KiB);
+	uint64_t gpa = (nothers / 2) * 8 * KiB + 4 * KiB, *t, med;
+	struct mmu *mmu;
+
+	t = calloc((size_t)reps, sizeof(*t));
+	check(mmu_create(&cfg, &mmu), "mmu_create");
+	for (size_t i = 0; i < nothers; i++) {
+		check(mmu_slot_create(mmu, (uint32_t)i, i * 8 * KiB, 4 * KiB,
+				      mem, 0),
+		      "slot");
+		if ((i & 255) == 255)
+			mmu_barrier(mmu);
+	}
+	for (int r = 0; r < reps; r++) {
+		uint64_t t0 = now_ns();
+
+		check(mmu_slot_create(mmu, 1u << 30, gpa, 4 * KiB, mem, 0),
+		      "create");
+		check(mmu_slot_delete(mmu, 1u << 30, NULL, NULL), "delete");
+		t[r] = now_ns() - t0;
+		/* Keep the backlog of old sets small, as a real caller would. */
+		if ((r & 255) == 255)
+			mmu_barrier(mmu);
+	}
+	mmu_destroy(mmu);
+	munmap(mem, 8 * KiB);
+	med = median(t, (size_t)reps);
+	free(t);
+	return med;
+}
+
+static void bench_slotset(void)
+{
+	static const size_t counts[] = { 0, 1000, 4000, 16000 };
+	int reps = quick ? 201 : 4001;
+	uint64_t ns[4];
+
+	printf("\n### Slot set: create + delete one 4 KiB slot next to N "
+	       "others (median of %d)\n\n| other slots | create + delete us "
+	       "|\n|---:|---:|\n",
+	       reps);
+	for (int c = 0; c < 4; c++) {
+		ns[c] = slotset_change(counts[c], reps);
+		printf("| %zu | %.2f |\n", counts[c], ns[c] / 1e3);
+	}
+	printf("\n16000 vs 0 other slots: %.2fx\n",
+	       (double)ns[3] / (double)ns[0]);
+}
+
 /* Runs every section, or only those named on the command line
- * (translate, churn, invalidate, crossover). */
+ * (translate, churn, invalidate, crossover, slotset). */
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -623,6 +682,7 @@ int main(int argc, char **argv)
 		{ "churn", bench_translate_churn },
 		{ "invalidate", bench_invalidate },
 		{ "crossover", bench_crossover },
+		{ "slotset", bench_slotset },
 	};
 	const char *q = getenv("BENCH_QUICK");
 
