@@ -26,6 +26,8 @@ struct rpc_conn {
 	uint64_t id;
 	bool discarding;	/* dropping an oversized line up to its '\n' */
 	bool closing;		/* close once the output is flushed */
+	bool reading;		/* in read_cb: replies wait in pending */
+	struct evbuffer *pending;	/* replies not handed to bev yet */
 	uint64_t topics;	/* RPC_TOPIC_* bits subscribed */
 	pid_t pid;
 	uid_t uid;
