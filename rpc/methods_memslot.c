@@ -154,8 +154,9 @@ static void effect_text_free(json_object *o, void *userdata)
  * reply); the object serializes to that text and is not read back. */
 static json_object *effect_json(const struct vmm_effect *fx)
 {
-	/* Braces, three times and the sides' names; per counter its name
-	 * (an identifier: no escapes), up to 20 digits and a sign, 4 more. */
+	/* The fixed part (keys, braces, three numbers) fits in 128 bytes;
+	 * each counter adds its name (an identifier: no escapes), up to 20
+	 * digits and a sign, and 4 bytes of quotes, colon and comma. */
 	size_t cap = 128;
 	struct effect_text *t;
 	json_object *o;
