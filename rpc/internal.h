@@ -115,6 +115,8 @@ int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n
  * records -32010 naming the file in call on failure and returns -errno. */
 int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm,
 			 json_object *params);
+/* The names of the quirks enabled in mask on, as a JSON array. */
+json_object *rpc_quirks_json(uint64_t on);
 /* Drops the per-VM definitions and open journals (server teardown). */
 void rpc_state_free(struct rpc_server *srv);
 int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm);

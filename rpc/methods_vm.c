@@ -26,12 +26,14 @@ static void add_u64(json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_uint64(v));
 }
 
-static json_object *quirks_json(uint64_t enabled)
+/* The names of the quirks enabled in mask on, as a JSON array (vm.info
+ * and the state files). */
+json_object *rpc_quirks_json(uint64_t on)
 {
 	json_object *a = json_object_new_array();
 
 	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
-		if (enabled & vmm_quirk_descs[i].bit)
+		if (on & vmm_quirk_descs[i].bit)
 			json_object_array_add(a, json_object_new_string(vmm_quirk_descs[i].name));
 	return a;
 }
@@ -69,7 +71,7 @@ static json_object *info_json(struct vmm_vm *vm, bool full)
 	json_object_object_add(o, "rules_by_slotd", json_object_new_boolean(in.rules_by_slotd));
 	add_str(o, "payload", in.payload);
 	json_object_object_add(o, "memslots", memslots_json(vm));
-	json_object_object_add(o, "quirks_enabled", quirks_json(vmm_vm_quirks_enabled(vm)));
+	json_object_object_add(o, "quirks_enabled", rpc_quirks_json(vmm_vm_quirks_enabled(vm)));
 	json_object_object_add(o, "exit_status", in.has_exit_status ?
 			       json_object_new_int64(in.exit_status) : NULL);
 	json_object_object_add(o, "crash_reason", in.crash_reason[0] ?

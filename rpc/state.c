@@ -213,16 +213,6 @@ static json_object *def_from_params(struct vmm_vm *vm, json_object *params)
 	return d;
 }
 
-static json_object *quirks_json(uint64_t on)
-{
-	json_object *a = json_object_new_array();
-
-	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
-		if (on & vmm_quirk_descs[i].bit)
-			json_object_array_add(a, json_object_new_string(vmm_quirk_descs[i].name));
-	return a;
-}
-
 /* Every memslot but 0 (boot RAM is part of the definition). */
 static int layout_json(struct vmm_vm *vm, json_object **out)
 {
@@ -258,7 +248,7 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	json_object_object_add(doc, "version", json_object_new_int(STATE_VERSION));
 	json_object_object_add(doc, "seq", json_object_new_uint64(e ? e->seq : 0));
 	json_object_object_add(doc, "vm", json_object_get(def));
-	json_object_object_add(doc, "quirks_enabled", quirks_json(quirks_on));
+	json_object_object_add(doc, "quirks_enabled", rpc_quirks_json(quirks_on));
 	json_object_object_add(doc, "memslots", slots);
 	json_object_object_add(doc, "restored", json_object_new_boolean(restored));
 	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |

@@ -422,10 +422,22 @@ static void assert_effect(json_object *n)
 	}
 }
 
+/* The engine side of notification n's effect (*fx: the effect). */
+static json_object *event_engine(json_object *n, json_object **fx)
+{
+	json_object *p, *eng;
+
+	cr_assert(json_object_object_get_ex(n, "params", &p) &&
+		  json_object_object_get_ex(p, "effect", fx) &&
+		  json_object_object_get_ex(*fx, "engine", &eng),
+		  "no effect.engine in %s", json_object_to_json_string(n));
+	return eng;
+}
+
 Test(memslot_rpc, events_follow_the_reply_and_carry_effect_deltas)
 {
 	int fd = test_connect(d.sock);
-	json_object *n, *p, *fx, *eng;
+	json_object *n, *fx, *eng;
 	char *line;
 
 	line = test_rpc_raw(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"events.subscribe\","
@@ -447,9 +459,7 @@ Test(memslot_rpc, events_follow_the_reply_and_carry_effect_deltas)
 	n = next_event(fd, "memslot.moved");
 	assert_effect(n);
 	/* slot_zap_all on (a default VM): the engine threw its root away. */
-	json_object_object_get_ex(n, "params", &p);
-	json_object_object_get_ex(p, "effect", &fx);
-	cr_assert(json_object_object_get_ex(fx, "engine", &eng));
+	eng = event_engine(n, &fx);
 	cr_assert_gt(delta(eng, "roots_obsoleted"), 0, "a move with slot_zap_all on "
 		     "obsoletes the engine's roots: %s", json_object_to_json_string(fx));
 	json_object_put(n);
@@ -462,9 +472,7 @@ Test(memslot_rpc, events_follow_the_reply_and_carry_effect_deltas)
 	n = next_event(fd, "memslot.deleted");
 	assert_effect(n);
 	/* Precise zapping (quirk off) of a slot the engine mapped zaps leaves. */
-	json_object_object_get_ex(n, "params", &p);
-	json_object_object_get_ex(p, "effect", &fx);
-	cr_assert(json_object_object_get_ex(fx, "engine", &eng));
+	eng = event_engine(n, &fx);
 	cr_assert_eq(delta(eng, "roots_obsoleted"), 0, "slot_zap_all off keeps the root: %s",
 		     json_object_to_json_string(fx));
 	cr_assert_gt(delta(eng, "leafs_zapped") + delta(eng, "tables_detached"), 0,
