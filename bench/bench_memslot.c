@@ -34,6 +34,7 @@
  * BENCH_MEMSLOT_CHURN_US (10000), BENCH_MEMSLOT_TMPFS (/dev/shm),
  * BENCH_MEMSLOT_DISK (/var/tmp; "-" skips the disk series),
  * BENCH_MEMSLOT_FILL (0,1000,4000: part 3's slot counts),
+ * BENCH_MEMSLOT_PLACE (os,0,1: part 1's placements, see struct place),
  * BENCH_MEMSLOT_PARTS (123).
  */
 #include <errno.h>
@@ -523,11 +524,24 @@ static int p1_vm(struct conn *c)
 			"{\"name\":\"m\",\"memory\":\"64M\",\"ram\":\"anon\"}");
 }
 
+/* Where part 1 runs.  slotd < 0: wherever the scheduler puts slotd and
+ * this program.  Otherwise slotd is kept on CPU slotd, this program's
+ * client on CPU client, and the raw ioctl and the durable-append probe
+ * run on slotd's CPU, so that both ioctls of a row run on the same CPU:
+ * on this host the memslot ioctl costs up to 3.5x more on one CPU than
+ * on the other, and unpinned rows compare whichever CPUs the two
+ * processes happened to land on. */
+struct place {
+	int slotd, client;
+};
+
 /* Runs one size: n iterations (after 20 unrecorded), each a raw cycle,
- * an RPC cycle per daemon and a daemon.version call, so that every column
- * sees the same moments of a noisy host; fills rows. */
-static int p1_size(struct raw_vm *raw, struct conn c[2], const int syncfd[2], int nconn,
-		   unsigned long long size, long n, struct p1_row rows[NOPS])
+ * a durable append per state dir, an RPC cycle per daemon and a
+ * daemon.version call, so that every column sees the same moments of a
+ * noisy host; fills rows. */
+static int p1_size(const struct place *pl, struct raw_vm *raw, struct conn c[2],
+		   const int syncfd[2], int nconn, unsigned long long size, long n,
+		   struct p1_row rows[NOPS])
 {
 	struct series s[3][NOPS] = { { { 0 } } }, ver = { 0 };	/* [raw|tmpfs|disk] */
 	struct series sync[2] = { { 0 } };
@@ -542,13 +556,17 @@ static int p1_size(struct raw_vm *raw, struct conn c[2], const int syncfd[2], in
 	for (int k = 0; k < nconn; k++)
 		ret = ret ? ret : series_alloc(&sync[k], n);
 	for (long i = -20; !ret && i < n; i++) {
-		ret = raw_cycle(raw, SLOT_ID, size, hva, i >= 0, s[0]);
+		/* The raw ioctl and the durable append run where slotd runs. */
+		ret = pl->slotd >= 0 ? bench_pin_self(pl->slotd) : 0;
+		ret = ret ? ret : raw_cycle(raw, SLOT_ID, size, hva, i >= 0, s[0]);
+		for (int k = 0; !ret && k < nconn; k++)
+			ret = sync_timed(syncfd[k], i >= 0, &sync[k]);
+		if (!ret && pl->slotd >= 0)
+			ret = bench_pin_self(pl->client);
 		for (int k = 0; !ret && k < nconn; k++)
 			ret = rpc_cycle(&c[k], "m", SLOT_ID, size, i >= 0, s[k + 1]);
 		if (!ret)
 			ret = version_timed(&c[0], i >= 0, &ver);
-		for (int k = 0; !ret && k < nconn; k++)
-			ret = sync_timed(syncfd[k], i >= 0, &sync[k]);
 	}
 	for (int op = 0; !ret && op < NOPS; op++) {
 		rows[op].ver[1] = bench_pct_us(ver.ns, ver.n, 0.9);
@@ -575,8 +593,10 @@ static int p1_size(struct raw_vm *raw, struct conn c[2], const int syncfd[2], in
 	return ret;
 }
 
-/* Part 1: raw vs RPC on tmpfs and (unless skipped) disk state dirs. */
-static int part1(const char *bin, const char *tmpfs, const char *disk)
+/* Part 1 in one placement: raw vs RPC on tmpfs and (unless skipped) disk
+ * state dirs. */
+static int p1_place(const struct place *pl, const char *bin, const char *tmpfs,
+		    const char *disk)
 {
 	static struct p1_row rows[MAX_SIZES][NOPS];
 	unsigned long long sz[MAX_SIZES];
@@ -594,7 +614,7 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 	if (ret)
 		fprintf(stderr, "bench_memslot: raw VM: %s\n", strerror(-ret));
 	for (int k = 0; !ret && k < nconn; k++) {
-		ret = bench_daemon_start(&d[k], bin, tmpfs, k ? disk : NULL);
+		ret = bench_daemon_start_on(&d[k], bin, tmpfs, k ? disk : NULL, pl->slotd);
 		live_daemons[k] = d[k].pid;
 		if (ret) {
 			fprintf(stderr, "bench_memslot: cannot start %s: %s; its "
@@ -614,9 +634,17 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 		}
 	}
 	for (int i = 0; !ret && i < nsz; i++)
-		ret = p1_size(&raw, c, syncfd, nconn, sz[i], n, rows[i]);
-	if (!ret)
+		ret = p1_size(pl, &raw, c, syncfd, nconn, sz[i], n, rows[i]);
+	if (pl->slotd >= 0)
+		ret = bench_pin_self(-1) ?: ret;
+	if (!ret) {
+		if (pl->slotd < 0)
+			printf("placement: slotd and this program where the scheduler puts them\n");
+		else
+			printf("placement: slotd on CPU %d, client on CPU %d, raw ioctl on CPU %d\n",
+			       pl->slotd, pl->client, pl->slotd);
 		p1_print(rows, sz, nsz, nconn > 1, n);
+	}
 	for (int k = 0; k < nconn; k++) {
 		if (syncfd[k] >= 0)
 			close(syncfd[k]);
@@ -625,6 +653,43 @@ static int part1(const char *bin, const char *tmpfs, const char *disk)
 		live_daemons[k] = 0;
 	}
 	raw_close(&raw);
+	return ret;
+}
+
+/* Part 1 in each placement of BENCH_MEMSLOT_PLACE: "os" (the scheduler
+ * decides) and CPU numbers for slotd (the client takes another CPU).
+ * The default is "os" plus each of the first two CPUs when there are two. */
+static int part1(const char *bin, const char *tmpfs, const char *disk)
+{
+	char def[32], list[128], *save = NULL;
+	int ret = 0;
+
+	if (bench_cpu_count() >= 2)
+		snprintf(def, sizeof(def), "os,%d,%d", bench_cpu_nth(0), bench_cpu_nth(1));
+	else
+		snprintf(def, sizeof(def), "os");
+	snprintf(list, sizeof(list), "%s", bench_env_str("BENCH_MEMSLOT_PLACE", def));
+	for (char *t = strtok_r(list, ",", &save); !ret && t; t = strtok_r(NULL, ",", &save)) {
+		struct place pl = { .slotd = -1, .client = -1 };
+
+		if (strcmp(t, "os")) {
+			bool known = false;
+
+			pl.slotd = atoi(t);
+			for (int i = 0; i < bench_cpu_count(); i++) {
+				known |= bench_cpu_nth(i) == pl.slotd;
+				if (pl.client < 0 && bench_cpu_nth(i) != pl.slotd)
+					pl.client = bench_cpu_nth(i);
+			}
+			if (!known || pl.client < 0) {
+				printf("placement %s skipped: %s\n\n", t, !known ?
+				       "no such CPU among those this program may use" :
+				       "it needs a second CPU for the client");
+				continue;
+			}
+		}
+		ret = p1_place(&pl, bin, tmpfs, disk);
+	}
 	return ret;
 }
 

@@ -1,6 +1,7 @@
 /* Helpers shared by the benchmarks (see bench.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,47 @@ const char *bench_env_str(const char *name, const char *def)
 	const char *v = getenv(name);
 
 	return v && *v ? v : def;
+}
+
+/* The CPUs this program started with: what bench_pin_self(-1) restores
+ * and what placements choose from. */
+static cpu_set_t start_cpus;
+static int start_cpus_read;
+
+static const cpu_set_t *start_set(void)
+{
+	if (!start_cpus_read) {
+		if (sched_getaffinity(0, sizeof(start_cpus), &start_cpus))
+			CPU_ZERO(&start_cpus);
+		start_cpus_read = 1;
+	}
+	return &start_cpus;
+}
+
+int bench_pin_self(int cpu)
+{
+	cpu_set_t one;
+	const cpu_set_t *set = start_set();
+
+	if (cpu >= 0) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		set = &one;
+	}
+	return sched_setaffinity(0, sizeof(*set), set) ? -errno : 0;
+}
+
+int bench_cpu_count(void)
+{
+	return CPU_COUNT(start_set());
+}
+
+int bench_cpu_nth(int i)
+{
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, start_set()) && i-- == 0)
+			return cpu;
+	return -1;
 }
 
 static int cmp_ll(const void *a, const void *b)
@@ -79,6 +121,8 @@ static void daemon_exec(const struct bench_daemon *d, const char *bin)
 	dup2(fd, 2);
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("LISTEN_FDS");
+	if (d->cpu >= 0 && bench_pin_self(d->cpu))
+		fprintf(stderr, "cannot keep slotd on CPU %d: %s\n", d->cpu, strerror(errno));
 	execl(bin, bin, "--foreground", "--socket", d->sock, "--state-dir", d->state,
 	      "--log-level", "warn", (char *)NULL);
 	fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
@@ -88,7 +132,14 @@ static void daemon_exec(const struct bench_daemon *d, const char *bin)
 int bench_daemon_start(struct bench_daemon *d, const char *bin,
 		       const char *sock_base, const char *state_base)
 {
+	return bench_daemon_start_on(d, bin, sock_base, state_base, -1);
+}
+
+int bench_daemon_start_on(struct bench_daemon *d, const char *bin, const char *sock_base,
+			  const char *state_base, int cpu)
+{
 	memset(d, 0, sizeof(*d));
+	d->cpu = cpu;
 	snprintf(d->dir, sizeof(d->dir), "%s/slotd-bench-XXXXXX", sock_base);
 	if (!mkdtemp(d->dir))
 		return -errno;

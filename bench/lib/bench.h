@@ -11,6 +11,7 @@ struct bench_daemon {
 	char state[160];	/* --state-dir */
 	char state_parent[128];	/* mkdtemp'd under state_base, or "" */
 	char sock[160];
+	int cpu;		/* the only CPU it may run on, or -1 */
 };
 
 long long bench_now_ns(void);
@@ -25,6 +26,16 @@ double bench_pct_us(long long *v, long n, double p);
  * socket); waits up to 10 s for the socket.  0 or -errno. */
 int bench_daemon_start(struct bench_daemon *d, const char *bin,
 		       const char *sock_base, const char *state_base);
+/* The same, with every thread of the daemon kept on CPU cpu (-1: any). */
+int bench_daemon_start_on(struct bench_daemon *d, const char *bin, const char *sock_base,
+			  const char *state_base, int cpu);
+/* Keeps the calling thread on CPU cpu; -1 gives back the CPUs it had when
+ * the program started.  0 or -errno. */
+int bench_pin_self(int cpu);
+/* How many CPUs this program may run on, and the i-th of them (-1 past
+ * the end): the CPUs a placement can name. */
+int bench_cpu_count(void);
+int bench_cpu_nth(int i);
 /* SIGTERM, up to 10 s, then SIGKILL; removes the private directories.
  * Returns the exit status or -1. */
 int bench_daemon_stop(struct bench_daemon *d);
