@@ -104,6 +104,9 @@ struct vmm_vm *rpc_vm_lookup(struct rpc_call *call, json_object *params,
 
 /* One memslot as JSON: {slot, gpa "0x..", size, flags[], backing{}}. */
 json_object *rpc_memslot_json(const struct vmm_memslot_info *s);
+/* The same object's JSON text, appended to pb (what rpc_memslot_json
+ * serializes to, without building it); returns pb's length. */
+int rpc_memslot_text(struct printbuf *pb, const struct vmm_memslot_info *s);
 /* Parses a memslot object {slot?, gpa, size, flags?, backing?} into p;
  * errors name prefix + member ("ops[2].gpa").  0 or -EINVAL. */
 int rpc_memslot_params_parse(struct rpc_call *call, json_object *o,
@@ -123,10 +126,11 @@ int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm);
 /* The same with the quirks of mask quirks_on enabled instead of the VM's
  * current ones (written before a quirk change that cannot be undone). */
 int rpc_state_vm_save_quirks(struct rpc_call *call, struct vmm_vm *vm, uint64_t quirks_on);
-/* Journals a slot as it is now (slot: its rpc_memslot_json, after a
- * create, move or flags change), or a deletion by id (before it is made).
- * 0 or -errno after -32010. */
-int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, json_object *slot);
+/* Journals a slot as it is now (text: its rpc_memslot_text, NULL without
+ * memory, after a create, move or flags change), or a deletion by id
+ * (before it is made).  0 or -errno after -32010. */
+int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, const char *text,
+		       size_t len);
 int rpc_state_slot_del(struct rpc_call *call, struct vmm_vm *vm, uint32_t id);
 int rpc_state_vm_removed(struct rpc_call *call, const char *name);
 /* True when the VM was restored from the state dir at start-up. */
