@@ -16,6 +16,27 @@
 #define VMM_PAYLOAD_MAX		(64u << 20)
 #define VMM_CONSOLE_LOG_MAX	(64ull << 20)	/* log file cap per VM */
 
+/* Released private anonymous backings of up to VMM_BCACHE_MAX_SIZE,
+ * emptied, waiting for the next anonymous slot of the same size and
+ * protection (vmm/memslot_ops.c).  The release callbacks (call_rcu
+ * thread) fill it, creates take from it: lock. */
+#define VMM_BCACHE_SLOTS	16
+#define VMM_BCACHE_MAX_SIZE	(2ull << 20)
+
+struct vmm_bcache {
+	pthread_mutex_t lock;
+	unsigned n;
+	struct {
+		void *hva;
+		uint64_t size;
+		int prot;
+	} e[VMM_BCACHE_SLOTS];
+	uint64_t reused, kept;		/* backings taken from it / put in it */
+};
+
+/* Unmaps every cached backing (at vmm_destroy, after the VMs' releases). */
+void vmm_bcache_fini(struct vmm_bcache *c);
+
 struct vmm {
 	int kvm_fd;			/* -1 when KVM is unavailable */
 	char **file_dirs;		/* owned copy of cfg.file_dirs */
@@ -25,6 +46,7 @@ struct vmm {
 	pthread_mutex_t lock;		/* protects the VM list */
 	struct vmm_vm *vms;		/* creation order */
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, lazily */
+	struct vmm_bcache bcache;	/* released small anonymous backings */
 };
 
 /* One memslot: a range of GPA backed by host memory (slot 0 = boot RAM). */

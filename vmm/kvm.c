@@ -160,6 +160,7 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&vmm->lock, NULL);
+	pthread_mutex_init(&vmm->bcache.lock, NULL);
 	vmm->kvm_fd = kvm_open(path, &vmm->caps);
 	if (vmm->kvm_fd >= 0) {
 		vmm->caps.kvm_available = true;
@@ -177,6 +178,7 @@ void vmm_destroy(struct vmm *vmm)
 	if (!vmm)
 		return;
 	vm_destroy_all(vmm);
+	vmm_bcache_fini(&vmm->bcache);
 	if (vmm->kvm_fd >= 0)
 		close(vmm->kvm_fd);
 	pthread_mutex_destroy(&vmm->lock);

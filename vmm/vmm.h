@@ -91,6 +91,10 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out);
 void vmm_destroy(struct vmm *vmm);
 
 const struct vmm_caps *vmm_caps_get(const struct vmm *vmm);
+/* The backing cache: released private anonymous backings of up to 2 MiB
+ * kept (emptied) for the next anonymous slot of the same size, and how
+ * many were reused, kept, and are held now. */
+void vmm_bcache_stats(struct vmm *vmm, uint64_t *reused, uint64_t *kept, unsigned *held);
 
 /* Fills caps by probing the KVM device fd (exposed for tests). */
 void vmm_kvm_probe(int kvm_fd, struct vmm_caps *caps);

@@ -524,3 +524,95 @@ Test(vmm_memslot_ops, slot_zap_all_is_visible_in_kernel_and_engine_counters)
 		cr_assert_gt(fx_get(&on, "kernel", "mmu_shadow_zapped"), 0,
 			     "quirk on under shadow paging: the kernel should zap everything");
 }
+
+/* Waits (up to 5 s) until the backing cache has kept `want` backings in
+ * all: the release callbacks run on the call_rcu thread after a grace
+ * period, in the order the deletions queued them. */
+static void bcache_wait_kept(uint64_t want)
+{
+	uint64_t reused, kept = 0;
+	unsigned held;
+
+	for (int i = 0; i < 5000; i++) {
+		vmm_bcache_stats(vmm, &reused, &kept, &held);
+		if (kept >= want)
+			break;
+		usleep(1000);
+	}
+	cr_assert_eq(kept, want, "the backing cache kept %llu backings, expected %llu",
+		     (unsigned long long)kept, (unsigned long long)want);
+}
+
+static uint64_t bcache_reused(void)
+{
+	uint64_t reused, kept;
+	unsigned held;
+
+	vmm_bcache_stats(vmm, &reused, &kept, &held);
+	return reused;
+}
+
+static uint64_t slot_hva(uint32_t id)
+{
+	struct vmm_memslot_info s;
+
+	cr_assert_eq(vmm_vm_memslot_get(vm, id, &s), 0, "no slot %u", id);
+	return s.hva;
+}
+
+Test(vmm_memslot_ops, a_released_small_anonymous_backing_is_reused_and_reads_as_zeros)
+{
+	struct vmm_memslot_params p = anon(SLOT_GPA, 4096);
+	struct vmm_err err = { 0 };
+	uint64_t reused0 = bcache_reused(), kept0, hva, r, k;
+	unsigned held;
+	char buf[8];
+	uint32_t id;
+
+	vmm_bcache_stats(vmm, &r, &kept0, &held);
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	hva = slot_hva(id);
+	cr_assert_eq(vmm_vm_memory_write(vm, SLOT_GPA, "secret!", 8, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	bcache_wait_kept(kept0 + 1);
+
+	/* The same size and protection takes it back, emptied. */
+	p = anon(2 * SLOT_GPA, 4096);
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(bcache_reused(), reused0 + 1, "the create did not take the kept backing");
+	cr_assert_eq(slot_hva(id), hva, "the new slot should have the released backing");
+	cr_assert_eq(vmm_vm_memory_read(vm, 2 * SLOT_GPA, buf, sizeof(buf), &err), 0, "%s",
+		     err.msg);
+	cr_assert(!memcmp(buf, "\0\0\0\0\0\0\0\0", 8), "a reused backing must read as zeros");
+	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	bcache_wait_kept(kept0 + 2);
+
+	/* Another size or a read-only slot does not take it. */
+	p = anon(SLOT_GPA, 8192);
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	if (vmm_caps_get(vmm)->readonly_mem) {
+		p = anon(SLOT_GPA, 4096);
+		p.flags = VMM_SLOT_READONLY;
+		cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+		cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	}
+	cr_assert_eq(bcache_reused(), reused0 + 1, "a different size or protection was served");
+
+	/* A shared anonymous backing is never kept: MADV_DONTNEED would not
+	 * empty it.  Its release runs before the private one queued after it. */
+	bcache_wait_kept(kept0 + 3 + vmm_caps_get(vmm)->readonly_mem);
+	vmm_bcache_stats(vmm, &r, &k, &held);
+	p = anon(SLOT_GPA, 4096);
+	p.backing.shared = true;
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	p = anon(2 * SLOT_GPA, 16384);
+	cr_assert_eq(vmm_memslot_create(vm, &p, &id, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(vmm_memslot_delete(vm, id, NULL, &err), 0, "%s", err.msg);
+	bcache_wait_kept(k + 1);
+	usleep(20000);
+	vmm_bcache_stats(vmm, &r, &k, &held);
+	cr_assert_eq(k, kept0 + 4 + vmm_caps_get(vmm)->readonly_mem,
+		     "the shared backing must not be kept");
+}
