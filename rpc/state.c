@@ -332,6 +332,20 @@ int rpc_state_vm_save_quirks(struct rpc_call *call, struct vmm_vm *vm, uint64_t 
 	return r;
 }
 
+/* Writes v in decimal at p (no NUL); returns the digit count. */
+static size_t u64_text(char *p, uint64_t v)
+{
+	char digits[20];
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(p, digits + n, sizeof(digits) - n);
+	return sizeof(digits) - n;
+}
+
 /* Writes line to the journal and makes it durable: one pwritev2 with
  * RWF_DSYNC (one syscall instead of write + fdatasync; the same
  * guarantee), or, where the kernel or file system refuses the flag, the
@@ -360,29 +374,34 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, const char *
 {
 	const char *dir = call->srv->cfg.state_dir;
 	struct def_entry *e = def_find(call->srv, vmm_vm_name(vm));
-	char name[128], stack[1024], *line = stack;
-	size_t cap = sizeof(stack);
-	int len, r;
+	char name[128], stack[1024], *line = stack, *p;
+	size_t klen = strlen(key), len = 0;
+	int r;
 
 	if (!e || e->jlines >= e->jmax)
 		return rpc_state_vm_save(call, vm);
 	/* The line is built whole: one write per record, so a torn line can
-	 * only be the last one. */
-	for (len = -1; value;) {
-		len = snprintf(line, cap, "{\"%s\":%.*s,\"seq\":%" PRIu64 "}\n", key,
-			       (int)vlen, value, e->seq + 1);
-		if (len < 0 || (size_t)len < cap || line != stack)
-			break;
-		cap = (size_t)len + 1;
-		if (!(line = malloc(cap)))
-			break;
-	}
-	if (!line || len < 0 || (size_t)len >= cap)
+	 * only be the last one.  Punctuation (13 bytes) and seq (up to 20 digits)
+	 * come on top of key and value. */
+	if (value && klen + vlen + 33 > sizeof(stack))
+		line = malloc(klen + vlen + 33);
+	if (!value || !line) {
 		r = -ENOMEM;
-	else
+	} else {
+		p = line;
+		*p++ = '{';
+		*p++ = '"';
+		p = mempcpy(p, key, klen);
+		p = mempcpy(p, "\":", 2);
+		p = mempcpy(p, value, vlen);
+		p = mempcpy(p, ",\"seq\":", 7);
+		p += u64_text(p, e->seq + 1);
+		p = mempcpy(p, "}\n", 2);
+		len = (size_t)(p - line);
 		r = journal_open(dir, e, false);
+	}
 	if (!r)
-		r = journal_write(e->jfd, line, (size_t)len);
+		r = journal_write(e->jfd, line, len);
 	if (r)
 		journal_close(e);
 	if (line != stack)

@@ -3,6 +3,7 @@
  * restores, and every change that was answered is in it. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,4 +426,51 @@ Test(persist, journal_and_snapshots_restore_the_exact_layout_after_kill_9)
 	cr_assert(strstr(test_slurp(d.log), "replayed"), "the journal should have been replayed");
 	free(before);
 	free(after);
+}
+
+Test(persist, a_journal_record_longer_than_a_kibibyte_survives_kill_9)
+{
+	/* A file path near the 1023-byte limit, full of characters JSON must
+	 * escape: its journal line is well over 1 KiB. */
+	char dir[1100], path[1100], *p, *before, *after;
+	json_object *r;
+	size_t n;
+	int st;
+
+	start();
+	ok_put("vm.create", "{\"name\":\"long\",\"memory\":\"16M\"}");
+	snprintf(dir, sizeof(dir), "%s", files);
+	for (int level = 0; level < 4; level++) {
+		n = strlen(dir);
+		dir[n++] = '/';
+		for (int i = 0; i < 200; i++)
+			dir[n++] = "q\"\\ x"[i % 5];
+		dir[n] = '\0';
+		cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s: %s", dir, strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s/data.bin", dir);
+	cr_assert_lt(strlen(path), 1023);
+	r = json_object_new_string(path);
+	p = malloc(strlen(json_object_to_json_string(r)) + 256);
+	sprintf(p, "{\"vm\":\"long\",\"gpa\":\"0x100000000\",\"size\":\"8K\",\"backing\":"
+		"{\"kind\":\"file\",\"path\":%s,\"shared\":true}}", json_object_to_json_string(r));
+	json_object_put(r);
+	cr_assert_gt(strlen(p), 1024);
+	ok_put("memslot.create", p);
+	free(p);
+	ok_put("vm.memory.write", "{\"name\":\"long\",\"gpa\":\"0x100001000\",\"data\":\"bG9uZyE=\"}");
+	before = layout("long");
+	kill(d.pid, SIGKILL);
+	waitpid(d.pid, &st, 0);
+	d.pid = -1;
+	start();
+	after = layout("long");
+	cr_assert_str_eq(after, before, "the layout after kill -9 differs from the answered one");
+	cr_assert(strstr(after, "data.bin"), "the file slot is missing: %s", after);
+	free(before);
+	free(after);
+	cr_assert_str_eq(json_object_get_string(member(ok("vm.memory.read",
+		"{\"name\":\"long\",\"gpa\":\"0x100001000\",\"length\":5}", &r), "data")), "bG9uZyE=",
+		"the file-backed slot keeps its contents");
+	json_object_put(r);
 }
