@@ -67,11 +67,36 @@ static const char *json_type_word(json_object *v)
 	return "unknown";
 }
 
-static bool type_is(json_object *v, const char *t)
+/* The json-c types a schema type word accepts ("number": integers too). */
+static unsigned type_bits(const char *t)
 {
-	const char *have = json_type_word(v);
+	static const struct {
+		const char *word;
+		unsigned bits;
+	} words[] = {
+		{ "null", 1u << json_type_null }, { "boolean", 1u << json_type_boolean },
+		{ "number", 1u << json_type_double | 1u << json_type_int },
+		{ "integer", 1u << json_type_int }, { "object", 1u << json_type_object },
+		{ "array", 1u << json_type_array }, { "string", 1u << json_type_string },
+	};
 
-	return !strcmp(have, t) || (!strcmp(t, "number") && !strcmp(have, "integer"));
+	for (size_t i = 0; t && i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(t, words[i].word))
+			return words[i].bits;
+	return 0;	/* an unknown word accepts nothing */
+}
+
+/* Every type "type" (a word or a list of words) accepts. */
+static unsigned types_of(json_object *type)
+{
+	unsigned bits = 0;
+
+	if (json_object_is_type(type, json_type_string))
+		return type_bits(json_object_get_string(type));
+	for (size_t i = 0; json_object_is_type(type, json_type_array) &&
+			   i < json_object_array_length(type); i++)
+		bits |= type_bits(json_object_get_string(json_object_array_get_idx(type, i)));
+	return bits;
 }
 
 /* What validation reads of one schema object, looked up on its first use
@@ -84,6 +109,8 @@ struct node {
 	json_object *type, *enum_, *minimum, *maximum, *min_len, *max_len,
 		*pattern, *description, *properties, *required, *addl, *items,
 		*min_items, *max_items, *alts;
+	unsigned types;		/* bit (1 << enum json_type) per type "type"
+				 * accepts; checked without comparing names */
 	bool closed;		/* additionalProperties: false */
 	int re_state;		/* 0 not compiled yet, 1 compiled, -1 failed */
 	regex_t re;
@@ -126,6 +153,7 @@ static struct node *node_of(json_object *doc, json_object *s)
 		return n;
 	}
 	n->type = get(s, "type");
+	n->types = types_of(n->type);
 	n->enum_ = get(s, "enum");
 	n->minimum = get(s, "minimum");
 	n->maximum = get(s, "maximum");
@@ -177,18 +205,15 @@ static int check_type(struct check *c, const struct node *n, json_object *v,
 	json_object *t = n->type;
 	char want[96] = "";
 
-	if (!t)
+	if (!t || (n->types >> json_object_get_type(v) & 1))
 		return 0;
+	/* Refused: name what was wanted. */
 	if (json_object_is_type(t, json_type_string)) {
-		if (type_is(v, json_object_get_string(t)))
-			return 0;
 		snprintf(want, sizeof(want), "%s", json_object_get_string(t));
 	} else {
 		for (size_t i = 0; i < json_object_array_length(t); i++) {
 			const char *w = json_object_get_string(json_object_array_get_idx(t, i));
 
-			if (type_is(v, w))
-				return 0;
 			snprintf(want + strlen(want), sizeof(want) - strlen(want),
 				 "%s%s", i ? " or " : "", w);
 		}
@@ -220,7 +245,7 @@ static int check_number(struct check *c, const struct node *n, json_object *v,
 {
 	char lim[48];
 
-	if (!type_is(v, "number"))
+	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
 		return 0;
 	if (n->minimum && json_object_get_double(v) < json_object_get_double(n->minimum)) {
 		snprintf(lim, sizeof(lim), "%s", json_object_to_json_string(n->minimum));

@@ -3,8 +3,11 @@
  * well-formed OpenRPC 1.x document. */
 #include <criterion/criterion.h>
 #include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "rpc/internal.h"
 #include "rpc/rpc.h"
 
 static struct event_base *base;
@@ -146,4 +149,75 @@ Test(rpc_schema, notifications_are_documented_and_subscribable)
 		cr_expect(got && strstr(got, "-32008"), "subscribe to %s: %s", name, got);
 		free(got);
 	}
+}
+
+/* Validates params against a method whose one param "x" has schema
+ * schema_text; returns the error message, or NULL when accepted. */
+static char *check_x(const char *schema_text, const char *params_text)
+{
+	char method_text[512];
+	json_object *method, *params;
+	struct rpc_call call = { .srv = srv };
+	char *msg = NULL;
+	int r;
+
+	snprintf(method_text, sizeof(method_text),
+		 "{\"name\":\"t\",\"params\":[{\"name\":\"x\",\"schema\":%s}]}", schema_text);
+	method = json_tokener_parse(method_text);
+	params = json_tokener_parse(params_text);
+	cr_assert(method && params);
+	r = rpc_schema_check_params(&call, doc, method, params);
+	if (r) {
+		json_object *m;
+
+		cr_assert(call.error && json_object_object_get_ex(call.error, "message", &m),
+			  "a refusal must record an error");
+		msg = strdup(json_object_get_string(m));
+	}
+	cr_assert_eq(r != 0, msg != NULL);
+	json_object_put(call.error);
+	json_object_put(params);
+	json_object_put(method);
+	return msg;
+}
+
+static void accepted(const char *schema, const char *params)
+{
+	char *msg = check_x(schema, params);
+
+	cr_expect_null(msg, "%s against %s was refused: %s", params, schema, msg);
+	free(msg);
+}
+
+static void refused(const char *schema, const char *params, const char *want)
+{
+	char *msg = check_x(schema, params);
+
+	cr_expect(msg && strstr(msg, want), "%s against %s: expected \"%s\", got %s", params,
+		  schema, want, msg ? msg : "(accepted)");
+	free(msg);
+}
+
+Test(rpc_schema, type_keywords_accept_and_refuse_like_json_schema)
+{
+	accepted("{\"type\":\"integer\"}", "{\"x\":5}");
+	refused("{\"type\":\"integer\"}", "{\"x\":5.5}", "'x' must be of type integer, not number");
+	refused("{\"type\":\"integer\"}", "{\"x\":\"5\"}", "must be of type integer, not string");
+	accepted("{\"type\":\"number\"}", "{\"x\":5}");
+	accepted("{\"type\":\"number\"}", "{\"x\":5.5}");
+	refused("{\"type\":\"number\"}", "{\"x\":true}", "must be of type number, not boolean");
+	accepted("{\"type\":\"string\"}", "{\"x\":\"s\"}");
+	refused("{\"type\":\"string\"}", "{\"x\":null}", "must be of type string, not null");
+	accepted("{\"type\":\"boolean\"}", "{\"x\":false}");
+	accepted("{\"type\":\"object\"}", "{\"x\":{}}");
+	refused("{\"type\":\"object\"}", "{\"x\":[]}", "must be of type object, not array");
+	accepted("{\"type\":\"array\"}", "{\"x\":[1]}");
+	accepted("{\"type\":[\"integer\",\"null\"]}", "{\"x\":null}");
+	accepted("{\"type\":[\"integer\",\"null\"]}", "{\"x\":3}");
+	refused("{\"type\":[\"integer\",\"null\"]}", "{\"x\":\"3\"}",
+		"must be of type integer or null, not string");
+	refused("{\"type\":\"no-such-type\"}", "{\"x\":1}", "must be of type no-such-type");
+	accepted("{\"minimum\":2}", "{\"x\":\"no type keyword: anything goes\"}");
+	refused("{\"type\":\"integer\",\"minimum\":2}", "{\"x\":1}", "must be at least 2");
+	refused("{\"type\":\"number\",\"maximum\":2}", "{\"x\":2.5}", "must be at most 2");
 }
