@@ -1,7 +1,6 @@
 /* slotd: main(), the event loop, signals, systemd notification and
  * graceful shutdown. */
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -375,12 +374,6 @@ int main(int argc, char **argv)
 	slog_journal_set(getenv("JOURNAL_STREAM") != NULL);
 	if (d.cfg.log_file && slog_file_set(d.cfg.log_file))
 		fprintf(stderr, "slotd: cannot open log file %s\n", d.cfg.log_file);
-	/* No fastbins: every request frees dozens of small json-c objects
-	 * and then asks for a block of 1 KiB or more (a slot record, an
-	 * evbuffer chain), and glibc answers each such request by first
-	 * consolidating every fastbin.  Without them tcache still serves the
-	 * small sizes; a 4 KiB memslot.create spends 2-3 us less. */
-	mallopt(M_MXFAST, 0);
 	r = setup(&d);
 	if (r) {
 		slog_error("start-up failed: %s", strerror(-r));

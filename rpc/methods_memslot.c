@@ -399,11 +399,11 @@ int rpc_memslot_params_parse(struct rpc_call *call, json_object *o,
 	    size_at(call, o, prefix, "size", 0, &p->size) ||
 	    flags_parse(call, o, prefix, &p->flags))
 		return -EINVAL;
-	snprintf(bprefix, sizeof(bprefix), "%sbacking.", prefix);
 	if (!json_object_object_get_ex(o, "backing", &b)) {
 		p->backing.kind = VMM_BACKING_ANON;
 		return 0;
 	}
+	snprintf(bprefix, sizeof(bprefix), "%sbacking.", prefix);
 	return backing_parse(call, b, bprefix, &p->backing);
 }
 
