@@ -195,6 +195,10 @@ struct vmm_vm {
 	unsigned ids_cap;
 	unsigned id_hint;		/* no free id below this one */
 	uint64_t slots_bytes;		/* sum of the slots' sizes */
+	/* Records of removed slots kept for the next insert (1.1 KiB each:
+	 * a malloc that size made glibc consolidate its fastbins first). */
+	struct vmm_memslot *spare[8];
+	unsigned nr_spare;
 
 	pthread_mutex_t dev_lock;	/* serial registers */
 	struct vmm_serial serial;

@@ -89,13 +89,16 @@ static int id_set_locked(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *s)
 
 int vm_slot_list_insert(struct vmm_vm *vm, const struct vmm_memslot *s)
 {
-	struct vmm_memslot *copy = malloc(sizeof(*copy));
+	struct vmm_memslot *copy;
 	unsigned i;
 
-	if (!copy)
-		return -ENOMEM;
-	*copy = *s;
 	pthread_rwlock_wrlock(&vm->slots_lock);
+	copy = vm->nr_spare ? vm->spare[--vm->nr_spare] : malloc(sizeof(*copy));
+	if (!copy) {
+		pthread_rwlock_unlock(&vm->slots_lock);
+		return -ENOMEM;
+	}
+	*copy = *s;
 	if (vm->nr_slots == vm->cap_slots) {
 		unsigned cap = vm->cap_slots ? vm->cap_slots * 2 : 8;
 		struct vmm_memslot **n = realloc(vm->slots, cap * sizeof(*n));
@@ -138,9 +141,12 @@ int vm_slot_list_remove(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out)
 	vm->nr_slots--;
 	vm->slots_bytes -= s->size;
 	id_set_locked(vm, id, NULL);
-	pthread_rwlock_unlock(&vm->slots_lock);
 	*out = *s;
-	free(s);
+	if (vm->nr_spare < sizeof(vm->spare) / sizeof(vm->spare[0]))
+		vm->spare[vm->nr_spare++] = s;
+	else
+		free(s);
+	pthread_rwlock_unlock(&vm->slots_lock);
 	return 0;
 }
 
@@ -269,6 +275,8 @@ void vm_memslots_free(struct vmm_vm *vm)
 		free(s->kvm_dirty);
 		free(s);
 	}
+	while (vm->nr_spare)
+		free(vm->spare[--vm->nr_spare]);
 	free(vm->slots);
 	free(vm->by_id);
 	vm->slots = NULL;
