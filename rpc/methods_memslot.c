@@ -111,6 +111,13 @@ static void put_i64(struct printbuf *pb, int64_t v)
 	put_u64(pb, v < 0 ? -(uint64_t)v : (uint64_t)v);
 }
 
+/* key (with its punctuation, e.g. ",\"size\":") and the number v. */
+static void put_key_u64(struct printbuf *pb, const char *key, uint64_t v)
+{
+	put_str(pb, key);
+	put_u64(pb, v);
+}
+
 /* "0x..." in lower case, as add_hex writes it. */
 static void put_hex(struct printbuf *pb, uint64_t v)
 {
@@ -164,12 +171,9 @@ static void put_side(struct printbuf *pb, const struct vmm_effect *fx, const cha
  * of the 18 are 0 for most changes, and every client paid to parse them). */
 static void put_effect(struct printbuf *pb, const struct vmm_effect *fx)
 {
-	put_str(pb, "{\"duration_ns\":");
-	put_u64(pb, fx->duration_ns);
-	put_str(pb, ",\"kernel_ns\":");
-	put_u64(pb, fx->kernel_ns);
-	put_str(pb, ",\"engine_ns\":");
-	put_u64(pb, fx->engine_ns);
+	put_key_u64(pb, "{\"duration_ns\":", fx->duration_ns);
+	put_key_u64(pb, ",\"kernel_ns\":", fx->kernel_ns);
+	put_key_u64(pb, ",\"engine_ns\":", fx->engine_ns);
 	put_side(pb, fx, "kernel");
 	put_side(pb, fx, "engine");
 	put_str(pb, "}");
@@ -179,12 +183,10 @@ int rpc_memslot_text(struct printbuf *pb, const struct vmm_memslot_info *s)
 {
 	const struct vmm_backing *b = &s->backing;
 
-	put_str(pb, "{\"slot\":");
-	put_u64(pb, s->id);
+	put_key_u64(pb, "{\"slot\":", s->id);
 	put_str(pb, ",\"gpa\":");
 	put_hex(pb, s->gpa);
-	put_str(pb, ",\"size\":");
-	put_u64(pb, s->size);
+	put_key_u64(pb, ",\"size\":", s->size);
 	put_str(pb, ",\"flags\":[");
 	if (s->slot_flags & VMM_SLOT_READONLY)
 		put_str(pb, s->slot_flags & VMM_SLOT_DIRTY_LOG ? "\"readonly\"," : "\"readonly\"");
@@ -196,12 +198,11 @@ int rpc_memslot_text(struct printbuf *pb, const struct vmm_memslot_info *s)
 	if (b->path[0]) {
 		put_str(pb, ",\"path\":");
 		put_json_str(pb, b->path);
-		put_str(pb, ",\"offset\":");
-		put_u64(pb, b->offset);
+		put_key_u64(pb, ",\"offset\":", b->offset);
 	}
 	if (b->kind == VMM_BACKING_HUGETLB) {
-		put_str(pb, ",\"hugepage_size\":");
-		put_u64(pb, b->hugepage_size ? b->hugepage_size : 2u << 20);
+		put_key_u64(pb, ",\"hugepage_size\":",
+			    b->hugepage_size ? b->hugepage_size : 2u << 20);
 	}
 	put_str(pb, b->shared ? ",\"shared\":true}}" : ",\"shared\":false}}");
 	return pb->bpos;

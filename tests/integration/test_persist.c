@@ -83,6 +83,22 @@ static char *layout(const char *vm)
 	return s;
 }
 
+/* Kills slotd with SIGKILL, starts it again and asserts that vm's layout
+ * is before, the one answered before the kill; returns it (free it). */
+static char *kill9_keeps_layout(const char *vm, const char *before)
+{
+	char *after;
+	int st;
+
+	kill(d.pid, SIGKILL);
+	waitpid(d.pid, &st, 0);
+	d.pid = -1;
+	start();
+	after = layout(vm);
+	cr_assert_str_eq(after, before, "the layout after kill -9 differs from the answered one");
+	return after;
+}
+
 static void restart(void)
 {
 	cr_assert_eq(test_daemon_stop(&d), 0, "slotd did not stop cleanly");
@@ -400,7 +416,6 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 Test(persist, journal_and_snapshots_restore_the_exact_layout_after_kill_9)
 {
 	char p[256], *before, *after;
-	int st;
 
 	start();
 	ok_put("vm.create", "{\"name\":\"j\",\"memory\":\"16M\"}");
@@ -417,12 +432,7 @@ Test(persist, journal_and_snapshots_restore_the_exact_layout_after_kill_9)
 		ok_put("memslot.move", p);
 	}
 	before = layout("j");
-	kill(d.pid, SIGKILL);
-	waitpid(d.pid, &st, 0);
-	d.pid = -1;
-	start();
-	after = layout("j");
-	cr_assert_str_eq(after, before, "the layout after kill -9 differs from the answered one");
+	after = kill9_keeps_layout("j", before);
 	cr_assert(strstr(test_slurp(d.log), "replayed"), "the journal should have been replayed");
 	free(before);
 	free(after);
@@ -435,7 +445,6 @@ Test(persist, a_journal_record_longer_than_a_kibibyte_survives_kill_9)
 	char dir[1100], path[1100], *p, *before, *after;
 	json_object *r;
 	size_t n;
-	int st;
 
 	start();
 	ok_put("vm.create", "{\"name\":\"long\",\"memory\":\"16M\"}");
@@ -460,12 +469,7 @@ Test(persist, a_journal_record_longer_than_a_kibibyte_survives_kill_9)
 	free(p);
 	ok_put("vm.memory.write", "{\"name\":\"long\",\"gpa\":\"0x100001000\",\"data\":\"bG9uZyE=\"}");
 	before = layout("long");
-	kill(d.pid, SIGKILL);
-	waitpid(d.pid, &st, 0);
-	d.pid = -1;
-	start();
-	after = layout("long");
-	cr_assert_str_eq(after, before, "the layout after kill -9 differs from the answered one");
+	after = kill9_keeps_layout("long", before);
 	cr_assert(strstr(after, "data.bin"), "the file slot is missing: %s", after);
 	free(before);
 	free(after);
