@@ -3,6 +3,8 @@
 #define SLOTD_RPC_INTERNAL_H
 
 #include <regex.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/queue.h>
 
 #include "rpc/rpc.h"
@@ -101,6 +103,20 @@ int rpc_vmm_error_field(struct rpc_call *call, int r, const struct vmm_err *e,
 /* The VM named by params[key], or NULL after recording the error. */
 struct vmm_vm *rpc_vm_lookup(struct rpc_call *call, json_object *params,
 			     const char *key);
+
+/* Writes v in decimal at p (up to 20 bytes, no NUL); returns the count. */
+static inline size_t rpc_u64_text(char *p, uint64_t v)
+{
+	char digits[20];
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(p, digits + n, sizeof(digits) - n);
+	return sizeof(digits) - n;
+}
 
 /* One memslot as JSON: {slot, gpa "0x..", size, flags[], backing{}}. */
 json_object *rpc_memslot_json(const struct vmm_memslot_info *s);

@@ -95,13 +95,8 @@ static void put_str(struct printbuf *pb, const char *s)
 static void put_u64(struct printbuf *pb, uint64_t v)
 {
 	char digits[20];
-	int n = (int)sizeof(digits);
 
-	do {
-		digits[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	printbuf_memappend(pb, digits + n, (int)sizeof(digits) - n);
+	printbuf_memappend(pb, digits, (int)rpc_u64_text(digits, v));
 }
 
 static void put_i64(struct printbuf *pb, int64_t v)

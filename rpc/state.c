@@ -8,11 +8,12 @@
  *
  * vm-NAME.journal, memslot changes since the snapshot, one JSON line each,
  * appended and made durable before the reply: {"put": {slot}, "seq": n}
- * or {"del": id, "seq": n}.  A change costs one short append instead of rewriting a file
- * that grows with the slot count; every JOURNAL_MAX lines, or as many
- * lines as the snapshot has slots if that is more (so that rewriting it
- * costs O(1) per change however many slots a VM has), and on any other
- * change, the snapshot is rewritten and the journal emptied.  Lines
+ * or {"del": id, "seq": n}.  A change costs one short append instead of
+ * rewriting a file that grows with the slot count; every JOURNAL_MAX
+ * lines, or as many lines as the snapshot has slots if that is more (so
+ * that rewriting it costs O(1) per change however many slots a VM has),
+ * and on any other change, the snapshot is rewritten and the journal
+ * emptied.  Lines
  * with seq <= the snapshot's were already folded in (a crash between the
  * two steps); a torn last line is a change that was never answered. */
 #include <dirent.h>
@@ -332,20 +333,6 @@ int rpc_state_vm_save_quirks(struct rpc_call *call, struct vmm_vm *vm, uint64_t 
 	return r;
 }
 
-/* Writes v in decimal at p (no NUL); returns the digit count. */
-static size_t u64_text(char *p, uint64_t v)
-{
-	char digits[20];
-	size_t n = sizeof(digits);
-
-	do {
-		digits[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	memcpy(p, digits + n, sizeof(digits) - n);
-	return sizeof(digits) - n;
-}
-
 /* Writes line to the journal and makes it durable: one pwritev2 with
  * RWF_DSYNC (one syscall instead of write + fdatasync; the same
  * guarantee), or, where the kernel or file system refuses the flag, the
@@ -366,9 +353,9 @@ static int journal_write(int fd, const char *line, size_t len)
 }
 
 /* Appends one change, {"KEY":VALUE,"seq":N} with value the JSON text of
- * the change (NULL: it could not be made, -ENOMEM), to VM vm's journal and makes it durable; with no journal
- * yet, or a full one, writes a snapshot instead.  On failure records
- * -32010 naming the file. */
+ * the change (NULL: it could not be made, -ENOMEM), to VM vm's journal
+ * and makes it durable; with no journal yet, or a full one, writes a
+ * snapshot instead.  On failure records -32010 naming the file. */
 static int journal_append(struct rpc_call *call, struct vmm_vm *vm, const char *key,
 			  const char *value, size_t vlen)
 {
@@ -381,8 +368,8 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, const char *
 	if (!e || e->jlines >= e->jmax)
 		return rpc_state_vm_save(call, vm);
 	/* The line is built whole: one write per record, so a torn line can
-	 * only be the last one.  Punctuation (13 bytes) and seq (up to 20 digits)
-	 * come on top of key and value. */
+	 * only be the last one.  Punctuation (13 bytes) and seq (up to 20
+	 * digits) come on top of key and value. */
 	if (value && klen + vlen + 33 > sizeof(stack))
 		line = malloc(klen + vlen + 33);
 	if (!value || !line) {
@@ -395,7 +382,7 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, const char *
 		p = mempcpy(p, "\":", 2);
 		p = mempcpy(p, value, vlen);
 		p = mempcpy(p, ",\"seq\":", 7);
-		p += u64_text(p, e->seq + 1);
+		p += rpc_u64_text(p, e->seq + 1);
 		p = mempcpy(p, "}\n", 2);
 		len = (size_t)(p - line);
 		r = journal_open(dir, e, false);
