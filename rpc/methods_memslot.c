@@ -75,9 +75,7 @@ json_object *rpc_memslot_json(const struct vmm_memslot_info *s)
 	return o;
 }
 
-/* ---- effects ----------------------------------------------------------- */
-
-/* ---- texts ------------------------------------------------------------ */
+/* ---- effects and texts ------------------------------------------------ */
 
 /* A memslot change's reply, event and journal record are written as JSON
  * text in one go while the numbers are at hand: a tree of json-c objects

@@ -55,7 +55,6 @@ struct rpc_conn *rpc_conn_find(struct rpc_server *srv, uint64_t id)
 	return NULL;
 }
 
-/* Queues one line; drops a client that stopped reading its replies. */
 /* Sends the pending replies: straight to the socket when nothing waits
  * before them, which spares the bufferevent's round of enabling EV_WRITE,
  * polling and disabling it again (three syscalls a reply); what the
