@@ -99,6 +99,9 @@ static unsigned types_of(json_object *type)
 	return bits;
 }
 
+#define MATCHED_MAX	8
+#define MATCHED_LEN	64
+
 /* What validation reads of one schema object, looked up on its first use
  * and kept as the object's userdata (the document never changes; its
  * serializer ignores userdata; it is shared by reference, never deep-copied,
@@ -114,6 +117,15 @@ struct node {
 	bool closed;		/* additionalProperties: false */
 	int re_state;		/* 0 not compiled yet, 1 compiled, -1 failed */
 	regex_t re;
+	/* Strings that matched pattern lately: glibc's regexec costs 0.6-0.8
+	 * us even for a VM name, and most requests name one of a few VMs.
+	 * A match never changes (the document is fixed); refusals are not
+	 * kept. */
+	struct {
+		unsigned char len;
+		char s[MATCHED_LEN];
+	} matched[MATCHED_MAX];
+	unsigned matched_next;
 };
 
 static void node_free(json_object *o, void *userdata)
@@ -258,10 +270,30 @@ static int check_number(struct check *c, const struct node *n, json_object *v,
 	return 0;
 }
 
+/* Whether s (len bytes) matched n's pattern lately. */
+static bool pattern_matched(const struct node *n, const char *s, size_t len)
+{
+	for (unsigned i = 0; i < MATCHED_MAX; i++)
+		if (n->matched[i].len == len && len && !memcmp(n->matched[i].s, s, len))
+			return true;
+	return false;
+}
+
+/* Remembers that s matched (short strings only; the oldest goes). */
+static void pattern_keep(struct node *n, const char *s, size_t len)
+{
+	if (!len || len > MATCHED_LEN)
+		return;
+	n->matched[n->matched_next].len = (unsigned char)len;
+	memcpy(n->matched[n->matched_next].s, s, len);
+	n->matched_next = (n->matched_next + 1) % MATCHED_MAX;
+}
+
 static int check_string(struct check *c, struct node *n, json_object *v,
 			const char *path)
 {
-	int len;
+	const char *str;
+	int len, nomatch;
 	char lim[24];
 
 	if (!json_object_is_type(v, json_type_string))
@@ -283,10 +315,16 @@ static int check_string(struct check *c, struct node *n, json_object *v,
 				      REG_EXTENDED | REG_NOSUB) ? -1 : 1;
 	if (n->re_state < 0)
 		return fail(c, path, "has a schema pattern slotd cannot compile");
-	len = regexec(&n->re, json_object_get_string(v), 0, NULL, 0);
-	if (len && n->description)
+	str = json_object_get_string(v);
+	if (pattern_matched(n, str, (size_t)len))
+		return 0;
+	/* regexec stops at a NUL: "a\u0000/x" must not pass for "a". */
+	nomatch = memchr(str, '\0', (size_t)len) ? REG_NOMATCH : regexec(&n->re, str, 0, NULL, 0);
+	if (!nomatch)
+		pattern_keep(n, str, (size_t)len);
+	else if (n->description)
 		return fail(c, path, "must be %s", json_object_get_string(n->description));
-	if (len)
+	else
 		return fail(c, path, "must match %s", json_object_get_string(n->pattern));
 	return 0;
 }

@@ -221,3 +221,57 @@ Test(rpc_schema, type_keywords_accept_and_refuse_like_json_schema)
 	refused("{\"type\":\"integer\",\"minimum\":2}", "{\"x\":1}", "must be at least 2");
 	refused("{\"type\":\"number\",\"maximum\":2}", "{\"x\":2.5}", "must be at most 2");
 }
+
+/* Validates params_text against method (kept across calls, so its
+ * schema nodes and their memory of matched strings are too); returns the
+ * error message, or NULL when accepted. */
+static char *check_with(json_object *method, const char *params_text)
+{
+	struct rpc_call call = { .srv = srv };
+	json_object *params = json_tokener_parse(params_text), *m;
+	char *msg = NULL;
+
+	cr_assert(params, "bad test params %s", params_text);
+	if (rpc_schema_check_params(&call, doc, method, params)) {
+		cr_assert(call.error && json_object_object_get_ex(call.error, "message", &m));
+		msg = strdup(json_object_get_string(m));
+	}
+	json_object_put(call.error);
+	json_object_put(params);
+	return msg;
+}
+
+Test(rpc_schema, patterns_answer_the_same_when_a_string_comes_again)
+{
+	json_object *method = json_tokener_parse(
+		"{\"name\":\"t\",\"params\":[{\"name\":\"x\",\"schema\":"
+		"{\"type\":\"string\",\"pattern\":\"^[a-z0-9]+$\"}}]}");
+	char params[64], *msg;
+
+	cr_assert(method);
+	/* Twice each, in turn: a refusal stays a refusal after the same
+	 * string was refused, and after strings that share its prefix
+	 * matched; more names than slotd keeps in mind. */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 20; i++) {
+			snprintf(params, sizeof(params), "{\"x\":\"vm%d\"}", i);
+			msg = check_with(method, params);
+			cr_expect_null(msg, "%s refused: %s", params, msg);
+			free(msg);
+			snprintf(params, sizeof(params), "{\"x\":\"vm%d!\"}", i);
+			msg = check_with(method, params);
+			cr_expect(msg && strstr(msg, "'x' must match ^[a-z0-9]+$"),
+				  "%s: %s", params, msg ? msg : "(accepted)");
+			free(msg);
+		}
+	}
+	/* regexec reads up to a NUL; the whole string must match. */
+	msg = check_with(method, "{\"x\":\"vm1\\u0000!\"}");
+	cr_expect(msg && strstr(msg, "must match"), "a NUL let \"vm1\\u0000!\" through: %s",
+		  msg ? msg : "(accepted)");
+	free(msg);
+	msg = check_with(method, "{\"x\":\"vm1\"}");
+	cr_expect_null(msg, "vm1 refused after a NUL variant: %s", msg);
+	free(msg);
+	json_object_put(method);
+}
