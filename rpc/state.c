@@ -13,9 +13,11 @@
  * lines, or as many lines as the snapshot has slots if that is more (so
  * that rewriting it costs O(1) per change however many slots a VM has),
  * and on any other change, the snapshot is rewritten and the journal
- * emptied.  Lines
- * with seq <= the snapshot's were already folded in (a crash between the
- * two steps); a torn last line is a change that was never answered. */
+ * emptied.  Lines with seq <= the snapshot's were already folded in (a
+ * crash between the two steps); a torn last line is a change that was
+ * never answered.  A journal removed (or renamed over) by hand is noticed
+ * at the next change, which writes a snapshot: the records it held are
+ * not lost unless slotd dies before that change. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -126,33 +128,42 @@ static void journal_name(const char *vm, char *buf, size_t len)
 	snprintf(buf, len, "vm-%s.journal", vm);
 }
 
-/* Opens e's journal for appending (or, with trunc, empties it) unless it
- * is open already.  It stays open (an open and a close per change cost
- * as much as the append itself on tmpfs); a journal removed or renamed
- * over under us is noticed by its link count and opened again by name. */
-static int journal_open(const char *dir, struct def_entry *e, bool trunc)
-{
-	char path[4096];
-	struct stat st;
-
-	if (e->jfd >= 0 && (fstat(e->jfd, &st) < 0 || st.st_nlink == 0)) {
-		close(e->jfd);
-		e->jfd = -1;
-	}
-	if (e->jfd >= 0)
-		return trunc && ftruncate(e->jfd, 0) < 0 ? -errno : 0;
-	snprintf(path, sizeof(path), "%s/vm-%s.journal", dir, e->name);
-	e->jfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0),
-		      0600);
-	return e->jfd < 0 ? -errno : 0;
-}
-
 /* Closes e's journal after a failed write: the next use reopens it. */
 static void journal_close(struct def_entry *e)
 {
 	if (e->jfd >= 0)
 		close(e->jfd);
 	e->jfd = -1;
+}
+
+/* Whether e's open journal was removed, or renamed over, since it was
+ * opened: its link count fell to 0.  It is closed then.  The records in
+ * it since the last snapshot went with it. */
+static bool journal_gone(struct def_entry *e)
+{
+	struct stat st;
+
+	if (e->jfd < 0 || (fstat(e->jfd, &st) == 0 && st.st_nlink > 0))
+		return false;
+	journal_close(e);
+	return true;
+}
+
+/* Opens e's journal for appending (or, with trunc, empties it) unless it
+ * is open already.  It stays open (an open and a close per change cost
+ * as much as the append itself on tmpfs); a removed one is opened again
+ * by name. */
+static int journal_open(const char *dir, struct def_entry *e, bool trunc)
+{
+	char path[4096];
+
+	journal_gone(e);
+	if (e->jfd >= 0)
+		return trunc && ftruncate(e->jfd, 0) < 0 ? -errno : 0;
+	snprintf(path, sizeof(path), "%s/vm-%s.journal", dir, e->name);
+	e->jfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0),
+		      0600);
+	return e->jfd < 0 ? -errno : 0;
 }
 
 /* Empties e's journal (after a snapshot took its changes in). */
@@ -365,7 +376,9 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, const char *
 	size_t klen = strlen(key), len = 0;
 	int r;
 
-	if (!e || e->jlines >= e->jmax)
+	/* A removed journal took the records since the snapshot with it: a
+	 * new snapshot holds them again (and this change). */
+	if (!e || e->jlines >= e->jmax || journal_gone(e))
 		return rpc_state_vm_save(call, vm);
 	/* The line is built whole: one write per record, so a torn line can
 	 * only be the last one.  Punctuation (13 bytes) and seq (up to 20
@@ -385,7 +398,7 @@ static int journal_append(struct rpc_call *call, struct vmm_vm *vm, const char *
 		p += rpc_u64_text(p, e->seq + 1);
 		p = mempcpy(p, "}\n", 2);
 		len = (size_t)(p - line);
-		r = journal_open(dir, e, false);
+		r = e->jfd >= 0 ? 0 : journal_open(dir, e, false);
 	}
 	if (!r)
 		r = journal_write(e->jfd, line, len);

@@ -356,24 +356,31 @@ static void state_io_error(const char *method, const char *params, const char *f
 
 Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 {
-	char path[512];
+	char path[512], *text;
 	json_object *r;
 
 	start();
 	ok_put("vm.create", "{\"name\":\"w\",\"memory\":\"16M\"}");
 	ok_put("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x200000000\",\"size\":4096}");
-	/* A non-empty directory where the file goes: rename() must fail,
-	 * even for root. */
-	snprintf(path, sizeof(path), "%s/state/vm-w.json", top);
-	cr_assert_eq(unlink(path), 0);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(path, sizeof(path), "%s/state/vm-w.json/x", top);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	/* The same for the journal, where memslot changes go first. */
+	/* A non-empty directory where the journal goes: nothing can open it,
+	 * even root.  The open journal was removed: the next change goes to
+	 * a snapshot, and the journal cannot be emptied and opened again. */
 	snprintf(path, sizeof(path), "%s/state/vm-w.journal", top);
 	cr_assert_eq(unlink(path), 0);
 	cr_assert_eq(mkdir(path, 0700), 0);
 	snprintf(path, sizeof(path), "%s/state/vm-w.journal/x", top);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	ok_put("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x400000000\",\"size\":4096}");
+	snprintf(path, sizeof(path), "%s/state/vm-w.json", top);
+	text = test_slurp(path);
+	cr_assert(text && strstr(text, "0x400000000"),
+		  "the change after the journal went should be in the snapshot: %s", text);
+	free(text);
+	cr_assert(strstr(test_slurp(d.log), "cannot empty its journal"), "the failure is logged");
+	/* The same for the snapshot, whose rename() must fail now. */
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/state/vm-w.json/x", top);
 	cr_assert_eq(mkdir(path, 0700), 0);
 	state_io_error("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x100000000\",\"size\":4096}",
 		       "vm-w.journal");
@@ -381,15 +388,15 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 	state_io_error("memslot.delete", "{\"vm\":\"w\",\"slot\":1}", "vm-w.json");
 	/* Not persisted, so not applied: the created slot is gone again and
 	 * the one whose deletion could not be saved is still there. */
-	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 2,
-		     "boot RAM and slot 1 must remain");
+	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 3,
+		     "boot RAM and slots 1 and 2 must remain: %s", json_object_to_json_string(r));
 	json_object_put(r);
 	/* A transaction is undone whole (before its vCPUs run again), and a
 	 * quirk change is written before it is made. */
 	state_io_error("memslot.transaction", "{\"vm\":\"w\",\"ops\":["
 		       "{\"op\":\"create\",\"gpa\":\"0x300000000\",\"size\":4096},"
 		       "{\"op\":\"delete\",\"slot\":1}]}", "vm-w.json");
-	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 2,
+	cr_assert_eq(json_object_get_int(member(ok("memslot.list", "{\"vm\":\"w\"}", &r), "count")), 3,
 		     "the transaction must be undone: %s", json_object_to_json_string(r));
 	json_object_put(r);
 	ok_put("vm.memory.read", "{\"name\":\"w\",\"gpa\":\"0x200000000\",\"length\":8}");
@@ -408,6 +415,31 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 		  json_object_to_json_string(r));
 	json_object_put(r);
 	cr_assert(strstr(test_slurp(d.log), "cannot write"), "the failure is logged");
+}
+
+/* A journal removed by hand under a running slotd: the next change writes
+ * a snapshot, which holds the changes that were only in the journal. */
+Test(persist, a_journal_removed_by_hand_loses_no_change_after_the_next_one)
+{
+	char path[512], *before, *after;
+
+	start();
+	ok_put("vm.create", "{\"name\":\"g\",\"memory\":\"16M\"}");
+	ok_put("memslot.create", "{\"vm\":\"g\",\"gpa\":\"0x100000000\",\"size\":4096}");
+	ok_put("memslot.create", "{\"vm\":\"g\",\"gpa\":\"0x200000000\",\"size\":8192}");
+	ok_put("memslot.move", "{\"vm\":\"g\",\"slot\":1,\"gpa\":\"0x300000000\"}");
+	snprintf(path, sizeof(path), "%s/state/vm-g.journal", top);
+	cr_assert_eq(unlink(path), 0);
+	ok_put("memslot.create", "{\"vm\":\"g\",\"gpa\":\"0x400000000\",\"size\":4096}");
+	/* And the journal opened again after that snapshot keeps working. */
+	ok_put("memslot.delete", "{\"vm\":\"g\",\"slot\":2}");
+	cr_assert_eq(access(path, F_OK), 0, "the journal should be there again");
+	before = layout("g");
+	cr_assert(strstr(before, "0x300000000") && strstr(before, "0x400000000") &&
+		  !strstr(before, "0x200000000"), "unexpected layout %s", before);
+	after = kill9_keeps_layout("g", before);
+	free(before);
+	free(after);
 }
 
 /* Hundreds of changes cross the journal's compaction point (a snapshot
