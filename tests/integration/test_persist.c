@@ -3,6 +3,7 @@
  * restores, and every change that was answered is in it. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -509,4 +510,46 @@ Test(persist, a_journal_record_longer_than_a_kibibyte_survives_kill_9)
 		"{\"name\":\"long\",\"gpa\":\"0x100001000\",\"length\":5}", &r), "data")), "bG9uZyE=",
 		"the file-backed slot keeps its contents");
 	json_object_put(r);
+}
+
+static void kill9(void)
+{
+	int st;
+
+	kill(d.pid, SIGKILL);
+	waitpid(d.pid, &st, 0);
+	d.pid = -1;
+}
+
+/* A record cut short by a crash (no newline) ends the replay, and the
+ * changes after the restart do not run into its remains. */
+Test(persist, a_torn_journal_record_is_ignored_and_later_changes_survive)
+{
+	static const char torn[] = "{\"put\":{\"slot\":9,\"gpa\":\"0x900000000\",\"si";
+	char path[512], *before, *after;
+	int fd;
+
+	start();
+	ok_put("vm.create", "{\"name\":\"t\",\"memory\":\"16M\"}");
+	ok_put("memslot.create", "{\"vm\":\"t\",\"gpa\":\"0x100000000\",\"size\":4096}");
+	ok_put("memslot.create", "{\"vm\":\"t\",\"gpa\":\"0x200000000\",\"size\":4096}");
+	before = layout("t");
+	kill9();
+	snprintf(path, sizeof(path), "%s/state/vm-t.journal", top);
+	fd = open(path, O_WRONLY | O_APPEND);
+	cr_assert(fd >= 0 && write(fd, torn, sizeof(torn) - 1) == (ssize_t)sizeof(torn) - 1,
+		  "%s: %s", path, strerror(errno));
+	close(fd);
+	start();
+	after = layout("t");
+	cr_assert_str_eq(after, before, "a torn record must be ignored");
+	free(after);
+	cr_assert(strstr(test_slurp(d.log), "incomplete last record"), "the torn record is logged");
+	ok_put("memslot.create", "{\"vm\":\"t\",\"gpa\":\"0x300000000\",\"size\":4096}");
+	ok_put("memslot.move", "{\"vm\":\"t\",\"slot\":1,\"gpa\":\"0x400000000\"}");
+	free(before);
+	before = layout("t");
+	after = kill9_keeps_layout("t", before);
+	free(after);
+	free(before);
 }
