@@ -505,6 +505,17 @@ static int unsaved(struct rpc_call *call, struct vmm_vm *vm, const char *what, i
 	return r;
 }
 
+/* An empty printbuf with room for a slot's reply: json-c's start at 32
+ * bytes, and growing one to a reply's 250 took three reallocs. */
+static struct printbuf *slot_buf(void)
+{
+	struct printbuf *pb = printbuf_new();
+
+	if (pb && printbuf_memset(pb, 0, 0, 512) >= 0)
+		printbuf_reset(pb);
+	return pb;
+}
+
 /* Writes slot id as it now is to the VM's state; *slot gets its text
  * (for the reply), or NULL on failure. */
 static int slot_save(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
@@ -516,7 +527,7 @@ static int slot_save(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
 	*slot = NULL;
 	if (slot_find(vm, id, &s))
 		return rpc_state_vm_save(call, vm);
-	if (!(*slot = printbuf_new()))
+	if (!(*slot = slot_buf()))
 		return rpc_call_error(call, RPC_INTERNAL_ERROR, NULL, "out of memory");
 	rpc_memslot_text(*slot, &s);
 	r = rpc_state_slot_put(call, vm, (*slot)->buf, (size_t)(*slot)->bpos);
@@ -555,7 +566,7 @@ static int slot_reply(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
 /* The text of slot s, or NULL without memory. */
 static struct printbuf *slot_text(const struct vmm_memslot_info *s)
 {
-	struct printbuf *pb = printbuf_new();
+	struct printbuf *pb = slot_buf();
 
 	if (pb)
 		rpc_memslot_text(pb, s);

@@ -303,9 +303,12 @@ void vm_boot_slots_update(struct vmm_vm *vm)
 	}
 	bp.nr_slots = n;
 	bp.nr_slots_total = vm->nr_slots;
-	/* Slot 0 (boot RAM) holds the boot parameters and is never removed. */
+	/* Slot 0 (boot RAM) holds the boot parameters and is never removed.
+	 * The entries in use only: the guest reads nr_slots of them, and the
+	 * rest of bp's 3 KiB of slots is stack garbage. */
 	memcpy((uint8_t *)vm->slots[0]->hva + VMM_GPA_BOOT +
 	       offsetof(struct vmm_boot_params, nr_slots), &bp.nr_slots,
-	       sizeof(bp) - offsetof(struct vmm_boot_params, nr_slots));
+	       offsetof(struct vmm_boot_params, slots[n]) -
+	       offsetof(struct vmm_boot_params, nr_slots));
 	pthread_rwlock_unlock(&vm->slots_lock);
 }
