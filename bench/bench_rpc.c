@@ -7,6 +7,12 @@
  *      and one connection each), with 1 and 8 requests in flight per
  *      client, BENCH_RPC_SECONDS (default 3) each; ratios to 1x1.
  *   3. a whole "slotctl daemon version" process ($SLOTCTL_BIN), median.
+ *   4. what a round trip over a Unix socket costs beyond the answering
+ *      side's work, as that work grows (0 to 80 us of busy time), with
+ *      the asking side sleeping in read() or polling its socket; the two
+ *      processes on different CPUs (BENCH_RPC_WAKE_N, default 2000).  No
+ *      slotd involved: what the host charges for waking a CPU that went
+ *      idle, which a longer request pays more of than daemon.version.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -283,6 +289,76 @@ static int bench_slotctl(const char *bin, const char *sock, int n)
 	return ret;
 }
 
+/* Part 4: a socketpair, the answerer busy for a given time before each
+ * reply, on another CPU than the asker. */
+static int bench_wake(long n)
+{
+	static const long long busy_us[] = { 0, 10, 20, 40, 80 };
+	long long *v = calloc((size_t)n, sizeof(*v));
+	int sv[2], st, ret = 0;
+	pid_t pid;
+
+	if (!v || bench_cpu_count() < 2 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		free(v);
+		printf("wake-up: skipped (needs two CPUs)\n");
+		return 0;
+	}
+	pid = fork();
+	if (pid == 0) {
+		long long d;
+
+		close(sv[0]);
+		bench_pin_self(bench_cpu_nth(0));
+		while (read(sv[1], &d, sizeof(d)) == sizeof(d)) {
+			long long t = bench_now_ns();
+
+			while (bench_now_ns() - t < d)
+				;
+			if (write(sv[1], &d, sizeof(d)) != sizeof(d))
+				break;
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	bench_pin_self(bench_cpu_nth(1));
+	printf("round trip beyond the answer's busy time, Unix socket, the two sides on CPUs "
+	       "%d and %d, us, median (p90), N=%ld\n", bench_cpu_nth(0), bench_cpu_nth(1), n);
+	printf("busy us   asker sleeps in read()   asker polls   ratio\n");
+	for (size_t k = 0; !ret && k < sizeof(busy_us) / sizeof(busy_us[0]); k++) {
+		double med[2], p90[2];
+
+		for (int poll = 0; !ret && poll < 2; poll++) {
+			for (long i = -20; !ret && i < n; i++) {
+				long long d = busy_us[k] * 1000, r, t0 = bench_now_ns();
+				ssize_t got;
+
+				if (write(sv[0], &d, sizeof(d)) != sizeof(d)) {
+					ret = -errno;
+					break;
+				}
+				do {
+					got = poll ? recv(sv[0], &r, sizeof(r), MSG_DONTWAIT) :
+						     read(sv[0], &r, sizeof(r));
+				} while (got < 0 && (errno == EAGAIN || errno == EINTR));
+				if (got != sizeof(r))
+					ret = got < 0 ? -errno : -EPROTO;
+				else if (i >= 0)
+					v[i] = bench_now_ns() - t0 - d;
+			}
+			med[poll] = bench_pct_us(v, n, 0.5);
+			p90[poll] = bench_pct_us(v, n, 0.9);
+		}
+		if (!ret)
+			printf("%7lld   %8.1f (%7.1f)       %6.1f (%5.1f)  %.2fx\n", busy_us[k],
+			       med[0], p90[0], med[1], p90[1], med[0] / med[1]);
+	}
+	bench_pin_self(-1);
+	close(sv[0]);
+	waitpid(pid, &st, 0);
+	free(v);
+	return ret;
+}
+
 int main(void)
 {
 	const char *bin = getenv("SLOTD_BIN"), *ctl = getenv("SLOTCTL_BIN");
@@ -305,6 +381,8 @@ int main(void)
 		ret = bench_rates(d.sock, sec > 0 ? sec : 1);
 	if (!ret && access(ctl, X_OK) == 0)
 		ret = bench_slotctl(ctl, d.sock, 200);
+	if (!ret)
+		ret = bench_wake(bench_env_long("BENCH_RPC_WAKE_N", 2000));
 	if (ret)
 		fprintf(stderr, "bench_rpc: failed: %s\n", strerror(-ret));
 	bench_daemon_stop(&d);
