@@ -477,7 +477,7 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 	char b[24];
 
 	printf("memslot ops: raw ioctl vs RPC, N=%ld each, interleaved (each iteration: "
-	       "raw cycle, RPC cycles, daemon.version), us, median (p90)\n", n);
+	       "raw cycle, an untimed call, RPC cycles, daemon.version), us, median (p90)\n", n);
 	printf("target: rpc median <= 1.2 x (raw median + version median)\n");
 	printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9s %-9s %-12s %s\n", "op",
 	       "size", "raw ioctl", "version rtt", "rpc, tmpfs state", "rpc, disk state",
