@@ -481,7 +481,7 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 	printf("target: rpc median <= 1.2 x (raw median + version median)\n");
 	printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9s %-9s %-12s %s\n", "op",
 	       "size", "raw ioctl", "version rtt", "rpc, tmpfs state", "rpc, disk state",
-	       "slotd op", "its ioctl", "ratio tmpfs", disk ? "ratio disk" : "");
+	       "slotd op", "its ioctl", "ratio tmpfs", disk ? "ratio disk   +flush" : "");
 	for (int i = 0; i < nsz; i++)
 		for (int op = 0; op < NOPS; op++) {
 			struct p1_row *r = &rows[i][op];
@@ -497,12 +497,19 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 			       op_names[op], size_str(sz[i], b, sizeof(b)), c1, c4,
 			       c2, c3, r->server, r->kernel);
 			print_verdict(r->rpc[0][0], r->raw[0], r->ver[0]);
-			if (disk)
+			if (disk) {
+				double flush = rows[i][OP_CREATE].sync[1];
+
 				print_verdict(r->rpc[1][0], r->raw[0], r->ver[0]);
+				printf("  %.2fx", r->rpc[1][0] / (r->raw[0] + r->ver[0] + flush));
+			}
 			putchar('\n');
 		}
 	printf("(slotd op / its ioctl: the reply's effect.duration_ns and "
 	       "effect.kernel_ns, medians, tmpfs series)\n");
+	if (disk)
+		printf("(+flush: the disk series against raw + version + one durable write "
+		       "on that disk, the probe below: what slotd adds beyond the flush)\n");
 	/* What durability alone costs next to what the target leaves. */
 	for (int i = 0; i < nsz; i++) {
 		const struct p1_row *r = &rows[i][OP_CREATE];
