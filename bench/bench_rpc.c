@@ -298,12 +298,23 @@ static int bench_wake(long n)
 	int sv[2], st, ret = 0;
 	pid_t pid;
 
-	if (!v || bench_cpu_count() < 2 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+	if (bench_cpu_count() < 2) {
 		free(v);
 		printf("wake-up: skipped (needs two CPUs)\n");
 		return 0;
 	}
+	if (!v || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		free(v);
+		return v ? -errno : -ENOMEM;
+	}
 	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		free(v);
+		return ret;
+	}
 	if (pid == 0) {
 		long long d;
 
