@@ -85,6 +85,17 @@ json_object *rpc_memslot_json(const struct vmm_memslot_info *s)
  * test compares the two); the object that carries it serializes to it
  * and is never read back. */
 
+/* An empty printbuf with room for a slot's reply or event: json-c's start at 32
+ * bytes, and growing one to a reply's 250 took three reallocs. */
+static struct printbuf *slot_buf(void)
+{
+	struct printbuf *pb = printbuf_new();
+
+	if (pb && printbuf_memset(pb, 0, 0, 512) >= 0)
+		printbuf_reset(pb);
+	return pb;
+}
+
 static void put_str(struct printbuf *pb, const char *s)
 {
 	printbuf_memappend(pb, s, (int)strlen(s));
@@ -232,7 +243,7 @@ static json_object *text_object(struct printbuf *t)
 
 static json_object *effect_json(const struct vmm_effect *fx)
 {
-	struct printbuf *pb = printbuf_new();
+	struct printbuf *pb = slot_buf();
 
 	if (pb)
 		put_effect(pb, fx);
@@ -471,7 +482,7 @@ static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *
 {
 	struct printbuf *pb;
 
-	if (!rpc_server_topic_wanted(rpc_call_server(call), topic) || !(pb = printbuf_new()))
+	if (!rpc_server_topic_wanted(rpc_call_server(call), topic) || !(pb = slot_buf()))
 		return;
 	/* VM names are letters, digits, '.', '_' and '-': nothing to escape. */
 	put_str(pb, "{\"vm\":\"");
@@ -503,17 +514,6 @@ static int unsaved(struct rpc_call *call, struct vmm_vm *vm, const char *what, i
 		       file, strerror(-r));
 	rpc_call_error_data(call, "file", json_object_new_string(file));
 	return r;
-}
-
-/* An empty printbuf with room for a slot's reply: json-c's start at 32
- * bytes, and growing one to a reply's 250 took three reallocs. */
-static struct printbuf *slot_buf(void)
-{
-	struct printbuf *pb = printbuf_new();
-
-	if (pb && printbuf_memset(pb, 0, 0, 512) >= 0)
-		printbuf_reset(pb);
-	return pb;
 }
 
 /* Writes slot id as it now is to the VM's state; *slot gets its text

@@ -128,7 +128,8 @@ static void journal_name(const char *vm, char *buf, size_t len)
 	snprintf(buf, len, "vm-%s.journal", vm);
 }
 
-/* Closes e's journal after a failed write: the next use reopens it. */
+/* Closes e's journal (after a failed write, or once it was removed): the
+ * next use reopens it. */
 static void journal_close(struct def_entry *e)
 {
 	if (e->jfd >= 0)

@@ -261,9 +261,8 @@ struct released {
  * unmapping it, when it is small and the cache has room: emptied with
  * MADV_DONTNEED (outside the lock), it reads as zeros again, like a new
  * mapping.  A create then skips mmap (2-4 us of a 4 KiB memslot.create
- * here) and a slot
- * deleted and created again and again stops paying munmap and mmap each
- * time.  Shared and file-backed mappings are never kept (MADV_DONTNEED
+ * here) and a slot deleted and created again and again stops paying
+ * munmap and mmap each time.  Shared and file-backed mappings are never kept (MADV_DONTNEED
  * would not empty them).  Called on the call_rcu thread. */
 static bool bcache_put(struct vmm_bcache *c, void *hva, uint64_t size, int prot)
 {
