@@ -56,7 +56,7 @@ LDLIBS   += $(PKG_LIBS) -lm
 # Everything but main() goes into one archive so tests link the real code.
 # MODULES narrows the build to some modules (e.g. MODULES=mmu while another
 # module is half-written); T=word keeps only test binaries whose path has it.
-MODULES ?= mmu rpc vmm daemon
+MODULES ?= common mmu rpc vmm daemon
 LIB_SRC := $(wildcard $(MODULES:%=%/*.c) $(MODULES:%=%/*.S))
 LIB_SRC := $(filter-out daemon/main.c,$(LIB_SRC))
 LIB_OBJ := $(patsubst %.S,$(O)/%.o,$(LIB_SRC:%.c=$(O)/%.o))

@@ -15,7 +15,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "rpc/internal.h"
 #include "vmm/vmm.h"
 

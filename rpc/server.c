@@ -13,7 +13,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "rpc/internal.h"
 
 #define WRITE_TIMEOUT_S	30

@@ -1,7 +1,7 @@
 /* Durable VM definitions and memslot layouts, written before a change is
  * answered and restored at start-up.  Per VM in the state dir:
  *
- * vm-NAME.json, the snapshot, written atomically (daemon_state_write):
+ * vm-NAME.json, the snapshot, written atomically (durable_file_write):
  * {"version": 1, "seq": N, "vm": {name, type, vcpus, memory, payload, args,
  * mmio, ram}, "quirks_enabled": [names], "memslots": [every slot but 0, as
  * memslot.list shows it], "restored": bool}.
@@ -29,7 +29,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
+#include "common/durable.h"
+#include "common/log.h"
 #include "rpc/internal.h"
 #include "vmm/vmm.h"
 
@@ -269,7 +270,7 @@ static int doc_write(struct rpc_call *call, struct vmm_vm *vm, json_object *def,
 	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
 					      JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!r)
-		r = daemon_state_write(dir, name, text, strlen(text));
+		r = durable_file_write(dir, name, text, strlen(text));
 	json_object_put(doc);
 	if (!r) {
 		def_put(call->srv, vmm_vm_name(vm), def, restored);
@@ -359,7 +360,7 @@ static int journal_write(int fd, const char *line, size_t len)
 	if (n == (ssize_t)len)
 		return 0;
 	n = n < 0 ? 0 : n;
-	if (daemon_write_all(fd, line + n, len - (size_t)n))
+	if (durable_write_all(fd, line + n, len - (size_t)n))
 		return -errno;
 	return fdatasync(fd) < 0 ? -errno : 0;
 }
@@ -452,9 +453,9 @@ int rpc_state_vm_removed(struct rpc_call *call, const char *vm)
 		return 0;
 	def_drop(call->srv, vm);
 	journal_name(vm, name, sizeof(name));
-	daemon_state_remove(dir, name);
+	durable_file_remove(dir, name);
 	file_name(vm, name, sizeof(name));
-	r = daemon_state_remove(dir, name);
+	r = durable_file_remove(dir, name);
 	if (!r)
 		return 0;
 	slog_error("state: cannot remove %s/%s: %s", dir, name, strerror(-r));
@@ -703,7 +704,7 @@ static int restore_one(const char *name, void *arg)
 	return 0;
 }
 
-/* True when dir holds at least one vm-*.json.  daemon_state_foreach on a
+/* True when dir holds at least one vm-*.json.  durable_dir_foreach on a
  * directory without matches hands qsort a NULL array (undefined behaviour
  * that UBSan reports), so an empty state dir is not walked. */
 static bool have_files(const char *dir)
@@ -735,7 +736,7 @@ int rpc_state_restore(struct rpc_server *srv, unsigned *restored, unsigned *fail
 	}
 	if (!have_files(dir))
 		return 0;
-	r = daemon_state_foreach(dir, ".json", restore_one, &ctx);
+	r = durable_dir_foreach(dir, ".json", restore_one, &ctx);
 	*restored = ctx.restored;
 	*failed = ctx.failed;
 	slog_info("state: restored %u VM(s) from %s, %u failed%s", ctx.restored, dir,

@@ -14,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
+#include "common/durable.h"
+#include "common/log.h"
 #include "tests/lib/daemon.h"
 
 static long now_ms(void)
@@ -200,7 +201,7 @@ int test_daemon_stop(struct test_daemon *d)
 
 int test_send(int fd, const void *buf, size_t len)
 {
-	return daemon_write_all(fd, buf, len);
+	return durable_write_all(fd, buf, len);
 }
 
 char *test_recv_line(int fd, int timeout_ms)
