@@ -880,10 +880,12 @@ struct txn_save {
 	int r;
 };
 
-static int txn_save(void *arg)
+static int txn_save(void *arg, const uint32_t *ids, const struct vmm_effect *fx)
 {
 	struct txn_save *s = arg;
 
+	(void)ids;
+	(void)fx;
 	s->r = rpc_state_vm_save(s->call, s->vm);
 	return s->r;
 }

@@ -25,6 +25,25 @@ const struct vmm_quirk_desc vmm_quirk_descs[] = {
 const size_t vmm_quirk_desc_count =
 	sizeof(vmm_quirk_descs) / sizeof(vmm_quirk_descs[0]);
 
+uint64_t vmm_quirk_slot_zap_all(void)
+{
+	return KVM_X86_QUIRK_SLOT_ZAP_ALL;
+}
+
+uint64_t vmm_quirks_all(void)
+{
+	uint64_t all = 0;
+
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
+		all |= vmm_quirk_descs[i].bit;
+	return all;
+}
+
+unsigned vmm_kvm_vm_type_protected(void)
+{
+	return KVM_X86_SW_PROTECTED_VM;
+}
+
 const struct vmm_quirk_desc *vmm_quirk_lookup(const char *name)
 {
 	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
@@ -161,13 +180,16 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 	}
 	pthread_mutex_init(&vmm->lock, NULL);
 	pthread_mutex_init(&vmm->bcache.lock, NULL);
-	vmm->kvm_fd = kvm_open(path, &vmm->caps);
+	vmm->kvm_fd = cfg && cfg->kvm_fd > 0 ? cfg->kvm_fd : kvm_open(path, &vmm->caps);
+	vmm->cfg.kvm_fd = 0;
 	if (vmm->kvm_fd >= 0) {
 		vmm->caps.kvm_available = true;
 		vmm_kvm_probe(vmm->kvm_fd, &vmm->caps);
 		vmm->cpuid = supported_cpuid(vmm->kvm_fd);
 		vmm->caps.guest_phys_bits = vmm_guest_phys_bits(vmm);
+		vmm->caps.cpuid_1g_pages = vmm_cpuid_has_1g_pages(vmm);
 		vmm_kick_install();
+		vm_bus_install();
 	}
 	*out = vmm;
 	return 0;

@@ -33,6 +33,8 @@ int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info)
 	pthread_mutex_lock(&vm->lock);
 	info->state = vm->state;
 	info->quirks_disabled = vm->quirks_disabled;
+	info->quirks_kernel = vm->quirks_kernel;
+	info->started = vm->start_ns != 0;
 	if (vm->start_ns)
 		info->uptime_ns = (vm->end_ns ? vm->end_ns : vmm_now_ns()) -
 				  vm->start_ns;
@@ -92,10 +94,8 @@ int vmm_vm_memslot_get(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *
 
 uint64_t vmm_vm_quirks_enabled(struct vmm_vm *vm)
 {
-	uint64_t all = 0, disabled;
+	uint64_t all = vmm_quirks_all(), disabled;
 
-	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
-		all |= vmm_quirk_descs[i].bit;
 	pthread_mutex_lock(&vm->lock);
 	disabled = vm->quirks_disabled;
 	pthread_mutex_unlock(&vm->lock);
@@ -259,6 +259,12 @@ static int memory_access(struct vmm_vm *vm, uint64_t gpa, void *buf,
 				   "[0x%llx, 0x%llx) touches a read-only memslot",
 				   (unsigned long long)gpa,
 				   (unsigned long long)(gpa + len));
+	if (r == -EIO)
+		return vmm_err_set(err, r, "gpa",
+				   "[0x%llx, 0x%llx): the memory behind it failed (SIGBUS, "
+				   "e.g. a file backing truncated under its memslot); %s",
+				   (unsigned long long)gpa, (unsigned long long)(gpa + len),
+				   write ? "the write may be partly done" : "nothing was read");
 	return r;
 }
 
