@@ -26,20 +26,18 @@ else ifeq ($(SAN),tsan)
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 endif
 
-PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd
+PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd \
+	libseccomp
+# The runner links only what a VM's process needs.
+RUNNER_PKGS := liburcu-qsbr liburcu liburcu-cds libseccomp
 
-# On a fresh machine install the Debian packages before pkg-config is asked.
-ifeq ($(filter clean,$(MAKECMDGOALS)),)
-ifneq ($(shell pkg-config --exists $(PKGS) criterion && echo ok),ok)
-$(info deps: installing build dependencies (scripts/deps.sh))
-DEPS_RC := $(shell scripts/deps.sh >&2; echo $$?)
-ifneq ($(DEPS_RC),0)
-$(error scripts/deps.sh failed; run it by hand to see why)
-endif
-endif
-endif
+# Whether the Debian packages are there.  Make only asks; installing them
+# is scripts/deps.sh's job (`make deps`, or the recipe below when they are
+# missing), never something make does while it reads this file.
+DEPS_OK := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo ok)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+RUNNER_LIBS := $(shell pkg-config --libs $(RUNNER_PKGS) 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
 
 GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -56,9 +54,9 @@ LDLIBS   += $(PKG_LIBS) -lm
 # Everything but main() goes into one archive so tests link the real code.
 # MODULES narrows the build to some modules (e.g. MODULES=mmu while another
 # module is half-written); T=word keeps only test binaries whose path has it.
-MODULES ?= common mmu rpc vmm daemon
+MODULES ?= common mmu rpc vmm runner daemon
 LIB_SRC := $(wildcard $(MODULES:%=%/*.c) $(MODULES:%=%/*.S))
-LIB_SRC := $(filter-out daemon/main.c,$(LIB_SRC))
+LIB_SRC := $(filter-out daemon/main.c runner/main.c,$(LIB_SRC))
 LIB_OBJ := $(patsubst %.S,$(O)/%.o,$(LIB_SRC:%.c=$(O)/%.o))
 LIB     := $(O)/libslotd.a
 # Objects other modules add to the archive (embedded payloads, ...).
@@ -75,7 +73,8 @@ TEST_BIN    := $(TEST_SRC:%.c=$(O)/%)
 BENCH_SRC   := $(wildcard bench/bench_*.c)
 BENCH_BIN   := $(BENCH_SRC:%.c=$(O)/%)
 
-all: $(O)/slotd $(O)/slotctl
+ifeq ($(DEPS_OK),ok)
+all: $(O)/slotd $(O)/slotd-runner $(O)/slotctl
 
 -include $(sort $(wildcard mk/*.mk))
 
@@ -100,6 +99,10 @@ $(O)/slotd: $(O)/daemon/main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(O)/slotd-runner: $(O)/runner/main.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(RUNNER_LIBS) -lm
+
 $(O)/slotctl: $(SLOTCTL_SRC:%.c=$(O)/%.o)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -114,8 +117,8 @@ $(O)/bench/%: $(O)/bench/%.o $(BENCHLIB_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotctl)
-benches: $(BENCH_BIN) $(O)/slotd $(O)/slotctl
+tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotd-runner $(O)/slotctl)
+benches: $(BENCH_BIN) $(O)/slotd $(O)/slotd-runner $(O)/slotctl
 
 # Runs every Criterion binary and prints one closing "N passed, N failed" line.
 test: tests
@@ -136,8 +139,10 @@ demo: all
 	$(Q)O=$(O) scripts/demo.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/libexec
 	install -m 0755 $(O)/slotd $(O)/slotctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(O)/slotd-runner $(DESTDIR)$(PREFIX)/libexec/
 	sed 's#/usr/local/bin/slotd#$(PREFIX)/bin/slotd#' systemd/slotd.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/slotd.service
 	install -m 0644 systemd/slotd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/
@@ -147,10 +152,22 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/slotd
 	install -m 0644 schemas/openrpc.json $(DESTDIR)$(PREFIX)/share/slotd/
 
+else
+# The packages are missing: install them (a recipe, run as root), then do
+# what was asked with a make that sees them.
+DEPS_GOALS := $(or $(filter-out deps clean,$(MAKECMDGOALS)),all)
+$(DEPS_GOALS): deps
+	$(Q)$(MAKE) --no-print-directory $@
+endif
+
+# Installs the Debian packages slotd builds, tests and runs with.
+deps:
+	$(Q)scripts/deps.sh
+
 clean:
 	rm -rf build build-asan build-tsan
 
-.PHONY: all test tests check-sanitize bench benches demo install clean
+.PHONY: all test tests check-sanitize bench benches demo install clean deps
 .SECONDARY:
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

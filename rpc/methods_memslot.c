@@ -158,7 +158,7 @@ static void put_side(struct printbuf *pb, const struct vmm_effect *fx, const cha
 	for (unsigned i = 0; i < fx->n && i < VMM_EFFECT_MAX; i++) {
 		const char *cs = fx->counters[i].side, *name = fx->counters[i].name;
 
-		if (!cs || !name || !fx->counters[i].delta || strcmp(cs, side))
+		if (!fx->counters[i].delta || strcmp(cs, side))
 			continue;
 		/* Counter names are identifiers: nothing to escape. */
 		put_str(pb, first ? "\"" : ",\"");
@@ -1012,8 +1012,8 @@ static void quirk_effect(const struct snap *a, const struct snap *b, uint64_t ns
 	for (size_t i = 0; i < b->n && i < a->n && fx->n < VMM_EFFECT_MAX; i++) {
 		if (strcmp(a->c[i].name, b->c[i].name) || a->c[i].v == b->c[i].v)
 			continue;
-		fx->counters[fx->n].side = "kernel";
-		fx->counters[fx->n].name = b->c[i].name;
+		snprintf(fx->counters[fx->n].side, sizeof(fx->counters[0].side), "kernel");
+		snprintf(fx->counters[fx->n].name, sizeof(fx->counters[0].name), "%s", b->c[i].name);
 		fx->counters[fx->n++].delta = (int64_t)(b->c[i].v - a->c[i].v);
 	}
 }

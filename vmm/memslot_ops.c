@@ -44,8 +44,8 @@ static void fx_add(struct vmm_effect *fx, const char *side, const char *name,
 		   int64_t delta)
 {
 	if (fx->n < VMM_EFFECT_MAX) {
-		fx->counters[fx->n].side = side;
-		fx->counters[fx->n].name = name;
+		snprintf(fx->counters[fx->n].side, sizeof(fx->counters[0].side), "%s", side);
+		snprintf(fx->counters[fx->n].name, sizeof(fx->counters[0].name), "%s", name);
 		fx->counters[fx->n].delta = delta;
 		fx->n++;
 	}

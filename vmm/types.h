@@ -138,6 +138,8 @@ struct vmm_vm_info {
 	bool started;			/* has run: quirks only go off now */
 	uint64_t uptime_ns;		/* since the last start; frozen when
 					 * stopped or crashed */
+	uint64_t start_ns, end_ns;	/* CLOCK_MONOTONIC (system-wide) of the
+					 * last start and of its end; 0: none */
 	bool has_exit_status;		/* guest powered off */
 	uint32_t exit_status;
 	char crash_reason[256];		/* "" unless crashed */
@@ -238,8 +240,8 @@ struct vmm_effect {
 	uint64_t engine_ns;		/* the engine's invalidation */
 	unsigned n;
 	struct {
-		const char *side;	/* "kernel" or "engine" */
-		const char *name;	/* "mmu_shadow_zapped", "leafs_zapped" */
+		char side[8];		/* "kernel" or "engine" */
+		char name[40];		/* "mmu_shadow_zapped", "leafs_zapped" */
 		int64_t delta;
 	} counters[VMM_EFFECT_MAX];
 };

@@ -38,6 +38,8 @@ int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info)
 	if (vm->start_ns)
 		info->uptime_ns = (vm->end_ns ? vm->end_ns : vmm_now_ns()) -
 				  vm->start_ns;
+	info->start_ns = vm->start_ns;
+	info->end_ns = vm->end_ns;
 	info->has_exit_status = vm->has_exit_status;
 	info->exit_status = vm->exit_status;
 	if (vm->state == VMM_VM_CRASHED)
