@@ -54,7 +54,7 @@ LDLIBS   += $(PKG_LIBS) -lm
 # Everything but main() goes into one archive so tests link the real code.
 # MODULES narrows the build to some modules (e.g. MODULES=mmu while another
 # module is half-written); T=word keeps only test binaries whose path has it.
-MODULES ?= common mmu rpc vmm runner daemon
+MODULES ?= common mmu rpc ctl vmm runner daemon
 LIB_SRC := $(wildcard $(MODULES:%=%/*.c) $(MODULES:%=%/*.S))
 LIB_SRC := $(filter-out daemon/main.c runner/main.c,$(LIB_SRC))
 LIB_OBJ := $(patsubst %.S,$(O)/%.o,$(LIB_SRC:%.c=$(O)/%.o))

@@ -47,6 +47,16 @@ void slog_journal_set(int on)
 	journal = on;
 }
 
+int slog_fd(void)
+{
+	int fd;
+
+	pthread_mutex_lock(&log_lock);
+	fd = log_fd;
+	pthread_mutex_unlock(&log_lock);
+	return fd;
+}
+
 int slog_file_set(const char *path)
 {
 	pthread_mutex_lock(&log_lock);

@@ -18,6 +18,8 @@ enum slog_level slog_level_get(void);
 /* Logs to path instead of stderr (NULL: stderr); reopened by slog_reopen. */
 int slog_file_set(const char *path);
 int slog_reopen(void);
+/* The descriptor lines go to now (for child processes' stderr). */
+int slog_fd(void);
 /* Prefix lines with journal priorities instead of timestamps. */
 void slog_journal_set(int on);
 

@@ -6,14 +6,15 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "vmm/vmm.h"
+#include "vmm/types.h"
 
 enum {
 	OPT_SOCKET = 's', OPT_STATE_DIR = 'd', OPT_FOREGROUND = 'f',
 	OPT_HELP = 'h', OPT_VERSION = 'V',
 	OPT_HTTP = 256, OPT_HTTP_TOKEN, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_CONFIG,
 	OPT_SOCKET_GROUP, OPT_MAX_MESSAGE, OPT_MAX_BATCH, OPT_MAX_CONNS, OPT_KVM,
-	OPT_FILE_DIR, OPT_MAX_VM_MEMORY, OPT_MAX_MEMORY,
+	OPT_FILE_DIR, OPT_MAX_VM_MEMORY, OPT_MAX_MEMORY, OPT_RUNTIME_DIR, OPT_RUNNER,
+	OPT_VMS_ON_EXIT,
 };
 
 static const struct option options[] = {
@@ -33,6 +34,9 @@ static const struct option options[] = {
 	{ "file-dir",		required_argument, NULL, OPT_FILE_DIR },
 	{ "max-vm-memory",	required_argument, NULL, OPT_MAX_VM_MEMORY },
 	{ "max-memory",		required_argument, NULL, OPT_MAX_MEMORY },
+	{ "runtime-dir",	required_argument, NULL, OPT_RUNTIME_DIR },
+	{ "runner",		required_argument, NULL, OPT_RUNNER },
+	{ "vms-on-exit",	required_argument, NULL, OPT_VMS_ON_EXIT },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -64,6 +68,12 @@ static void usage(FILE *f)
 "      --max-vm-memory SIZE  memory of all memslots of one VM (e.g. 8G;\n"
 "                            default: no limit)\n"
 "      --max-memory SIZE     memory of all VMs together (default: no limit)\n"
+"      --runtime-dir DIR     the VMs' runner sockets (default: runners/ next\n"
+"                            to the socket); a restarted slotd finds them there\n"
+"      --runner PATH         the slotd-runner executable (default: next to\n"
+"                            slotd, or ../libexec/slotd-runner)\n"
+"      --vms-on-exit WHAT    keep (default): guests run on when slotd exits or\n"
+"                            restarts; stop: slotd ends them when it exits\n"
 "  -h, --help                this help\n"
 "  -V, --version             print the version\n");
 }
@@ -130,6 +140,15 @@ static int apply(struct slotd_config *cfg, int opt, const char *name, const char
 	case OPT_FILE_DIR:	return file_dir_add(cfg, v);
 	case OPT_MAX_VM_MEMORY:	return parse_size(name, v, &cfg->max_vm_memory);
 	case OPT_MAX_MEMORY:	return parse_size(name, v, &cfg->max_memory);
+	case OPT_RUNTIME_DIR:	return set_str(&cfg->runtime_dir, v);
+	case OPT_RUNNER:	return set_str(&cfg->runner_path, v);
+	case OPT_VMS_ON_EXIT:
+		if (!strcmp(v, "keep") || !strcmp(v, "stop")) {
+			cfg->vms_stop_on_exit = !strcmp(v, "stop");
+			return 0;
+		}
+		fprintf(stderr, "slotd: --vms-on-exit: '%s' is not keep or stop\n", v);
+		return -EINVAL;
 	case OPT_LOG_LEVEL:
 		if (slog_level_parse(v, &cfg->log_level) == 0)
 			return 0;
@@ -270,6 +289,8 @@ void daemon_config_free(struct slotd_config *cfg)
 	free(cfg->log_file);
 	free(cfg->socket_group);
 	free(cfg->kvm_path);
+	free(cfg->runtime_dir);
+	free(cfg->runner_path);
 	for (size_t i = 0; i < cfg->nfile_dirs; i++)
 		free(cfg->file_dirs[i]);
 	free(cfg->file_dirs);

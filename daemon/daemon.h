@@ -29,6 +29,9 @@ struct slotd_config {
 	size_t nfile_dirs;
 	uint64_t max_vm_memory;		/* --max-vm-memory; 0: no limit */
 	uint64_t max_memory;		/* --max-memory (all VMs); 0: no limit */
+	char *runtime_dir;		/* --runtime-dir; NULL: next to the socket */
+	char *runner_path;		/* --runner; NULL: found next to slotd */
+	bool vms_stop_on_exit;		/* --vms-on-exit stop */
 };
 
 /* Fills cfg from defaults, $SLOTD_SOCKET, --config FILE, then the other

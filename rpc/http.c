@@ -16,8 +16,8 @@
 #include <event2/keyvalq_struct.h>
 
 #include "common/log.h"
+#include "ctl/ctl.h"
 #include "rpc/internal.h"
-#include "vmm/vmm.h"
 
 struct rpc_http {
 	struct rpc_server *srv;
@@ -99,23 +99,25 @@ static int vm_stat_line(const struct vmm_stat *st, void *arg)
 	return 0;
 }
 
-static int vm_metrics_one(struct vmm_vm *vm, void *arg)
+static int vm_metrics_one(struct ctl_vm *vm, void *arg)
 {
 	struct evbuffer *b = arg;
-	struct vmm_vm_info in;
-	void *ctx[2] = { b, (void *)vmm_vm_name(vm) };
+	struct ctl_vm_info in;
+	void *ctx[2] = { b, (void *)ctl_vm_name(vm) };
 
-	vmm_vm_info_get(vm, &in);
+	ctl_vm_info(vm, false, &in);
 	evbuffer_add_printf(b, "slotd_vm_info{vm=\"%s\",state=\"%s\",type=\"%s\"} 1\n"
-			    "slotd_vm_memslots{vm=\"%s\"} %u\n", in.name,
-			    vmm_vm_state_name(in.state), vmm_vm_type_name(in.type), in.name,
-			    in.nr_memslots);
-	return vmm_vm_stats_foreach(vm, vm_stat_line, ctx);
+			    "slotd_vm_memslots{vm=\"%s\"} %u\n", in.vm.name,
+			    vmm_vm_state_name(in.vm.state), vmm_vm_type_name(in.vm.type),
+			    in.vm.name, in.vm.nr_memslots);
+	/* A VM whose runner ended has no counters to show. */
+	ctl_vm_stats_foreach(vm, vm_stat_line, ctx, NULL);
+	return 0;
 }
 
 /* Every VM's state, memslot count and VM-wide counters: the kernel's
  * stats fd (source "kvm") next to the engine's (source "engine"). */
-static void vm_metrics(struct vmm *vmm, struct evbuffer *b)
+static void vm_metrics(struct ctl *ctl, struct evbuffer *b)
 {
 	evbuffer_add_printf(b,
 		"# HELP slotd_vm_info A VM and its state.\n"
@@ -125,13 +127,13 @@ static void vm_metrics(struct vmm *vmm, struct evbuffer *b)
 		"# HELP slotd_vm_stat VM-wide counters: KVM's stats fd (source kvm), "
 		"slotd's engine (engine), devices.\n"
 		"# TYPE slotd_vm_stat untyped\n");
-	vmm_vm_foreach(vmm, vm_metrics_one, b);
+	ctl_vm_foreach(ctl, vm_metrics_one, b);
 }
 
 static void handle_metrics(struct rpc_http *h, struct evhttp_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
-	const struct vmm_caps *caps = h->srv->cfg.vmm ? vmm_caps_get(h->srv->cfg.vmm) : NULL;
+	const struct vmm_caps *caps = h->srv->cfg.ctl ? ctl_caps(h->srv->cfg.ctl) : NULL;
 
 	evbuffer_add_printf(b,
 		"# HELP slotd_rpc_requests_total JSON-RPC requests handled.\n"
@@ -149,7 +151,7 @@ static void handle_metrics(struct rpc_http *h, struct evhttp_request *req)
 		(unsigned long long)h->srv->requests, (unsigned long long)h->srv->errors,
 		h->srv->nconns, caps && caps->kvm_available);
 	if (caps && caps->kvm_available)
-		vm_metrics(h->srv->cfg.vmm, b);
+		vm_metrics(h->srv->cfg.ctl, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);

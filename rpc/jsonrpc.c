@@ -89,9 +89,9 @@ void *rpc_call_app(const struct rpc_call *call)
 	return call->srv->cfg.app;
 }
 
-struct vmm *rpc_call_vmm(const struct rpc_call *call)
+struct ctl *rpc_call_ctl(const struct rpc_call *call)
 {
-	return call->srv->cfg.vmm;
+	return call->srv->cfg.ctl;
 }
 
 struct rpc_server *rpc_call_server(const struct rpc_call *call)

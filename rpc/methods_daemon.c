@@ -6,8 +6,8 @@
 
 #include <event2/event.h>
 
+#include "ctl/ctl.h"
 #include "rpc/internal.h"
-#include "vmm/vmm.h"
 
 static int daemon_version(struct rpc_call *call, json_object *params,
 			  json_object **result)
@@ -66,7 +66,7 @@ static void add_bool(json_object *o, const char *k, bool v)
 static int daemon_capabilities(struct rpc_call *call, json_object *params,
 			       json_object **result)
 {
-	const struct vmm_caps *caps = vmm_caps_get(rpc_call_vmm(call));
+	const struct vmm_caps *caps = ctl_caps(rpc_call_ctl(call));
 	json_object *r = json_object_new_object(), *st = json_object_new_array();
 	char mask[24];
 

@@ -493,7 +493,6 @@ void rpc_server_destroy(struct rpc_server *srv)
 	if (srv->tok)
 		json_tokener_free(srv->tok);
 	json_object_put(srv->method_index);
-	rpc_state_free(srv);
 	json_object_put(srv->openrpc);
 	free(srv->methods);
 	free(srv);

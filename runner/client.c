@@ -36,6 +36,7 @@ struct runner {
 	int pidfd;
 	bool child;			/* started here and not reaped yet */
 	bool spawned;			/* started here */
+	bool ending;			/* told to exit (its VM destroyed) */
 	bool gone;			/* the runner ended (GONE delivered) */
 	uint32_t seq;
 	int err_index;			/* rm_err.index of the last refusal */
@@ -318,7 +319,10 @@ int runner_vm_lifecycle(struct runner *r, enum runner_verb verb, struct vmm_vm_i
 
 int runner_vm_destroy(struct runner *r, struct vmm_err *err)
 {
-	return call_fixed(r, RM_VM_DESTROY, NULL, 0, NULL, 0, err);
+	int rc = call_fixed(r, RM_VM_DESTROY, NULL, 0, NULL, 0, err);
+
+	r->ending = !rc;
+	return rc;
 }
 
 int runner_vm_info(struct runner *r, struct vmm_vm_info *info, struct vmm_err *err)
@@ -743,8 +747,8 @@ static void child_exec(const struct runner_spawn_config *cfg, int lfd, int conn,
 int runner_spawn(const struct runner_spawn_config *cfg, const char *vm_name,
 		 runner_event_fn fn, void *arg, struct runner **out, struct vmm_err *err)
 {
-	char arg0[] = "slotd-runner", arg1[] = "--vm", name[VMM_NAME_MAX];
-	char *argv[] = { arg0, arg1, name, NULL };
+	char arg0[] = "slotd-runner", arg1[] = "--vm", name[VMM_NAME_MAX], arg3[] = "--socket";
+	char *argv[] = { arg0, arg1, name, arg3, NULL, NULL };
 	struct runner *r = runner_alloc(fn, arg, cfg->timeout_ms);
 	int sp[2] = { -1, -1 }, lfd, rc;
 	pid_t pid;
@@ -754,6 +758,7 @@ int runner_spawn(const struct runner_spawn_config *cfg, const char *vm_name,
 	snprintf(name, sizeof(name), "%s", vm_name);
 	snprintf(r->vm, sizeof(r->vm), "%s", vm_name);
 	snprintf(r->sock, sizeof(r->sock), "%s/%s.sock", cfg->runtime_dir, vm_name);
+	argv[4] = r->sock;	/* for ps: which socket a runner serves */
 	lfd = sock_bind(r->sock, err);
 	if (lfd < 0) {
 		free(r);
@@ -861,14 +866,18 @@ fail:
 
 void runner_free(struct runner *r)
 {
+	struct pollfd p = { .fd = r ? r->pidfd : -1, .events = POLLIN };
 	siginfo_t si;
 
 	if (!r)
 		return;
 	if (r->fd >= 0)
 		close(r->fd);
-	/* A child that ended is reaped; a live one goes on, adopted by
-	 * init (or a subreaper) once slotd exits. */
+	/* A child that ended, or is ending, is reaped (no zombie is left);
+	 * a live one goes on, adopted by init (or a subreaper) once slotd
+	 * exits. */
+	if (r->child && r->pidfd >= 0 && r->ending)
+		poll(&p, 1, GONE_WAIT_MS);
 	if (r->child && r->pidfd >= 0)
 		waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG);
 	if (r->pidfd >= 0)

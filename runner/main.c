@@ -4,7 +4,7 @@
  * slotd's connection, 2 the log.  It sandboxes itself before anything
  * else and then serves until the VM is destroyed.
  *
- *   slotd-runner --vm NAME        (as slotd starts it)
+ *   slotd-runner --vm NAME --socket PATH   (as slotd starts it)
  *   slotd-runner --sandbox-check  (applies the sandbox, then tries what
  *                                  it forbids; prints one line each) */
 #include <errno.h>
@@ -57,7 +57,10 @@ static int sandbox_check(void)
 
 int main(int argc, char **argv)
 {
-	const char *vm = argc == 3 && !strcmp(argv[1], "--vm") ? argv[2] : NULL;
+	/* --socket PATH after --vm NAME only tells a reader of ps which
+	 * socket this runner serves; descriptor 4 is that socket. */
+	const char *vm = (argc == 3 || (argc == 5 && !strcmp(argv[3], "--socket"))) &&
+			 !strcmp(argv[1], "--vm") ? argv[2] : NULL;
 	bool log_only = getenv("SLOTD_RUNNER_SECCOMP_LOG") != NULL;
 	char comm[16];
 	int r;

@@ -81,6 +81,13 @@ uint64_t runner_started_ns(const struct runner *r);
 unsigned runner_controllers(const struct runner *r);
 const char *runner_sock_path(const struct runner *r);
 
+/* Moves pid into a systemd scope of its own, slotd-vm-NAME.scope in
+ * machine.slice (systemd's D-Bus API), so that a restart or stop of
+ * slotd.service leaves it alone and `systemctl status` shows the VM.
+ * Logs and returns -errno when systemd refuses; the runner stays where
+ * it is then. */
+int runner_scope_create(pid_t pid, const char *vm_name);
+
 /* ---- calls --------------------------------------------------------------- */
 
 int runner_vm_create(struct runner *r, const struct vmm_vm_params *p,

@@ -634,6 +634,10 @@ static int dispatch(struct rserve *s, const struct chan_msg *m)
 		return on_hello(s, m);
 	if (m->h.type == RM_VM_CREATE)
 		return on_vm_create(s, m);
+	if (!s->vm && m->h.type == RM_VM_DESTROY) {
+		s->exiting = true;	/* a runner whose VM was never made */
+		return reply_one(s, m, NULL, 0);
+	}
 	if (!s->vm)
 		return reply_err(s, m, -ENOENT, NULL, -1);
 	switch (m->h.type) {

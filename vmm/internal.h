@@ -276,6 +276,10 @@ int vm_quirks_apply(struct vmm_vm *vm, struct vmm_err *err);
 
 /* boot.c */
 unsigned vmm_guest_phys_bits(struct vmm *vmm);
+/* What CPUID (KVM_GET_SUPPORTED_CPUID, may be NULL) says of 1 GiB pages
+ * and the guest's physical address width (36 when it says nothing). */
+bool cpuid_1g_pages(const struct kvm_cpuid2 *c);
+unsigned cpuid_phys_bits(const struct kvm_cpuid2 *c);
 int vm_boot_tables_build(struct vmm_vm *vm);
 int vm_boot_params_write(struct vmm_vm *vm);
 int vcpu_boot_regs_set(struct vmm_vcpu *vcpu);

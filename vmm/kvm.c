@@ -138,6 +138,41 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
 	return NULL;
 }
 
+bool cpuid_1g_pages(const struct kvm_cpuid2 *c)
+{
+	for (unsigned i = 0; c && i < c->nent; i++)
+		if (c->entries[i].function == 0x80000001)
+			return c->entries[i].edx & (1u << 26);
+	return false;
+}
+
+/* Guest physical address width (CPUID 0x80000008), 36 if unknown. */
+unsigned cpuid_phys_bits(const struct kvm_cpuid2 *c)
+{
+	for (unsigned i = 0; c && i < c->nent; i++)
+		if (c->entries[i].function == 0x80000008)
+			return c->entries[i].eax & 0xff;
+	return 36;
+}
+
+int vmm_caps_probe(const char *kvm_path, struct vmm_caps *caps)
+{
+	struct kvm_cpuid2 *cpuid;
+	int fd;
+
+	memset(caps, 0, sizeof(*caps));
+	fd = kvm_open(kvm_path ? kvm_path : "/dev/kvm", caps);
+	if (fd < 0)
+		return fd;
+	caps->kvm_available = true;
+	vmm_kvm_probe(fd, caps);
+	cpuid = supported_cpuid(fd);
+	caps->guest_phys_bits = cpuid_phys_bits(cpuid);
+	caps->cpuid_1g_pages = cpuid_1g_pages(cpuid);
+	free(cpuid);
+	return fd;
+}
+
 /* Copies the NULL-terminated list of directories file backings may use. */
 static int dirs_copy(struct vmm *vmm, const char *const *dirs)
 {

@@ -47,6 +47,11 @@ struct vmm_caps {
 	bool cpuid_1g_pages;		/* guests may use 1 GiB pages */
 };
 
+/* Opens the KVM device at kvm_path (NULL: /dev/kvm) and probes it into
+ * caps: the device's fd, or -errno with caps->kvm_error saying why.  The
+ * control plane's view of the host; no VM is created. */
+int vmm_caps_probe(const char *kvm_path, struct vmm_caps *caps);
+
 /* Names KVM VM type N ("default", "sw_protected", "tdx", ...). */
 const char *vmm_kvm_vm_type_name(unsigned type);
 /* The KVM VM type number of KVM_X86_SW_PROTECTED_VM and the default. */
@@ -60,6 +65,21 @@ enum vmm_vm_state {
 	VMM_VM_CRASHED,			/* see vmm_vm_info.crash_reason */
 };
 
+/* Lifecycle verbs, checked by vmm_transition_check. */
+enum vmm_verb {
+	VMM_VERB_START,		/* defined|stopped|crashed -> running */
+	VMM_VERB_PAUSE,		/* running -> paused */
+	VMM_VERB_RESUME,	/* paused -> running */
+	VMM_VERB_STOP,		/* running|paused -> stopped */
+};
+
+struct vmm_err;
+
+/* Whether verb is allowed on VM name in state st: 0, or -EBUSY naming
+ * the state and the states the verb is allowed from (field "state"). */
+int vmm_transition_check(const char *name, enum vmm_vm_state st, enum vmm_verb verb,
+			 struct vmm_err *err);
+
 /* ---- errors ---------------------------------------------------------- */
 
 /* Why a call failed, for a person: code is the -errno also returned, field
@@ -69,6 +89,7 @@ struct vmm_err {
 	int code;
 	const char *field;
 	char msg[256];
+	char file[96];		/* control plane: the state file at fault */
 };
 
 /* Fills err (if any) and returns code, so callers can `return
@@ -262,6 +283,17 @@ struct vmm_memslot_op {
 #define VMM_TXN_MAX		64
 
 /* ---- quirks, console, reports, memory, stats --------------------------- */
+
+/* Why quirk q cannot go to enabled on a VM of type type whose kernel VM
+ * has quirks_kernel disabled already (they cannot come back), or NULL;
+ * the text is written to buf.  vmm_quirk_check turns it into an error:
+ * -EOPNOTSUPP (the host cannot disable q) or -EPERM (field "quirk"). */
+const char *vmm_quirk_refusal(const struct vmm_caps *caps, enum vmm_vm_type type,
+			      uint64_t quirks_kernel, const struct vmm_quirk_desc *q,
+			      bool enabled, char *buf, size_t len);
+int vmm_quirk_check(const struct vmm_caps *caps, enum vmm_vm_type type,
+		    uint64_t quirks_kernel, const struct vmm_quirk_desc *q, bool enabled,
+		    struct vmm_err *err);
 
 /* One quirk of one VM, for vm.quirks.get. */
 struct vmm_quirk_state {
