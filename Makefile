@@ -132,6 +132,13 @@ check-sanitize:
 bench: benches
 	$(Q)O=$(O) bench/run.sh $(BENCH_BIN)
 
+# slotd under a real systemd in a container (tests/systemd/run.sh): the
+# README's install steps, socket activation, Type=notify, restart, stop.
+# Needs root; the first run debootstraps a Debian root into $(O)/systemd-root.
+test-systemd: all
+	$(Q)tests/systemd/setup.sh $(O)/systemd-root $(O)/slotd $(O)/slotctl
+	$(Q)O=$(O) timeout -k 30 900 tests/systemd/run.sh
+
 demo: all
 	$(Q)O=$(O) scripts/demo.sh
 
@@ -150,7 +157,8 @@ install: all
 clean:
 	rm -rf build build-asan build-tsan
 
-.PHONY: all test tests check-sanitize bench benches demo install clean
+.PHONY: all test tests check-sanitize bench benches demo install clean \
+	test-systemd
 .SECONDARY:
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O) -name systemd-root -prune -o -name '*.d' -type f -print 2>/dev/null)
