@@ -371,7 +371,7 @@ int main(int argc, char **argv)
 	 * start-up waits in the signalfd instead of killing us. */
 	signals_block(&(sigset_t){ 0 });
 	slog_level_set(d.cfg.log_level);
-	slog_journal_set(getenv("JOURNAL_STREAM") != NULL);
+	slog_journal_set(slog_journal_detect());
 	if (d.cfg.log_file && slog_file_set(d.cfg.log_file))
 		fprintf(stderr, "slotd: cannot open log file %s\n", d.cfg.log_file);
 	r = setup(&d);
