@@ -15,6 +15,7 @@
 
 #include "daemon/log.h"
 #include "rpc/internal.h"
+#include "rpc/metrics.h"
 
 #define WRITE_TIMEOUT_S	30
 
@@ -494,6 +495,7 @@ void rpc_server_destroy(struct rpc_server *srv)
 		json_tokener_free(srv->tok);
 	json_object_put(srv->method_index);
 	rpc_state_free(srv);
+	rpc_metrics_free(srv);
 	json_object_put(srv->openrpc);
 	free(srv->methods);
 	free(srv);
