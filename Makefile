@@ -139,6 +139,11 @@ test-systemd: all
 	$(Q)tests/systemd/setup.sh $(O)/systemd-root $(O)/slotd $(O)/slotctl
 	$(Q)O=$(O) timeout -k 30 900 tests/systemd/run.sh
 
+# The man pages, bash completion and example config against the binaries
+# (tests/docs/run.sh); man-db and groff come from scripts/test-deps.sh.
+check-docs: all
+	$(Q)O=$(O) timeout -k 10 300 tests/docs/run.sh
+
 demo: all
 	$(Q)O=$(O) scripts/demo.sh
 
@@ -153,12 +158,20 @@ install: all
 	install -m 0644 systemd/slotd-sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/slotd.conf
 	install -d $(DESTDIR)$(PREFIX)/share/slotd
 	install -m 0644 schemas/openrpc.json $(DESTDIR)$(PREFIX)/share/slotd/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 doc/slotd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 doc/slotctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 clients/slotctl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/slotctl
+	install -d $(DESTDIR)$(PREFIX)/share/doc/slotd
+	install -m 0644 doc/slotd.conf.example $(DESTDIR)$(PREFIX)/share/doc/slotd/
 
 clean:
 	rm -rf build build-asan build-tsan
 
 .PHONY: all test tests check-sanitize bench benches demo install clean \
-	test-systemd
+	test-systemd check-docs
 .SECONDARY:
 
 -include $(shell find $(O) -name systemd-root -prune -o -name '*.d' -type f -print 2>/dev/null)
