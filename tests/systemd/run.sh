@@ -247,13 +247,44 @@ vm_create() {
 		ct slotctl vm start sd-guest >/dev/null
 }
 
+# A member of vm.info's result (slotctl --json), as text.
+vm_field() {
+	ct slotctl --json vm info "$1" 2>/dev/null |
+		sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p"
+}
+
+# What `systemctl restart slotd` does to a running guest.  Today the VMs
+# live in the slotd process: the guest stops and comes back `defined`,
+# restored from the state directory.  Once each VM runs in a runner
+# process of its own that outlives slotd, set this to 1: the guest must
+# then still be running, in the same runner process (vm.info's
+# runner_pid), re-adopted by the new slotd.
+guests_survive_restart=0
+
+# The VM after the restart, against what it was before.
+check_restart_vm() {
+	local runner0=$1
+	if [ $guests_survive_restart -eq 1 ]; then
+		check_eq "restart: the guest is still running" running "$(vm_field sd-guest state)"
+		check_eq "restart: ... in the same runner process" "$runner0" \
+			"$(vm_field sd-guest runner_pid)"
+		return
+	fi
+	check_eq "restart: the VM is restored from the state directory" true \
+		"$(vm_field sd-guest restored)"
+	check_eq "restart: the VM comes back defined (its vCPUs stopped with slotd)" \
+		defined "$(vm_field sd-guest state)"
+}
+
 # systemctl restart as the README documents it: a new process on the same
-# socket (clients never see it vanish), VM definitions restored.  Once VMs
-# run in runner processes that survive a restart, the VM check becomes:
-# the runner's PID (vm.info) is unchanged and the VM is still running.
+# socket (clients never see it vanish), the VMs as check_restart_vm says.
 check_restart() {
-	local pid0 pid1 ino0 ino1 have_vm=0 info
-	vm_create && have_vm=1
+	local pid0 pid1 ino0 ino1 have_vm=0 runner0=
+	if vm_create; then
+		have_vm=1
+		check_eq "restart: a guest runs before the restart" running "$(vm_field sd-guest state)"
+		runner0=$(vm_field sd-guest runner_pid)
+	fi
 	pid0=$(prop slotd.service MainPID)
 	ino0=$(ct stat -c %i /run/slotd/slotd.sock)
 	if ! ct systemctl restart slotd.service; then
@@ -272,13 +303,10 @@ check_restart() {
 	check_eq "restart: slotd is ready again" "active running serving" \
 		"$(prop slotd.service ActiveState) $(prop slotd.service SubState) $(prop slotd.service StatusText)"
 	if [ $have_vm -eq 0 ]; then
-		skipped "restart: the VM comes back" "no usable /dev/kvm in the container"
+		skipped "restart: what happens to a guest" "no usable /dev/kvm in the container"
 		return
 	fi
-	info=$(ct slotctl --json vm info sd-guest 2>&1)
-	check_has "restart: the VM is restored from the state directory" '"restored": true' "$info"
-	check_has "restart: the VM comes back defined (its vCPUs stopped with slotd)" \
-		'"state": "defined"' "$info"
+	check_restart_vm "$runner0"
 	ct slotctl vm destroy sd-guest >/dev/null 2>&1
 }
 
