@@ -141,7 +141,7 @@ run_step() {
 	local line=$1 out
 	case $line in
 	"make install")
-		out=$(make -C "$src" --no-print-directory -s install O="$O" \
+		out=$(timeout 600 make -C "$src" --no-print-directory -s install O="$O" \
 			DESTDIR="$run/stage" 2>&1) ;;
 	*)
 		# shellcheck disable=SC2086  # the README's words, split as a shell would
