@@ -1,9 +1,16 @@
 /* slotd on another host through ssh (slotctl --host ssh://..., the Python
  * client's host=): a private sshd from Debian's openssh-server on a
- * loopback port, with a host key and a user key made here, reaches the
+ * loopback port, with a host key and a user key made here, reaches each
  * test's slotd through "slotctl dial-stdio".  The system's sshd and its
- * configuration are not touched. */
+ * configuration are not touched.
+ *
+ * One sshd serves the whole binary: it is started by the PRE_ALL hook in
+ * the runner process and stopped by POST_ALL, because Criterion runs the
+ * tests in parallel and sshd needs /run/sshd, which one test's teardown
+ * would otherwise remove under another's sshd.  The tests find it through
+ * the environment the runner hands them. */
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,13 +30,14 @@
 #define SSHD "/usr/sbin/sshd"
 
 static struct test_daemon d;
-static char dir[64], host[512], calls[128];
-static pid_t sshd_pid;
+static char dir[64], host[512], calls[160];
 static int port;
+/* The runner's: the sshd it started, and whether it made /run/sshd. */
+static pid_t sshd_pid;
 static bool made_run_sshd;
 
-/* Writes text to dir/name with mode. */
-static void file_put(const char *name, mode_t mode, const char *fmt, ...)
+/* Writes text to dir/name with mode; false when it cannot. */
+static bool file_put(const char *name, mode_t mode, const char *fmt, ...)
 {
 	char path[256];
 	va_list ap;
@@ -37,44 +45,59 @@ static void file_put(const char *name, mode_t mode, const char *fmt, ...)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
-	cr_assert_not_null(f, "cannot write %s", path);
+	if (!f)
+		return false;
 	va_start(ap, fmt);
 	vfprintf(f, fmt, ap);
 	va_end(ap);
 	fclose(f);
-	chmod(path, mode);
+	return chmod(path, mode) == 0;
 }
 
-static void keygen(const char *name)
+static bool keygen(const char *name)
 {
 	char path[256];
 	const char *argv[] = { "/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "",
 			       "-C", "slotd-test", "-f", path, NULL };
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	cr_assert_eq(test_run(argv, NULL, NULL), 0, "ssh-keygen %s failed", path);
+	return test_run(argv, NULL, NULL) == 0;
 }
 
 /* The configuration of our sshd, and of the ssh client slotctl runs
- * (through the wrapper named by $SLOTCTL_SSH, which also counts calls). */
-static void configs_write(void)
+ * through the wrapper named by $SLOTCTL_SSH, which also logs each run to
+ * the file the current test names in $SLOTD_TEST_SSH_CALLS. */
+static bool configs_write(void)
 {
 	char bindir[256];
 
 	snprintf(bindir, sizeof(bindir), "%s", test_slotctl_bin());
 	*strrchr(bindir, '/') = 0;
-	file_put("sshd_config", 0600,
-		 "ListenAddress 127.0.0.1\nHostKey %s/hostkey\nPidFile none\n"
-		 "AuthorizedKeysFile %s/userkey.pub\nPasswordAuthentication no\n"
-		 "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-		 "UsePAM no\nStrictModes no\nSetEnv PATH=%s:/usr/bin:/bin\n",
-		 dir, dir, bindir);
-	file_put("ssh_config", 0600,
-		 "Host *\n  IdentityFile %s/userkey\n  IdentitiesOnly yes\n"
-		 "  UserKnownHostsFile %s/known_hosts\n  StrictHostKeyChecking yes\n"
-		 "  BatchMode yes\n  ConnectTimeout 10\n", dir, dir);
-	file_put("ssh", 0755, "#!/bin/sh\necho \"$*\" >> %s\n"
-		 "exec /usr/bin/ssh -F %s/ssh_config \"$@\"\n", calls, dir);
+	return file_put("sshd_config", 0600,
+			"ListenAddress 127.0.0.1\nHostKey %s/hostkey\nPidFile none\n"
+			"AuthorizedKeysFile %s/userkey.pub\nPasswordAuthentication no\n"
+			"KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+			"UsePAM no\nStrictModes no\nMaxStartups 100\n"
+			"SetEnv PATH=%s:/usr/bin:/bin\n", dir, dir, bindir) &&
+	       file_put("ssh_config", 0600,
+			"Host *\n  IdentityFile %s/userkey\n  IdentitiesOnly yes\n"
+			"  UserKnownHostsFile %s/known_hosts\n  StrictHostKeyChecking yes\n"
+			"  BatchMode yes\n  ConnectTimeout 10\n", dir, dir) &&
+	       file_put("ssh", 0755, "#!/bin/sh\necho \"$*\" >> \"$SLOTD_TEST_SSH_CALLS\"\n"
+			"exec /usr/bin/ssh -F %s/ssh_config \"$@\"\n", dir);
+}
+
+/* known_hosts for our port: the host key as ssh-keygen wrote it. */
+static bool known_hosts_write(void)
+{
+	char path[256], *pub;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/hostkey.pub", dir);
+	pub = test_slurp(path);
+	ok = pub && file_put("known_hosts", 0600, "[127.0.0.1]:%d %s", port, pub);
+	free(pub);
+	return ok;
 }
 
 /* True once something accepts on 127.0.0.1:p. */
@@ -90,7 +113,7 @@ static bool port_open(int p)
 	return ok;
 }
 
-/* Starts sshd on port p; true once it listens (false: it exited). */
+/* Starts sshd on port p; true once it listens (within 10 s). */
 static bool sshd_start(int p)
 {
 	char cfg[256], log[256], portarg[16];
@@ -99,7 +122,8 @@ static bool sshd_start(int p)
 	snprintf(log, sizeof(log), "%s/sshd.log", dir);
 	snprintf(portarg, sizeof(portarg), "Port=%d", p);
 	sshd_pid = fork();
-	cr_assert_geq(sshd_pid, 0, "fork failed");
+	if (sshd_pid < 0)
+		return false;
 	if (sshd_pid == 0) {
 		execl(SSHD, SSHD, "-D", "-e", "-f", cfg, "-o", portarg, "-E", log,
 		      (char *)NULL);
@@ -108,43 +132,32 @@ static bool sshd_start(int p)
 	for (int i = 0; i < 1000; i++) {
 		if (port_open(p))
 			return true;
-		if (waitpid(sshd_pid, NULL, WNOHANG) == sshd_pid) {
-			sshd_pid = 0;
-			return false;
-		}
+		if (waitpid(sshd_pid, NULL, WNOHANG) == sshd_pid)
+			break;
 		usleep(10000);
 	}
-	cr_assert_fail("sshd did not listen on port %d within 10 s", p);
+	kill(sshd_pid, SIGKILL);
+	waitpid(sshd_pid, NULL, 0);
+	sshd_pid = 0;
 	return false;
 }
 
-/* known_hosts for our port: the host key as ssh-keygen wrote it. */
-static void known_hosts_write(void)
+/* Why the tests cannot run here, or NULL; sets up sshd otherwise. */
+static const char *sshd_setup(void)
 {
-	char path[256], *pub;
-
-	snprintf(path, sizeof(path), "%s/hostkey.pub", dir);
-	pub = test_slurp(path);
-	cr_assert_not_null(pub, "no %s", path);
-	file_put("known_hosts", 0600, "[127.0.0.1]:%d %s", port, pub);
-	free(pub);
-}
-
-static void setup(void)
-{
+	char wrapper[128], num[16];
 
 	if (access(SSHD, X_OK) || access("/usr/bin/ssh", X_OK) ||
 	    access("/usr/bin/ssh-keygen", X_OK))
-		cr_skip_test("openssh-server or openssh-client is not installed "
-			     "(scripts/test-deps.sh installs them)");
+		return "skip:openssh-server or openssh-client is not installed "
+		       "(scripts/test-deps.sh installs them)";
 	if (geteuid() != 0)
-		cr_skip_test("sshd needs root for its privilege separation");
+		return "skip:sshd needs root for its privilege separation";
 	snprintf(dir, sizeof(dir), "/tmp/slotd-ssh-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir), "mkdtemp failed");
-	snprintf(calls, sizeof(calls), "%s/ssh.calls", dir);
-	keygen("hostkey");
-	keygen("userkey");
-	configs_write();
+	if (!mkdtemp(dir))
+		return "mkdtemp failed";
+	if (!keygen("hostkey") || !keygen("userkey") || !configs_write())
+		return "could not make the keys and configuration";
 	/* sshd's privilege separation directory; Debian's tmpfiles makes
 	 * it at boot where systemd runs. */
 	if (mkdir("/run/sshd", 0755) == 0)
@@ -154,22 +167,30 @@ static void setup(void)
 		if (!port_open(port))
 			sshd_start(port);
 	}
-	cr_assert_gt(sshd_pid, 0, "sshd could not start; see %s/sshd.log", dir);
-	known_hosts_write();
-	cr_assert_eq(test_daemon_start(&d, NULL), 0, "slotd did not start");
-	snprintf(host, sizeof(host), "ssh://root@127.0.0.1:%d%s", port, d.sock);
-	{
-		char wrapper[128];
-
-		snprintf(wrapper, sizeof(wrapper), "%s/ssh", dir);
-		setenv("SLOTCTL_SSH", wrapper, 1);
-	}
+	if (!sshd_pid)
+		return "sshd did not start (tried 5 ports)";
+	if (!known_hosts_write())
+		return "could not write known_hosts";
+	snprintf(wrapper, sizeof(wrapper), "%s/ssh", dir);
+	snprintf(num, sizeof(num), "%d", port);
+	setenv("SLOTCTL_SSH", wrapper, 1);
+	setenv("SLOTD_TEST_SSH_DIR", dir, 1);
+	setenv("SLOTD_TEST_SSH_PORT", num, 1);
+	return NULL;
 }
 
-static void teardown(void)
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
-	if (d.pid > 0)
-		test_daemon_stop(&d);
+	const char *why = sshd_setup();
+
+	(void)set;
+	if (why)
+		setenv("SLOTD_TEST_SSH_ERROR", why, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
 	if (sshd_pid > 0) {
 		kill(sshd_pid, SIGTERM);
 		for (int i = 0; i < 500 && waitpid(sshd_pid, NULL, WNOHANG) == 0; i++)
@@ -181,7 +202,29 @@ static void teardown(void)
 		rmdir("/run/sshd");
 	if (dir[0])
 		test_rmtree(dir);
-	unsetenv("SLOTCTL_SSH");
+}
+
+/* Each test: its own slotd, its own log of ssh runs. */
+static void setup(void)
+{
+	const char *why = getenv("SLOTD_TEST_SSH_ERROR");
+
+	if (why && !strncmp(why, "skip:", 5))
+		cr_skip_test("%s", why + 5);
+	cr_assert_null(why, "ssh test set-up failed: %s", why);
+	snprintf(dir, sizeof(dir), "%s", getenv("SLOTD_TEST_SSH_DIR"));
+	port = atoi(getenv("SLOTD_TEST_SSH_PORT"));
+	snprintf(calls, sizeof(calls), "%s/calls-%d", dir, (int)getpid());
+	setenv("SLOTD_TEST_SSH_CALLS", calls, 1);
+	cr_assert_eq(test_daemon_start(&d, NULL), 0, "slotd did not start");
+	snprintf(host, sizeof(host), "ssh://root@127.0.0.1:%d%s", port, d.sock);
+}
+
+static void teardown(void)
+{
+	if (d.pid > 0)
+		test_daemon_stop(&d);
+	unlink(calls);
 }
 
 TestSuite(remote, .init = setup, .fini = teardown, .timeout = 60);
