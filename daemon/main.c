@@ -101,8 +101,9 @@ static void publish_change(struct slotd *d, const struct state_change *c)
 	if (vm && c->new_state == VMM_VM_STOPPED && !vmm_vm_info_get(vm, &in) &&
 	    in.has_exit_status)
 		json_object_object_add(p, "exit_status", json_object_new_int64(in.exit_status));
-	slog_info("vm %s: %s -> %s", c->vm, vmm_vm_state_name(c->old_state),
-		  vmm_vm_state_name(c->new_state));
+	slog_fields(SLOG_INFO, &(struct slog_fields){ .vm = c->vm, .slot = -1, .peer_uid = -1 },
+		    "vm %s: %s -> %s", c->vm, vmm_vm_state_name(c->old_state),
+		    vmm_vm_state_name(c->new_state));
 	rpc_server_notify(d->rpc, "vm.state_changed", p);
 }
 

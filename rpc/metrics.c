@@ -3,10 +3,10 @@
  * of GET /metrics: the RPC counters and histograms, and per VM its state,
  * guest memory and memslots, and its counters.
  *
- * Every per-VM number comes from vm_sample(), the one place that reads a
- * VM (through vmm_vm_info_get, vmm_vm_memslots_get and
- * vmm_vm_stats_foreach); the rest renders samples.  Called on the loop
- * thread only, like every handler, so nothing here takes a lock. */
+ * What is read of the VMs is read in vm_sample() (vmm_vm_info_get,
+ * vmm_vm_memslots_get) and render_vms() (vmm_vm_foreach,
+ * vmm_vm_stats_foreach): re-point those two when VMs move.  Called on the
+ * loop thread only, like every handler, so nothing here takes a lock. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
