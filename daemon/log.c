@@ -110,6 +110,7 @@ int slog_reopen(void)
 }
 
 /* One "NAME=value" iovec in buf; returns the next free byte of buf. */
+__attribute__((format(printf, 5, 6)))
 static char *field_add(struct iovec *iov, int *n, char *buf, size_t room,
 		       const char *fmt, ...)
 {
@@ -170,6 +171,7 @@ static struct slog_fields fields_merge(const struct slog_fields *f)
 /* Formats and writes one entry: to the journal natively when stderr is
  * the journal (falling back to a <N>-prefixed line if that fails), else a
  * timestamped line. */
+__attribute__((format(printf, 3, 0)))
 static void slog_emit(enum slog_level level, const struct slog_fields *f,
 		      const char *fmt, va_list ap)
 {
