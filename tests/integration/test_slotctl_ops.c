@@ -263,3 +263,35 @@ Test(slotctl_ops, dial_stdio_bridges_stdin_and_stdout_to_the_socket)
 	free(out);
 	free(err);
 }
+
+Test(slotctl_ops, long_lists_wrap_instead_of_widening_the_view)
+{
+	char *out, *err, *json, *jerr, *save = NULL;
+	json_object *info, *quirks;
+	int rc = ctl(&out, &err, "vm", "create", "wrap1", "--memory", "16M", NULL);
+
+	if (rc != 0 && strstr(err, "-32001"))
+		cr_skip_test("KVM is unavailable on this host (/dev/kvm)");
+	cr_assert_eq(rc, 0, "vm create: exit %d; stderr: %s", rc, err);
+	free(out);
+	free(err);
+	rc = ctl(&out, &err, "vm", "info", "wrap1", NULL);
+	cr_assert_eq(rc, 0, "vm info: exit %d; stderr: %s", rc, err);
+	ctl(&json, &jerr, "--json", "vm", "info", "wrap1", NULL);
+	info = json_of(json, "vm info --json");
+	cr_assert(json_object_object_get_ex(info, "quirks_enabled", &quirks) &&
+		  json_object_array_length(quirks) > 3, "expected quirks in %s", json);
+	for (size_t i = 0; i < json_object_array_length(quirks); i++) {
+		const char *q = json_object_get_string(json_object_array_get_idx(quirks, i));
+
+		cr_assert(strstr(out, q), "expected quirk %s in the view:\n%s", q, out);
+	}
+	for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		cr_assert_leq(strlen(l), 100, "expected lines of at most 100 "
+			      "characters, got %zu: %s", strlen(l), l);
+	json_object_put(info);
+	free(out);
+	free(err);
+	free(json);
+	free(jerr);
+}
