@@ -29,7 +29,7 @@ endif
 PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd \
 	libseccomp
 # The runner links only what a VM's process needs.
-RUNNER_PKGS := liburcu-qsbr liburcu liburcu-cds libseccomp
+RUNNER_PKGS := liburcu-qsbr liburcu liburcu-cds libseccomp libsystemd
 
 # Whether the Debian packages are there.  Make only asks; installing them
 # is scripts/deps.sh's job (`make deps`, or the recipe below when they are
@@ -135,6 +135,18 @@ check-sanitize:
 bench: benches
 	$(Q)O=$(O) bench/run.sh $(BENCH_BIN)
 
+# slotd under a real systemd in a container (tests/systemd/run.sh): the
+# README's install steps, socket activation, Type=notify, restart, stop.
+# Needs root; the first run debootstraps a Debian root into $(O)/systemd-root.
+test-systemd: all
+	$(Q)tests/systemd/setup.sh $(O)/systemd-root $(O)/slotd $(O)/slotctl
+	$(Q)O=$(O) timeout -k 30 900 tests/systemd/run.sh
+
+# The man pages, bash completion and example config against the binaries
+# (tests/docs/run.sh); man-db and groff come from scripts/test-deps.sh.
+check-docs: all
+	$(Q)O=$(O) timeout -k 10 300 tests/docs/run.sh
+
 demo: all
 	$(Q)O=$(O) scripts/demo.sh
 
@@ -151,6 +163,14 @@ install: all
 	install -m 0644 systemd/slotd-sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/slotd.conf
 	install -d $(DESTDIR)$(PREFIX)/share/slotd
 	install -m 0644 schemas/openrpc.json $(DESTDIR)$(PREFIX)/share/slotd/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 doc/slotd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 doc/slotctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 clients/slotctl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/slotctl
+	install -d $(DESTDIR)$(PREFIX)/share/doc/slotd
+	install -m 0644 doc/slotd.conf.example $(DESTDIR)$(PREFIX)/share/doc/slotd/
 
 else
 # The packages are missing: install them (a recipe, run as root), then do
@@ -167,7 +187,8 @@ deps:
 clean:
 	rm -rf build build-asan build-tsan
 
-.PHONY: all test tests check-sanitize bench benches demo install clean deps
+.PHONY: all test tests check-sanitize bench benches demo install clean deps \
+	test-systemd check-docs
 .SECONDARY:
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O) -name systemd-root -prune -o -name '*.d' -type f -print 2>/dev/null)

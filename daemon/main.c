@@ -65,9 +65,10 @@ static void state_changed(const struct ctl_state_change *c, void *arg)
 		json_object_object_add(p, "reason", json_object_new_string(c->reason));
 	if (c->new_state == VMM_VM_STOPPED && c->has_exit_status)
 		json_object_object_add(p, "exit_status", json_object_new_int64(c->exit_status));
-	slog_info("vm %s: %s -> %s%s%s", c->vm, vmm_vm_state_name(c->old_state),
-		  vmm_vm_state_name(c->new_state), c->new_state == VMM_VM_CRASHED ? ": " : "",
-		  c->new_state == VMM_VM_CRASHED ? c->reason : "");
+	slog_fields(SLOG_INFO, &(struct slog_fields){ .vm = c->vm, .slot = -1, .peer_uid = -1 },
+		    "vm %s: %s -> %s%s%s", c->vm, vmm_vm_state_name(c->old_state),
+		    vmm_vm_state_name(c->new_state), c->new_state == VMM_VM_CRASHED ? ": " : "",
+		    c->new_state == VMM_VM_CRASHED ? c->reason : "");
 	rpc_server_notify(d->rpc, "vm.state_changed", p);
 }
 
@@ -347,7 +348,7 @@ int main(int argc, char **argv)
 	 * start-up waits in the signalfd instead of killing us. */
 	signals_block(&(sigset_t){ 0 });
 	slog_level_set(d.cfg.log_level);
-	slog_journal_set(getenv("JOURNAL_STREAM") != NULL);
+	slog_journal_set(slog_journal_detect());
 	if (d.cfg.log_file && slog_file_set(d.cfg.log_file))
 		fprintf(stderr, "slotd: cannot open log file %s\n", d.cfg.log_file);
 	r = setup(&d);

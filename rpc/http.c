@@ -16,8 +16,8 @@
 #include <event2/keyvalq_struct.h>
 
 #include "common/log.h"
-#include "ctl/ctl.h"
 #include "rpc/internal.h"
+#include "rpc/metrics.h"
 
 struct rpc_http {
 	struct rpc_server *srv;
@@ -87,71 +87,12 @@ static void handle_rpc(struct rpc_http *h, struct evhttp_request *req)
 	free(reply);
 }
 
-/* One VM-wide statistic as slotd_vm_stat{vm, source, name}. */
-static int vm_stat_line(const struct vmm_stat *st, void *arg)
-{
-	struct evbuffer *b = ((void **)arg)[0];
-	const char *vm = ((void **)arg)[1];
-
-	if (st->vcpu < 0)
-		evbuffer_add_printf(b, "slotd_vm_stat{vm=\"%s\",source=\"%s\",name=\"%s\"} %llu\n",
-				    vm, st->source, st->name, (unsigned long long)st->value);
-	return 0;
-}
-
-static int vm_metrics_one(struct ctl_vm *vm, void *arg)
-{
-	struct evbuffer *b = arg;
-	struct ctl_vm_info in;
-	void *ctx[2] = { b, (void *)ctl_vm_name(vm) };
-
-	ctl_vm_info(vm, false, &in);
-	evbuffer_add_printf(b, "slotd_vm_info{vm=\"%s\",state=\"%s\",type=\"%s\"} 1\n"
-			    "slotd_vm_memslots{vm=\"%s\"} %u\n", in.vm.name,
-			    vmm_vm_state_name(in.vm.state), vmm_vm_type_name(in.vm.type),
-			    in.vm.name, in.vm.nr_memslots);
-	/* A VM whose runner ended has no counters to show. */
-	ctl_vm_stats_foreach(vm, vm_stat_line, ctx, NULL);
-	return 0;
-}
-
-/* Every VM's state, memslot count and VM-wide counters: the kernel's
- * stats fd (source "kvm") next to the engine's (source "engine"). */
-static void vm_metrics(struct ctl *ctl, struct evbuffer *b)
-{
-	evbuffer_add_printf(b,
-		"# HELP slotd_vm_info A VM and its state.\n"
-		"# TYPE slotd_vm_info gauge\n"
-		"# HELP slotd_vm_memslots Memslots of a VM.\n"
-		"# TYPE slotd_vm_memslots gauge\n"
-		"# HELP slotd_vm_stat VM-wide counters: KVM's stats fd (source kvm), "
-		"slotd's engine (engine), devices.\n"
-		"# TYPE slotd_vm_stat untyped\n");
-	ctl_vm_foreach(ctl, vm_metrics_one, b);
-}
-
+/* The page is rendered by rpc/metrics.c. */
 static void handle_metrics(struct rpc_http *h, struct evhttp_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
-	const struct vmm_caps *caps = h->srv->cfg.ctl ? ctl_caps(h->srv->cfg.ctl) : NULL;
 
-	evbuffer_add_printf(b,
-		"# HELP slotd_rpc_requests_total JSON-RPC requests handled.\n"
-		"# TYPE slotd_rpc_requests_total counter\n"
-		"slotd_rpc_requests_total %llu\n"
-		"# HELP slotd_rpc_errors_total JSON-RPC requests answered with an error.\n"
-		"# TYPE slotd_rpc_errors_total counter\n"
-		"slotd_rpc_errors_total %llu\n"
-		"# HELP slotd_rpc_connections Open Unix socket connections.\n"
-		"# TYPE slotd_rpc_connections gauge\n"
-		"slotd_rpc_connections %u\n"
-		"# HELP slotd_kvm_available Whether /dev/kvm could be used.\n"
-		"# TYPE slotd_kvm_available gauge\n"
-		"slotd_kvm_available %d\n",
-		(unsigned long long)h->srv->requests, (unsigned long long)h->srv->errors,
-		h->srv->nconns, caps && caps->kvm_available);
-	if (caps && caps->kvm_available)
-		vm_metrics(h->srv->cfg.ctl, b);
+	rpc_metrics_render(h->srv, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);

@@ -59,6 +59,7 @@ struct rpc_server {
 	unsigned nconns;
 	uint64_t next_conn_id;
 	uint64_t requests, errors;
+	struct rpc_metrics *metrics;	/* rpc/metrics.c: per-method latency */
 };
 
 struct rpc_call {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rpc/internal.h"
+#include "rpc/metrics.h"
 
 /* Exact messages of the specification for its own codes. */
 static const char *spec_message(int code)
@@ -186,6 +187,7 @@ static json_object *handle_one(struct rpc_server *srv, uint64_t conn_id,
 {
 	json_object *id, *m, *params = NULL, *val;
 	const char *why = envelope_check(req, &id), *kind;
+	struct rpc_trace trace;
 	bool notification;
 
 	srv->requests++;
@@ -197,7 +199,9 @@ static json_object *handle_one(struct rpc_server *srv, uint64_t conn_id,
 	notification = !json_object_object_get_ex(req, "id", NULL);
 	json_object_object_get_ex(req, "method", &m);
 	json_object_object_get_ex(req, "params", &params);
+	rpc_trace_begin(&trace, srv, conn_id, json_object_get_string(m), params);
 	val = dispatch(srv, conn_id, json_object_get_string(m), params, &kind);
+	rpc_trace_end(&trace, !strcmp(kind, "error"));
 	if (!strcmp(kind, "error"))
 		srv->errors++;
 	if (notification) {

@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "rpc/internal.h"
+#include "rpc/metrics.h"
 
 #define WRITE_TIMEOUT_S	30
 
@@ -493,6 +494,7 @@ void rpc_server_destroy(struct rpc_server *srv)
 	if (srv->tok)
 		json_tokener_free(srv->tok);
 	json_object_put(srv->method_index);
+	rpc_metrics_free(srv);
 	json_object_put(srv->openrpc);
 	free(srv->methods);
 	free(srv);
