@@ -288,7 +288,7 @@ static int change_run(struct ctl_vm *vm, struct change *c, bool persist, size_t 
 {
 	struct vmm_effect local;
 	uint64_t t0 = vmm_now_ns();
-	struct runner *r = vm_runner(vm, err);
+	struct runner *r = NULL;
 	int rc;
 
 	fx = fx ? fx : &local;
@@ -296,9 +296,13 @@ static int change_run(struct ctl_vm *vm, struct change *c, bool persist, size_t 
 	*failed = SIZE_MAX;
 	for (size_t i = 0; i < c->n; i++)
 		c->fds[i] = -1;
-	if (!r)
-		return -ECONNRESET;
+	/* The checks need no runner: a bad change is refused as such even
+	 * when the VM's runner is gone. */
 	rc = change_check(vm, c, failed, err);
+	if (!rc && !(r = vm_runner(vm, err))) {
+		model_undo(vm, c->undo, c->n);
+		rc = -ECONNRESET;
+	}
 	if (!rc)
 		rc = change_apply(vm, r, c, failed, fx, err);
 	if (!rc)
