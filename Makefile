@@ -41,6 +41,8 @@ RUNNER_LIBS := $(shell pkg-config --libs $(RUNNER_PKGS) 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
 
 GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# The objects that print the revision are rebuilt when it changes.
+REV_OBJ := daemon/main.o daemon/config.o rpc/methods_daemon.o runner/version.o
 VERSION := 0.1.0
 
 CPPFLAGS += -I. -D_GNU_SOURCE -MD -MP -DSLOTD_VERSION='"$(VERSION)"' \
@@ -88,6 +90,12 @@ $(O)/%.o: %.S
 	@$(if $(Q),echo "  AS      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(SANFLAGS) -c -o $@ $<
 
+$(O)/gitrev: FORCE
+	@mkdir -p $(@D)
+	@echo $(GIT_REV) | cmp -s - $@ || echo $(GIT_REV) > $@
+$(REV_OBJ:%=$(O)/%) $(REV_OBJ:%=$(O)/next/%): $(O)/gitrev
+FORCE:
+
 # .incbin is invisible to -MD.
 $(O)/rpc/openrpc_blob.o: schemas/openrpc.json
 
@@ -117,7 +125,22 @@ $(O)/bench/%: $(O)/bench/%.o $(BENCHLIB_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotd-runner $(O)/slotctl)
+# Another build of slotd (version +next) for the test that starts it over
+# the runners of this one: the files that name the version, rebuilt.
+NEXT_SRC := daemon/main.c daemon/config.c rpc/methods_daemon.c runner/version.c
+$(O)/next/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) -USLOTD_VERSION -DSLOTD_VERSION='"$(VERSION)+next"' $(CFLAGS) \
+		-c -o $@ $<
+
+$(O)/tests/slotd-next: $(NEXT_SRC:%.c=$(O)/next/%.o) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotd-runner $(O)/slotctl \
+	$(O)/tests/slotd-next)
 benches: $(BENCH_BIN) $(O)/slotd $(O)/slotd-runner $(O)/slotctl
 
 # Runs every Criterion binary and prints one closing "N passed, N failed" line.

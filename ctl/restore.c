@@ -144,6 +144,8 @@ int vm_adopt(struct ctl_vm *vm, struct runner *r, const struct store_vm *sv,
 		rc = runner_vm_info(r, &in, err);
 	if (rc)
 		return rc;
+	/* Learning the state is no change of it: nothing to announce. */
+	vm->info.state = in.state;
 	vm_info_take(vm, &in);
 	quirks_reconcile(vm, vmm_quirks_all() & ~sv->quirks_enabled);
 	rc = layout_reconcile(vm, sv, err);

@@ -114,7 +114,9 @@ completion_check() {
 	check_completes "values of an option" hugetlb "$slotctl" memslot create g --backing ""
 	check_completes "log levels" debug "$slotctl" daemon log-level ""
 	check_completes "event topics" memslot.moved "$slotctl" events watch ""
-	"$slotd" --foreground --socket "$sock" --state-dir "$tmp/state" 2>"$tmp/slotd.log" &
+	# --vms-on-exit stop: the VM made here ends with slotd.
+	"$slotd" --foreground --socket "$sock" --state-dir "$tmp/state" --vms-on-exit stop \
+		2>"$tmp/slotd.log" &
 	daemon_pid=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 	check_completes "method names for call, from the daemon" daemon.log_level \

@@ -66,7 +66,7 @@ static void spawn(struct test_daemon *d, const char *const *extra)
 	const char *argv[64];
 	int n = 0, fd;
 
-	argv[n++] = test_slotd_bin();
+	argv[n++] = d->bin ? d->bin : test_slotd_bin();
 	argv[n++] = "--foreground";
 	argv[n++] = "--socket";
 	argv[n++] = d->sock;

@@ -15,6 +15,7 @@ struct test_daemon {
 	char log[320];		/* dir/slotd.log: the daemon's stderr */
 	bool own_dir;		/* made by test_daemon_start: removed on a
 				 * clean stop, kept for a post-mortem else */
+	const char *bin;	/* the slotd to run; NULL: test_slotd_bin() */
 };
 
 /* Path of build/slotd ($SLOTD_BIN) and build/slotctl ($SLOTCTL_BIN). */
