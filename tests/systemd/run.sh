@@ -253,27 +253,30 @@ vm_field() {
 		sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p"
 }
 
-# What `systemctl restart slotd` does to a running guest.  Today the VMs
-# live in the slotd process: the guest stops and comes back `defined`,
-# restored from the state directory.  Once each VM runs in a runner
-# process of its own that outlives slotd, set this to 1: the guest must
-# then still be running, in the same runner process (vm.info's
-# runner_pid), re-adopted by the new slotd.
-guests_survive_restart=0
+# The pid of a VM's runner process (vm.info's runner.pid).
+runner_pid() {
+	ct slotctl --json vm info "$1" 2>/dev/null |
+		sed -n 's/^    "pid": \([0-9]*\),\{0,1\}$/\1/p'
+}
 
-# The VM after the restart, against what it was before.
+# The guest's runner in its own scope, out of slotd.service's cgroup.
+check_scope() {
+	local pid=$1 unit=slotd-vm-sd-guest.scope
+	check_eq "scope: the guest's runner has a scope of its own" active \
+		"$(ct systemctl is-active $unit)"
+	check_has "scope: ... holding the runner, in machine.slice" "/machine.slice/$unit" \
+		"$(ct cat /proc/"$pid"/cgroup 2>&1)"
+	check_has "scope: systemctl status shows it" "slotd VM sd-guest" \
+		"$(ct systemctl status $unit --no-pager 2>&1)"
+}
+
+# What `systemctl restart slotd` does to a running guest: nothing.  It
+# runs on in the same runner process, which the new slotd adopts.
 check_restart_vm() {
 	local runner0=$1
-	if [ $guests_survive_restart -eq 1 ]; then
-		check_eq "restart: the guest is still running" running "$(vm_field sd-guest state)"
-		check_eq "restart: ... in the same runner process" "$runner0" \
-			"$(vm_field sd-guest runner_pid)"
-		return
-	fi
-	check_eq "restart: the VM is restored from the state directory" true \
-		"$(vm_field sd-guest restored)"
-	check_eq "restart: the VM comes back defined (its vCPUs stopped with slotd)" \
-		defined "$(vm_field sd-guest state)"
+	check_eq "restart: the guest is still running" running "$(vm_field sd-guest state)"
+	check_eq "restart: ... in the same runner process" "$runner0" "$(runner_pid sd-guest)"
+	check_eq "restart: ... adopted by the new slotd" true "$(vm_field sd-guest adopted)"
 }
 
 # systemctl restart as the README documents it: a new process on the same
@@ -283,7 +286,8 @@ check_restart() {
 	if vm_create; then
 		have_vm=1
 		check_eq "restart: a guest runs before the restart" running "$(vm_field sd-guest state)"
-		runner0=$(vm_field sd-guest runner_pid)
+		runner0=$(runner_pid sd-guest)
+		check_scope "$runner0"
 	fi
 	pid0=$(prop slotd.service MainPID)
 	ino0=$(ct stat -c %i /run/slotd/slotd.sock)
@@ -307,22 +311,33 @@ check_restart() {
 		return
 	fi
 	check_restart_vm "$runner0"
-	ct slotctl vm destroy sd-guest >/dev/null 2>&1
 }
 
 # systemctl stop: slotd exits 0 on SIGTERM, the socket stays with systemd,
 # and the next connect starts slotd again.
 check_stop() {
-	local out
+	local out runner
+	runner=$(runner_pid sd-guest)
 	ct systemctl stop slotd.service
 	check_eq "stop: slotd exited cleanly (Result, status)" "success 0" \
 		"$(prop slotd.service Result) $(prop slotd.service ExecMainStatus)"
+	if [ -n "$runner" ]; then
+		check_eq "stop: the guest's runner runs on without slotd" running \
+			"$(ct test -d /proc/"$runner" && echo running)"
+	fi
 	check_eq "stop: slotd.service is inactive" "inactive" "$(ct systemctl is-active slotd.service)"
 	check_eq "stop: the socket is still there, listening" "active socket" \
 		"$(ct systemctl is-active slotd.socket) $(ct stat -c %F /run/slotd/slotd.sock)"
 	out=$(ct_as "$tuser" slotctl daemon version 2>&1)
 	check_has "stop: the next connect starts slotd again" "version" "$out"
 	check_eq "stop: ... and it is active" "active" "$(ct systemctl is-active slotd.service)"
+	if [ -n "$runner" ]; then
+		check_eq "stop: the restarted slotd adopted the guest" "$runner" \
+			"$(runner_pid sd-guest)"
+		ct slotctl vm destroy sd-guest >/dev/null 2>&1
+		check_eq "vm destroy ends the guest's scope" inactive \
+			"$(ct systemctl is-active slotd-vm-sd-guest.scope)"
+	fi
 	ct systemctl stop slotd.socket slotd.service
 	check_eq "stopping slotd.socket too leaves nothing running" "inactive inactive" \
 		"$(ct systemctl is-active slotd.socket) $(ct systemctl is-active slotd.service)"
