@@ -95,6 +95,7 @@ $(O)/gitrev: FORCE
 	@echo $(GIT_REV) | cmp -s - $@ || echo $(GIT_REV) > $@
 $(REV_OBJ:%=$(O)/%) $(REV_OBJ:%=$(O)/next/%): $(O)/gitrev
 FORCE:
+.PHONY: FORCE
 
 # .incbin is invisible to -MD.
 $(O)/rpc/openrpc_blob.o: schemas/openrpc.json
