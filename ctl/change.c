@@ -218,13 +218,28 @@ static void fds_close(int *fds, size_t n)
 
 /* ---- the order ----------------------------------------------------------------- */
 
+/* One change of n ops, allocated for n (an op with its undo is 2.3 KiB:
+ * sized for 64 they made a 140 KiB calloc, mmap'd and faulted in, per
+ * memslot.create). */
 struct change {
-	struct vmm_memslot_op ops[VMM_TXN_MAX];
-	struct undo undo[VMM_TXN_MAX];
+	size_t n;
+	struct vmm_memslot_op *ops;
+	struct undo *undo;
 	int fds[VMM_TXN_MAX];
 	uint32_t rids[VMM_TXN_MAX];
-	size_t n;
 };
+
+static struct change *change_alloc(size_t n)
+{
+	struct change *c = calloc(1, sizeof(*c) + n * (sizeof(c->ops[0]) + sizeof(c->undo[0])));
+
+	if (!c)
+		return NULL;
+	c->n = n;
+	c->ops = (struct vmm_memslot_op *)(c + 1);
+	c->undo = (struct undo *)(c->ops + n);
+	return c;
+}
 
 /* check: every op into the model; *failed names the one refused. */
 static int change_check(struct ctl_vm *vm, struct change *c, size_t *failed,
@@ -275,10 +290,9 @@ static int change_finish(struct ctl_vm *vm, struct runner *r, struct change *c, 
 		model_undo(vm, c->undo, c->n);
 		return rc;
 	}
-	rc = runner_txn_end(r, true, err);
-	if (rc)
-		slog_error("vm %s: the commit of a durable change did not reach its runner: %s",
-			   vm->name, err ? err->msg : "");
+	/* Queued: it goes out after the reply (or before the next call). */
+	runner_txn_end(r, true, NULL);
+	ctl_flush_soon(vm->ctl);
 	return 0;
 }
 
@@ -323,11 +337,10 @@ int ctl_memslot_transaction(struct ctl_vm *vm, const struct vmm_memslot_op *ops,
 	if (n == 0 || n > VMM_TXN_MAX)
 		return vmm_err_set(err, -EINVAL, "ops", "a transaction has 1..%u operations",
 				   VMM_TXN_MAX);
-	c = calloc(1, sizeof(*c));
+	c = change_alloc(n);
 	if (!c)
 		return vmm_err_set(err, -ENOMEM, NULL, "out of memory");
 	memcpy(c->ops, ops, n * sizeof(*ops));
-	c->n = n;
 	r = change_run(vm, c, true, failed, fx, err);
 	for (size_t i = 0; !r && i < n; i++)
 		ids[i] = c->undo[i].id;
@@ -375,7 +388,7 @@ int ctl_memslot_delete(struct ctl_vm *vm, uint32_t id, struct vmm_effect *fx,
 int vm_layout_push(struct ctl_vm *vm, const struct vmm_memslot_info *slots, size_t n,
 		   struct vmm_err *err)
 {
-	struct change *c = calloc(1, sizeof(*c));
+	struct change *c = change_alloc(VMM_TXN_MAX);
 	size_t failed;
 	int r = c ? 0 : -ENOMEM;
 

@@ -60,6 +60,32 @@ static void notify(struct ctl_vm *vm, enum vmm_vm_state old_state, enum vmm_vm_s
 		event_active(ctl->notify_ev, 0, 0);
 }
 
+/* Sends the commits the changes of the last request queued. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl *ctl = arg;
+	struct ctl_vm *vm;
+
+	(void)fd;
+	(void)what;
+	TAILQ_FOREACH(vm, &ctl->vms, link)
+		if (vm->runner)
+			runner_flush(vm->runner);
+}
+
+void ctl_flush_soon(struct ctl *ctl)
+{
+	struct ctl_vm *vm;
+
+	if (ctl->flush_ev) {
+		event_active(ctl->flush_ev, 0, 0);
+		return;
+	}
+	TAILQ_FOREACH(vm, &ctl->vms, link)	/* no loop: at once */
+		if (vm->runner)
+			runner_flush(vm->runner);
+}
+
 /* ---- runners' events --------------------------------------------------------- */
 
 void vm_info_take(struct ctl_vm *vm, const struct vmm_vm_info *in)
@@ -426,6 +452,8 @@ int ctl_create(const struct ctl_config *cfg, struct ctl **out)
 		r = store_open(cfg->state_dir, &ctl->store);
 	if (!r && cfg->base && !(ctl->notify_ev = event_new(cfg->base, -1, 0, notify_cb, ctl)))
 		r = -ENOMEM;
+	if (!r && cfg->base && !(ctl->flush_ev = event_new(cfg->base, -1, 0, flush_cb, ctl)))
+		r = -ENOMEM;
 	if (r)
 		goto fail;
 	ctl->kvm_fd = vmm_caps_probe(ctl->kvm_path, &ctl->caps);
@@ -461,6 +489,8 @@ void ctl_destroy(struct ctl *ctl, enum ctl_exit_policy policy)
 	}
 	if (ctl->notify_ev)
 		event_free(ctl->notify_ev);
+	if (ctl->flush_ev)
+		event_free(ctl->flush_ev);
 	store_close(ctl->store);
 	if (ctl->kvm_fd >= 0)
 		close(ctl->kvm_fd);

@@ -40,6 +40,7 @@ struct ctl {
 	struct store *store;		/* NULL: nothing persisted */
 	TAILQ_HEAD(, ctl_vm) vms;
 	struct event *notify_ev;
+	struct event *flush_ev;		/* sends queued commits (change.c) */
 	struct ctl_state_change notify[CTL_NOTIFY_MAX];
 	unsigned nnotify, notify_dropped;
 };
@@ -67,6 +68,9 @@ void vm_params(const struct ctl_vm *vm, struct vmm_vm_params *p);
 int vm_boot_slot(const struct ctl_vm *vm, struct vmm_memslot_info *s);
 
 /* change.c */
+/* Sends every runner's queued commit once the loop is done with the
+ * current request (its reply written first). */
+void ctl_flush_soon(struct ctl *ctl);
 /* Writes the VM's snapshot: definition, quirks, layout (err->file on
  * failure). */
 int vm_persist_all(struct ctl_vm *vm, uint64_t quirks_enabled, struct vmm_err *err);

@@ -64,6 +64,8 @@ static int action_apply(struct ctl_vm *vm, const struct rec_action *a, struct vm
 	r = runner_txn_apply(vm->runner, &op, 1, ids, &failed, NULL, err);
 	if (!r)
 		r = runner_txn_end(vm->runner, true, err);
+	if (!r)
+		r = runner_flush(vm->runner);
 	if (fd >= 0)
 		close(fd);
 	return r;

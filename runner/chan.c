@@ -177,47 +177,40 @@ static int wait_readable(int fd, int timeout_ms)
 	return r == 0 ? (timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT) : 0;
 }
 
-int chan_recv(int fd, struct chan_msg *out, int timeout_ms)
+int chan_recv(int fd, struct chan_msg *out, int timeout_ms, void *scratch)
 {
 	union {
 		char b[CMSG_SPACE(sizeof(int) * (RUNNER_FDS_MAX + 1))];
 		struct cmsghdr align;
 	} cm;
 	struct chan_msg m = { .nfds = 0 };
-	struct iovec v[2] = { { &m.h, sizeof(m.h) }, { NULL, RUNNER_INLINE_MAX } };
+	struct iovec v[2] = { { &m.h, sizeof(m.h) }, { scratch, RUNNER_INLINE_MAX } };
 	struct msghdr mh = { .msg_iov = v, .msg_iovlen = 2, .msg_control = cm.b,
 			     .msg_controllen = sizeof(cm.b) };
 	ssize_t n;
-	int r = wait_readable(fd, timeout_ms);
+	/* With 0 the caller knows (or checks) that something is there. */
+	int r = timeout_ms ? wait_readable(fd, timeout_ms) : 0;
 
 	if (r)
 		return r;
-	/* Received in place: no per-thread buffer (a TLS block this size
-	 * would be cleared for every vCPU thread), no copy. */
-	m.data = malloc(RUNNER_INLINE_MAX);
-	if (!m.data)
-		return -ENOMEM;
-	v[1].iov_base = m.data;
 	do
 		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		r = n == 0 || errno == ECONNRESET || errno == EPIPE ? -ECONNRESET :
-		    errno == EAGAIN ? (timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT) : -errno;
-		free(m.data);
-		return r;
-	}
+	if (n <= 0)
+		return n == 0 || errno == ECONNRESET || errno == EPIPE ? -ECONNRESET :
+		       errno == EAGAIN ? (timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT) : -errno;
 	r = fds_take(&mh, &m);
 	if (!r && ((size_t)n < sizeof(m.h) || (mh.msg_flags & MSG_TRUNC) ||
 		   m.h.magic != RUNNER_PROTO_MAGIC || m.h.version != RUNNER_PROTO_VERSION))
 		r = -EPROTO;
-	if (!r && (m.h.flags & RUNNER_F_BULK)) {
-		free(m.data);
-		m.data = NULL;
+	if (!r && (m.h.flags & RUNNER_F_BULK))
 		r = (size_t)n == sizeof(m.h) ? bulk_read(&m) : -EPROTO;
-	} else if (!r && (size_t)n - sizeof(m.h) != m.h.len) {
+	else if (!r && (size_t)n - sizeof(m.h) != m.h.len)
 		r = -EPROTO;
-	}
+	else if (!r && m.h.len && !(m.data = malloc(m.h.len)))
+		r = -ENOMEM;
+	else if (!r && m.h.len)
+		memcpy(m.data, scratch, m.h.len);
 	if (r) {
 		chan_msg_free(&m);
 		return r;

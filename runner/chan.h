@@ -29,8 +29,11 @@ int chan_send(int fd, unsigned type, uint32_t seq, uint32_t flags, int32_t statu
 /* Receives one message, waiting up to timeout_ms (-1: forever, 0: only
  * what is there).  0; -ETIMEDOUT (or -EAGAIN with 0); -ECONNRESET when the
  * peer closed; -EPROTO for a malformed message (the channel is then not
- * to be trusted).  m is filled only on success. */
-int chan_recv(int fd, struct chan_msg *m, int timeout_ms);
+ * to be trusted).  m is filled only on success.  scratch is the caller's
+ * reusable buffer of RUNNER_INLINE_MAX bytes: a message lands there and
+ * only its payload is copied out (a 60 KiB malloc and free per message
+ * made glibc grow and trim the heap with brk each time). */
+int chan_recv(int fd, struct chan_msg *m, int timeout_ms, void *scratch);
 void chan_msg_free(struct chan_msg *m);
 /* A message's name, for logs ("vm.create", "event.state", ...). */
 const char *chan_msg_name(unsigned type);

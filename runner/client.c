@@ -30,6 +30,10 @@
 #define DEFAULT_TIMEOUT_MS	10000
 #define GONE_WAIT_MS		2000
 
+/* Where messages land (slotd's event loop is the only thread that calls
+ * runners, one at a time). */
+static unsigned char scratch[RUNNER_INLINE_MAX];
+
 struct runner {
 	int fd;				/* the channel; -1 once closed */
 	pid_t pid;
@@ -37,6 +41,7 @@ struct runner {
 	bool child;			/* started here and not reaped yet */
 	bool spawned;			/* started here */
 	bool ending;			/* told to exit (its VM destroyed) */
+	bool commit_pending;		/* a TXN_END commit not sent yet */
 	bool gone;			/* the runner ended (GONE delivered) */
 	uint32_t seq;
 	int err_index;			/* rm_err.index of the last refusal */
@@ -160,7 +165,7 @@ void runner_pump(struct runner *r)
 	struct chan_msg m;
 	int rc;
 
-	while (r->fd >= 0 && (rc = chan_recv(r->fd, &m, 0)) != -EAGAIN) {
+	while (r->fd >= 0 && (rc = chan_recv(r->fd, &m, 0, scratch)) != -EAGAIN) {
 		if (rc) {
 			if (rc == -EPROTO)
 				slog_error("runner %s: malformed message; channel closed", r->vm);
@@ -191,7 +196,7 @@ static int wait_reply(struct runner *r, unsigned type, uint32_t seq, struct chan
 	for (;;) {
 		uint64_t now = now_ms();
 		int rc = now >= deadline ? -ETIMEDOUT :
-			 chan_recv(r->fd, rep, (int)(deadline - now));
+			 chan_recv(r->fd, rep, (int)(deadline - now), scratch);
 
 		if (rc == -ETIMEDOUT)
 			return err_set(err, -ETIMEDOUT, "the runner of VM '%s' (pid %d) did not "
@@ -216,7 +221,7 @@ static int call(struct runner *r, unsigned type, const struct iovec *iov, int ni
 	uint32_t seq;
 	int rc;
 
-	if (r->fd < 0)
+	if (r->fd < 0 || runner_flush(r))
 		return err_set(err, -ECONNRESET, "VM '%s': %s", r->vm,
 			       r->why[0] ? r->why : "its runner is gone");
 	seq = ++r->seq ? r->seq : ++r->seq;
@@ -462,19 +467,30 @@ int runner_txn_apply(struct runner *r, const struct vmm_memslot_op *ops, size_t 
 int runner_txn_end(struct runner *r, bool commit, struct vmm_err *err)
 {
 	struct rm_txn_end end = { .commit = commit };
-	struct iovec v = { &end, sizeof(end) };
-	uint32_t seq;
-	int rc;
 
 	if (r->fd < 0)
 		return err_set(err, -ECONNRESET, "VM '%s': %s", r->vm, r->why);
 	if (!commit)
 		return call_fixed(r, RM_TXN_END, &end, sizeof(end), NULL, 0, err);
+	r->commit_pending = true;
+	return 0;
+}
+
+int runner_flush(struct runner *r)
+{
+	struct rm_txn_end end = { .commit = true };
+	struct iovec v = { &end, sizeof(end) };
+	uint32_t seq;
+
+	if (!r->commit_pending)
+		return 0;
+	r->commit_pending = false;
+	if (r->fd < 0)
+		return -ECONNRESET;
 	seq = ++r->seq ? r->seq : ++r->seq;
-	rc = chan_send(r->fd, RM_TXN_END, seq, 0, 0, &v, 1, NULL, 0, false);
-	if (rc) {
+	if (chan_send(r->fd, RM_TXN_END, seq, 0, 0, &v, 1, NULL, 0, false)) {
 		mark_gone(r);
-		return err_set(err, -ECONNRESET, "VM '%s': %s", r->vm, r->why);
+		return -ECONNRESET;
 	}
 	return 0;
 }
@@ -871,6 +887,8 @@ void runner_free(struct runner *r)
 
 	if (!r)
 		return;
+	if (r->fd >= 0 && r->commit_pending)
+		runner_flush(r);
 	if (r->fd >= 0)
 		close(r->fd);
 	/* A child that ended, or is ending, is reaped (no zombie is left);

@@ -114,9 +114,14 @@ int runner_slots_get(struct runner *r, struct vmm_memslot_info **slots, size_t *
  * *failed names the op (SIZE_MAX: none) and no runner_txn_end follows. */
 int runner_txn_apply(struct runner *r, const struct vmm_memslot_op *ops, size_t n,
 		     uint32_t *ids, size_t *failed, struct vmm_effect *fx, struct vmm_err *err);
-/* Commit returns once sent (the runner releases the vCPUs on its own
- * time); abort waits until the runner has undone the transaction. */
+/* Abort waits until the runner has undone the transaction.  Commit is
+ * queued: it goes out with runner_flush, before the next call, or at
+ * runner_free, so that the control plane can answer its client first
+ * (on one CPU the runner's wake-up would otherwise come before it). */
 int runner_txn_end(struct runner *r, bool commit, struct vmm_err *err);
+/* Sends a queued commit; 0 or -ECONNRESET (the runner is gone, and its
+ * guest with it: it undoes a transaction it never saw committed). */
+int runner_flush(struct runner *r);
 int runner_set_flags(struct runner *r, uint32_t id, bool dirty_log, struct vmm_effect *fx,
 		     struct vmm_err *err);
 /* The slot's dirty bitmap (*bitmap malloc'd, one bit per page). */

@@ -27,6 +27,9 @@
 #define TICK_MS		50		/* console events at most this late */
 #define TXN_END_WAIT_MS	30000		/* then a held transaction is undone */
 
+/* Where messages land (only the control thread receives). */
+static unsigned char scratch[RUNNER_INLINE_MAX];
+
 struct rserve {
 	struct vmm *vmm;
 	struct vmm_vm *vm;
@@ -380,7 +383,7 @@ static int txn_commit(void *arg, const uint32_t *ids, const struct vmm_effect *f
 	wire_effect_put(&rep.fx, fx);
 	if (reply_one(s, w->apply, &rep, sizeof(rep)))
 		return -ECONNRESET;
-	r = chan_recv(s->conn, &m, TXN_END_WAIT_MS);
+	r = chan_recv(s->conn, &m, TXN_END_WAIT_MS, scratch);
 	if (r) {
 		slog_warn("runner %s: no end of transaction from slotd (%s): undone",
 			  vmm_vm_name(s->vm), strerror(-r));
@@ -458,9 +461,10 @@ static int on_txn_apply(struct rserve *s, const struct chan_msg *m)
 
 	if (!payload(s, m, sizeof(struct rm_txn)))
 		return 0;
-	ops = calloc(VMM_TXN_MAX, sizeof(*ops));
+	n = ((const struct rm_txn *)m->data)->n;
+	ops = n <= VMM_TXN_MAX ? calloc(n ? n : 1, sizeof(*ops)) : NULL;
 	if (!ops)
-		return reply_err(s, m, -ENOMEM, NULL, -1);
+		return reply_err(s, m, n > VMM_TXN_MAX ? -EPROTO : -ENOMEM, NULL, -1);
 	if (txn_parse(m, ops, &n)) {
 		free(ops);
 		return reply_err(s, m, -EPROTO, NULL, -1);
@@ -696,7 +700,7 @@ static void conn_accept(struct rserve *s)
 static void conn_read(struct rserve *s)
 {
 	struct chan_msg m;
-	int r = chan_recv(s->conn, &m, 0);
+	int r = chan_recv(s->conn, &m, 0, scratch);
 
 	if (r == -EAGAIN)
 		return;
