@@ -29,7 +29,7 @@ endif
 PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd \
 	libseccomp
 # The runner links only what a VM's process needs.
-RUNNER_PKGS := liburcu-qsbr liburcu liburcu-cds libseccomp libsystemd
+RUNNER_PKGS := liburcu-qsbr liburcu liburcu-cds libseccomp
 
 # Whether the Debian packages are there.  Make only asks; installing them
 # is scripts/deps.sh's job (`make deps`, or the recipe below when they are
@@ -108,9 +108,15 @@ $(O)/slotd: $(O)/daemon/main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Linked statically (except under sanitizers, whose runtimes need shared
+# linking): an idle runner's resident set is what it uses of libc, not
+# every page of libc.so it touched while loading, and a running runner
+# keeps working whatever upgrades do to the shared libraries.
+RUNNER_STATIC := $(if $(SANFLAGS),,-static)
+
 $(O)/slotd-runner: $(O)/runner/main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(RUNNER_LIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) $(RUNNER_STATIC) -o $@ $^ $(RUNNER_LIBS) -lm
 
 $(O)/slotctl: $(SLOTCTL_SRC:%.c=$(O)/%.o)
 	@$(if $(Q),echo "  LD      $@")

@@ -84,6 +84,7 @@ struct series {
 	long long *ns;
 	long long *server_ns;
 	long long *kernel_ns;
+	long long *hop_ns;	/* effect.runner_ns - effect.apply_ns */
 	long n;
 };
 
@@ -354,13 +355,15 @@ static int series_alloc(struct series *s, long n)
 	s->ns = calloc((size_t)n, sizeof(long long));
 	s->server_ns = calloc((size_t)n, sizeof(long long));
 	s->kernel_ns = calloc((size_t)n, sizeof(long long));
-	return s->ns && s->server_ns && s->kernel_ns ? 0 : -ENOMEM;
+	s->hop_ns = calloc((size_t)n, sizeof(long long));
+	return s->ns && s->server_ns && s->kernel_ns && s->hop_ns ? 0 : -ENOMEM;
 }
 
 static void series_free(struct series *s)
 {
 	free(s->ns);
 	free(s->server_ns);
+	free(s->hop_ns);
 	free(s->kernel_ns);
 }
 
@@ -399,6 +402,8 @@ static int rpc_timed(struct conn *c, struct series *s, bool keep,
 		s->ns[s->n] = dt;
 		s->server_ns[s->n] = jget(reply, "result.effect.duration_ns");
 		s->kernel_ns[s->n] = jget(reply, "result.effect.kernel_ns");
+		s->hop_ns[s->n] = jget(reply, "result.effect.runner_ns") -
+				  jget(reply, "result.effect.apply_ns");
 		s->n++;
 	}
 	json_object_put(reply);
@@ -460,14 +465,20 @@ struct p1_row {
 	double rpc[2][2];	/* [tmpfs|disk][median|p90] */
 	double sync[2];		/* [tmpfs|disk] durable 128 B append, median */
 	double server, kernel;	/* daemon-side medians, tmpfs series */
+	double hop;		/* slotd <-> runner, beyond the runner's work */
 };
 
-/* rpc / (raw + version) and PASS or MISS against the 1.2x target. */
+/* The target: an RPC change within TARGET x (raw ioctl + version round
+ * trip).  1.2x before each VM had a runner process of its own; 1.5x
+ * since (issue 11): a change now crosses two processes. */
+#define TARGET 1.5
+
+/* rpc / (raw + version) and PASS or MISS against the target. */
 static void print_verdict(double rpc, double raw, double ver)
 {
 	double ratio = rpc / (raw + ver);
 
-	printf("  %5.2fx %-4s", ratio, ratio <= 1.2 ? "PASS" : "MISS");
+	printf("  %5.2fx %-4s", ratio, ratio <= TARGET ? "PASS" : "MISS");
 }
 
 /* Part 1's table. */
@@ -478,10 +489,10 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 
 	printf("memslot ops: raw ioctl vs RPC, N=%ld each, interleaved (each iteration: "
 	       "raw cycle, an untimed call, RPC cycles, daemon.version), us, median (p90)\n", n);
-	printf("target: rpc median <= 1.2 x (raw median + version median)\n");
-	printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9s %-9s %-12s %s\n", "op",
+	printf("target: rpc median <= %.1f x (raw median + version median)\n", TARGET);
+	printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9s %-9s %-9s %-12s %s\n", "op",
 	       "size", "raw ioctl", "version rtt", "rpc, tmpfs state", "rpc, disk state",
-	       "slotd op", "its ioctl", "ratio tmpfs", disk ? "ratio disk   +flush" : "");
+	       "slotd op", "its ioctl", "hop", "ratio tmpfs", disk ? "ratio disk   +flush" : "");
 	for (int i = 0; i < nsz; i++)
 		for (int op = 0; op < NOPS; op++) {
 			struct p1_row *r = &rows[i][op];
@@ -493,9 +504,9 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 				 r->rpc[0][1]);
 			snprintf(c3, sizeof(c3), disk ? "%.1f (%.1f)" : "-",
 				 r->rpc[1][0], r->rpc[1][1]);
-			printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9.1f %-9.1f",
+			printf("%-7s %-5s %-15s %-15s %-17s %-17s %-9.1f %-9.1f %-9.1f",
 			       op_names[op], size_str(sz[i], b, sizeof(b)), c1, c4,
-			       c2, c3, r->server, r->kernel);
+			       c2, c3, r->server, r->kernel, r->hop);
 			print_verdict(r->rpc[0][0], r->raw[0], r->ver[0]);
 			if (disk) {
 				double flush = rows[i][OP_CREATE].sync[1];
@@ -505,8 +516,9 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 			}
 			putchar('\n');
 		}
-	printf("(slotd op / its ioctl: the reply's effect.duration_ns and "
-	       "effect.kernel_ns, medians, tmpfs series)\n");
+	printf("(slotd op / its ioctl / hop: the reply's effect.duration_ns, effect.kernel_ns "
+	       "and effect.runner_ns - effect.apply_ns (slotd to the VM's runner process and "
+	       "back, beyond the runner's own work), medians, tmpfs series)\n");
 	if (disk)
 		printf("(+flush: the disk series against raw + version + one durable write "
 		       "on that disk, the probe below: what slotd adds beyond the flush)\n");
@@ -519,8 +531,9 @@ static void p1_print(struct p1_row rows[][NOPS], const unsigned long long *sz,
 		       r->sync[0]);
 		if (disk)
 			printf(", %.1f us on disk", r->sync[1]);
-		printf("; the target leaves 0.2 x (raw create + version) = %.1f us for all of "
-		       "slotd's work beyond them\n", 0.2 * (r->raw[0] + r->ver[0]));
+		printf("; the target leaves %.1f x (raw create + version) = %.1f us for all of "
+		       "slotd's work beyond them\n", TARGET - 1,
+		       (TARGET - 1) * (r->raw[0] + r->ver[0]));
 	}
 	putchar('\n');
 }
@@ -595,6 +608,7 @@ static int p1_size(const struct place *pl, struct raw_vm *raw, struct conn c[2],
 			rows[op].sync[k] = bench_pct_us(sync[k].ns, sync[k].n, 0.5);
 		rows[op].server = bench_pct_us(s[1][op].server_ns, s[1][op].n, 0.5);
 		rows[op].kernel = bench_pct_us(s[1][op].kernel_ns, s[1][op].n, 0.5);
+		rows[op].hop = bench_pct_us(s[1][op].hop_ns, s[1][op].n, 0.5);
 	}
 	for (int k = 0; k < 3; k++)
 		for (int op = 0; op < NOPS; op++)

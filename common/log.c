@@ -13,8 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-journal.h>
-
 #include "common/log.h"
 
 static enum slog_level cur_level = SLOG_INFO;
@@ -22,6 +20,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *log_path;
 static int log_fd = 2;
 static int journal;
+static slog_sender_fn journal_sender;	/* native entries; NULL: prefixed lines */
 static __thread struct slog_fields context = { NULL, NULL, -1, -1 };
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -71,6 +70,11 @@ bool slog_journal_detect(void)
 void slog_journal_set(int on)
 {
 	journal = on;
+}
+
+void slog_journal_sender_set(slog_sender_fn fn)
+{
+	journal_sender = fn;
 }
 
 int slog_fd(void)
@@ -137,7 +141,7 @@ static char *field_add(struct iovec *iov, int *n, char *buf, size_t room,
 }
 
 /* Sends one native journal entry: the message, its priority and the
- * fields that are set.  0 or a negative errno from sd_journal_sendv. */
+ * fields that are set.  0 or a negative errno from the sender. */
 static int journal_send(enum slog_level level, const struct slog_fields *f,
 			const char *msg)
 {
@@ -157,7 +161,7 @@ static int journal_send(enum slog_level level, const struct slog_fields *f,
 		p = field_add(iov, &n, p, (size_t)(end - p), "SLOT=%lld", f->slot);
 	if (f->peer_uid >= 0)
 		field_add(iov, &n, p, (size_t)(end - p), "PEER_UID=%lld", f->peer_uid);
-	return sd_journal_sendv(iov, n);
+	return journal_sender ? journal_sender(iov, n) : -ENOSYS;
 }
 
 /* Fields of an entry: explicit ones win over the thread's context. */

@@ -42,6 +42,12 @@ int slog_fd(void);
 bool slog_journal_detect(void);
 /* Native journal entries (with fields) instead of timestamped lines. */
 void slog_journal_set(int on);
+/* What sends a native journal entry (sd_journal_sendv: the daemon sets
+ * it; common/ does not link libsystemd, so a runner needs none).  Without
+ * one, journal mode writes <N>-prefixed lines. */
+struct iovec;
+typedef int (*slog_sender_fn)(const struct iovec *iov, int n);
+void slog_journal_sender_set(slog_sender_fn fn);
 /* The fields every entry of this thread carries until the next call;
  * the strings must outlive that (NULL clears). */
 void slog_context_set(const struct slog_fields *f);

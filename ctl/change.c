@@ -317,8 +317,13 @@ static int change_run(struct ctl_vm *vm, struct change *c, bool persist, size_t 
 		model_undo(vm, c->undo, c->n);
 		rc = -ECONNRESET;
 	}
-	if (!rc)
+	if (!rc) {
+		uint64_t t = vmm_now_ns();
+
 		rc = change_apply(vm, r, c, failed, fx, err);
+		fx->runner_ns = vmm_now_ns() - t;
+		fx->apply_ns = fx->duration_ns;	/* the runner's, so far */
+	}
 	if (!rc)
 		rc = change_finish(vm, r, c, persist, err);
 	fds_close(c->fds, c->n);
@@ -436,6 +441,10 @@ int ctl_memslot_set_flags(struct ctl_vm *vm, uint32_t id, bool dirty_log,
 	rc = runner_set_flags(r, id, dirty_log, fx, err);
 	if (rc)
 		return rc;
+	if (fx) {
+		fx->runner_ns = vmm_now_ns() - t0;
+		fx->apply_ns = fx->duration_ns;
+	}
 	s->slot_flags = dirty_log ? old | VMM_SLOT_DIRTY_LOG : old & ~VMM_SLOT_DIRTY_LOG;
 	op.gpa = s->gpa;
 	rc = persist_op(vm, &op, err);

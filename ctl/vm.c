@@ -234,11 +234,16 @@ static int quirk_apply(struct ctl_vm *vm, const char *name, bool enabled,
 {
 	struct vmm_vm_info in;
 	struct runner *r = vm_runner(vm, err);
+	uint64_t t = vmm_now_ns();
 	int rc;
 
 	if (!r)
 		return -ECONNRESET;
 	rc = runner_quirk_set(r, name, enabled, &in, fx, err);
+	if (!rc && fx) {
+		fx->runner_ns = vmm_now_ns() - t;
+		fx->apply_ns = fx->duration_ns;
+	}
 	if (!rc) {
 		vm_info_take(vm, &in);
 		vm->quirks_disabled = in.quirks_disabled;

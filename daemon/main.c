@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 
 #include "ctl/ctl.h"
 #include "daemon/daemon.h"
@@ -349,6 +350,7 @@ int main(int argc, char **argv)
 	signals_block(&(sigset_t){ 0 });
 	slog_level_set(d.cfg.log_level);
 	slog_journal_set(slog_journal_detect());
+	slog_journal_sender_set(sd_journal_sendv);
 	if (d.cfg.log_file && slog_file_set(d.cfg.log_file))
 		fprintf(stderr, "slotd: cannot open log file %s\n", d.cfg.log_file);
 	r = setup(&d);

@@ -179,6 +179,8 @@ static void put_effect(struct printbuf *pb, const struct vmm_effect *fx)
 	put_key_u64(pb, "{\"duration_ns\":", fx->duration_ns);
 	put_key_u64(pb, ",\"kernel_ns\":", fx->kernel_ns);
 	put_key_u64(pb, ",\"engine_ns\":", fx->engine_ns);
+	put_key_u64(pb, ",\"runner_ns\":", fx->runner_ns);
+	put_key_u64(pb, ",\"apply_ns\":", fx->apply_ns);
 	put_side(pb, fx, "kernel");
 	put_side(pb, fx, "engine");
 	put_str(pb, "}");

@@ -188,13 +188,15 @@ int chan_recv(int fd, struct chan_msg *out, int timeout_ms, void *scratch)
 	struct msghdr mh = { .msg_iov = v, .msg_iovlen = 2, .msg_control = cm.b,
 			     .msg_controllen = sizeof(cm.b) };
 	ssize_t n;
-	/* With 0 the caller knows (or checks) that something is there. */
-	int r = timeout_ms ? wait_readable(fd, timeout_ms) : 0;
+	/* With 0 the caller knows (or checks) that something is there; with
+	 * CHAN_WAIT_SOCKOPT recvmsg itself waits. */
+	int r = timeout_ms && timeout_ms != CHAN_WAIT_SOCKOPT ? wait_readable(fd, timeout_ms) : 0;
 
 	if (r)
 		return r;
 	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC |
+			    (timeout_ms == CHAN_WAIT_SOCKOPT ? 0 : MSG_DONTWAIT));
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n == 0 || errno == ECONNRESET || errno == EPIPE ? -ECONNRESET :
@@ -217,6 +219,13 @@ int chan_recv(int fd, struct chan_msg *out, int timeout_ms, void *scratch)
 	}
 	*out = m;
 	return 0;
+}
+
+int chan_timeout_set(int fd, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000 };
+
+	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ? -errno : 0;
 }
 
 void chan_msg_free(struct chan_msg *m)

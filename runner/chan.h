@@ -34,6 +34,12 @@ int chan_send(int fd, unsigned type, uint32_t seq, uint32_t flags, int32_t statu
  * only its payload is copied out (a 60 KiB malloc and free per message
  * made glibc grow and trim the heap with brk each time). */
 int chan_recv(int fd, struct chan_msg *m, int timeout_ms, void *scratch);
+/* timeout_ms for chan_recv: block in recvmsg itself, for as long as the
+ * socket's SO_RCVTIMEO (chan_timeout_set) says; one system call instead of
+ * poll and recvmsg. */
+#define CHAN_WAIT_SOCKOPT	(-2)
+/* Sets the socket's SO_RCVTIMEO to ms. */
+int chan_timeout_set(int fd, unsigned ms);
 void chan_msg_free(struct chan_msg *m);
 /* A message's name, for logs ("vm.create", "event.state", ...). */
 const char *chan_msg_name(unsigned type);

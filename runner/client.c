@@ -187,16 +187,16 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Waits for the reply to seq, delivering events meanwhile. */
+/* Waits for the reply to seq, delivering events meanwhile (each receive
+ * waits up to the socket's SO_RCVTIMEO, the call timeout). */
 static int wait_reply(struct runner *r, unsigned type, uint32_t seq, struct chan_msg *rep,
 		      struct vmm_err *err)
 {
 	uint64_t deadline = now_ms() + r->timeout_ms;
 
 	for (;;) {
-		uint64_t now = now_ms();
-		int rc = now >= deadline ? -ETIMEDOUT :
-			 chan_recv(r->fd, rep, (int)(deadline - now), scratch);
+		int rc = now_ms() >= deadline ? -ETIMEDOUT :
+			 chan_recv(r->fd, rep, CHAN_WAIT_SOCKOPT, scratch);
 
 		if (rc == -ETIMEDOUT)
 			return err_set(err, -ETIMEDOUT, "the runner of VM '%s' (pid %d) did not "
@@ -795,6 +795,7 @@ int runner_spawn(const struct runner_spawn_config *cfg, const char *vm_name,
 	close(sp[1]);
 	lfd = sp[1] = -1;
 	r->fd = sp[0];
+	chan_timeout_set(r->fd, r->timeout_ms);
 	r->pid = pid;
 	r->child = r->spawned = true;
 	r->pidfd = pidfd_open(pid, 0);
@@ -837,7 +838,7 @@ static int sock_connect(const char *path, struct vmm_err *err)
 		close(fd);
 		return err_set(err, -e, "%s: %s", path, strerror(e));
 	}
-	/* Blocking from here: chan_* poll before each receive. */
+	/* Blocking from here; a receive waits at most SO_RCVTIMEO. */
 	fcntl(fd, F_SETFL, 0);
 	return fd;
 }
@@ -859,6 +860,7 @@ int runner_adopt(const char *sock_path, unsigned timeout_ms, runner_event_fn fn,
 		free(r);
 		return rc;
 	}
+	chan_timeout_set(r->fd, r->timeout_ms);
 	/* The runner called listen() itself: the peer is the runner. */
 	if (getsockopt(r->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
 		rc = err_set(err, -errno, "SO_PEERCRED: %s", strerror(errno));

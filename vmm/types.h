@@ -259,6 +259,9 @@ struct vmm_effect {
 	uint64_t duration_ns;		/* the whole change, as the caller saw it */
 	uint64_t kernel_ns;		/* the KVM ioctl(s) */
 	uint64_t engine_ns;		/* the engine's invalidation */
+	uint64_t runner_ns;		/* control plane: the round trip to the
+					 * VM's runner, its work included */
+	uint64_t apply_ns;		/* of it, the runner's own time */
 	unsigned n;
 	struct {
 		char side[8];		/* "kernel" or "engine" */
