@@ -69,7 +69,8 @@ static int take(const struct store_vm *v, char *why, size_t len, void *arg)
 	l->calls++;
 	l->v = *v;
 	l->v.slots = malloc(v->nslots * sizeof(*v->slots) + 1);
-	memcpy(l->v.slots, v->slots, v->nslots * sizeof(*v->slots));
+	if (v->nslots)
+		memcpy(l->v.slots, v->slots, v->nslots * sizeof(*v->slots));
 	return 0;
 }
 
