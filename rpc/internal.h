@@ -86,13 +86,17 @@ int rpc_base64_decode(const char *in, unsigned char **out, size_t *outlen);
 
 /* Adds the vm.* methods. */
 int rpc_methods_vm_register(struct rpc_server *srv);
-/* Adds the memslot.* and vm.quirks.* methods. */
+/* Adds the memslot.* methods (methods_memslot.c), memslot.transaction
+ * (methods_txn.c) and vm.quirks.* (methods_quirks.c). */
 int rpc_methods_memslot_register(struct rpc_server *srv);
+int rpc_methods_txn_register(struct rpc_server *srv);
+int rpc_methods_quirks_register(struct rpc_server *srv);
 
 struct vmm_err;
 struct ctl_vm;
 struct vmm_memslot_info;
 struct vmm_memslot_params;
+struct vmm_effect;
 
 /* Records the JSON-RPC error for a control-plane -errno and its struct
  * vmm_err (e may be NULL; e->file set: -32010 naming the state file); the
@@ -130,6 +134,33 @@ int rpc_memslot_params_parse(struct rpc_call *call, json_object *o,
 
 /* The names of the quirks enabled in mask on, as a JSON array. */
 json_object *rpc_quirks_json(uint64_t on);
+
+/* slot_text.c: small JSON builders, and texts written in one go. */
+void rpc_add_str(json_object *o, const char *k, const char *v);
+void rpc_add_u64(json_object *o, const char *k, uint64_t v);
+void rpc_add_hex(json_object *o, const char *k, uint64_t v);
+/* An empty printbuf with room for a slot's reply or event. */
+struct printbuf *rpc_text_buf(void);
+void rpc_put_str(struct printbuf *pb, const char *s);
+/* "0x..." in lower case, quoted. */
+void rpc_put_hex(struct printbuf *pb, uint64_t v);
+/* {duration_ns, kernel_ns, engine_ns, runner_ns, apply_ns, kernel: {..},
+ * engine: {..}} with the counters that moved. */
+void rpc_put_effect(struct printbuf *pb, const struct vmm_effect *fx);
+/* An object that serializes to t's text (taken over; NULL: no memory). */
+json_object *rpc_text_object(struct printbuf *t);
+json_object *rpc_effect_json(const struct vmm_effect *fx);
+
+/* methods_memslot.c, shared with methods_txn.c. */
+/* The memslot with that id (0), or -ENOENT. */
+int rpc_slot_find(struct ctl_vm *vm, uint32_t id, struct vmm_memslot_info *out);
+/* A byte count member (integer or size string) of o; absent: dflt. */
+int rpc_size_at(struct rpc_call *call, json_object *o, const char *prefix, const char *key,
+		uint64_t dflt, uint64_t *out);
+/* A control-plane error of a memslot call; backing members are named
+ * as the API nests them ("backing.path"). */
+const char *rpc_slot_field(const struct vmm_err *e, char *buf, size_t len);
+int rpc_slot_error(struct rpc_call *call, int r, const struct vmm_err *e);
 
 /* Sends a notification once the current reply is on its way. */
 void rpc_notify_later(struct rpc_server *srv, const char *topic,

@@ -222,5 +222,9 @@ int rpc_methods_register_all(struct rpc_server *srv)
 
 	if (!r)
 		r = rpc_methods_vm_register(srv);
-	return r ? r : rpc_methods_memslot_register(srv);
+	if (!r)
+		r = rpc_methods_memslot_register(srv);
+	if (!r)
+		r = rpc_methods_txn_register(srv);
+	return r ? r : rpc_methods_quirks_register(srv);
 }

@@ -16,16 +16,6 @@ static struct ctl_vm *vm_lookup(struct rpc_call *call, json_object *params)
 	return rpc_vm_lookup(call, params, "name");
 }
 
-static void add_str(json_object *o, const char *k, const char *v)
-{
-	json_object_object_add(o, k, json_object_new_string(v));
-}
-
-static void add_u64(json_object *o, const char *k, uint64_t v)
-{
-	json_object_object_add(o, k, json_object_new_uint64(v));
-}
-
 /* The names of the quirks enabled in mask on, as a JSON array (vm.info
  * and the state files). */
 json_object *rpc_quirks_json(uint64_t on)
@@ -63,9 +53,9 @@ static json_object *runner_json(const struct ctl_vm_info *ci)
 		return NULL;
 	o = json_object_new_object();
 	json_object_object_add(o, "pid", json_object_new_int64(ci->runner_pid));
-	add_str(o, "build", ci->runner_build);
+	rpc_add_str(o, "build", ci->runner_build);
 	json_object_object_add(o, "started", json_object_new_double(ci->runner_started_ns / 1e9));
-	add_u64(o, "controllers", ci->runner_controllers);
+	rpc_add_u64(o, "controllers", ci->runner_controllers);
 	return o;
 }
 
@@ -76,28 +66,28 @@ static json_object *info_json(struct ctl_vm *vm, bool full)
 	const struct vmm_vm_info *in = &ci.vm;
 
 	ctl_vm_info(vm, full, &ci);
-	add_str(o, "name", in->name);
-	add_str(o, "state", vmm_vm_state_name(in->state));
-	add_str(o, "type", vmm_vm_type_name(in->type));
+	rpc_add_str(o, "name", in->name);
+	rpc_add_str(o, "state", vmm_vm_state_name(in->state));
+	rpc_add_str(o, "type", vmm_vm_type_name(in->type));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)in->vcpus));
-	add_u64(o, "memory", in->memory_bytes);
+	rpc_add_u64(o, "memory", in->memory_bytes);
 	json_object_object_add(o, "uptime_s", json_object_new_double(in->uptime_ns / 1e9));
 	if (!full)
 		return o;
-	add_str(o, "kvm_vm_type", vmm_kvm_vm_type_name(in->kvm_vm_type));
+	rpc_add_str(o, "kvm_vm_type", vmm_kvm_vm_type_name(in->kvm_vm_type));
 	json_object_object_add(o, "rules_by_slotd", json_object_new_boolean(in->rules_by_slotd));
-	add_str(o, "payload", in->payload);
+	rpc_add_str(o, "payload", in->payload);
 	json_object_object_add(o, "memslots", memslots_json(vm));
 	json_object_object_add(o, "quirks_enabled", rpc_quirks_json(ci.quirks_enabled));
 	json_object_object_add(o, "exit_status", in->has_exit_status ?
 			       json_object_new_int64(in->exit_status) : NULL);
 	json_object_object_add(o, "crash_reason", in->crash_reason[0] ?
 			       json_object_new_string(in->crash_reason) : NULL);
-	add_u64(o, "exits_total", in->exits_total);
-	add_u64(o, "exits_io", in->exits_io);
-	add_u64(o, "exits_mmio", in->exits_mmio);
-	add_u64(o, "console_bytes", in->console_bytes);
-	add_u64(o, "reports", in->reports);
+	rpc_add_u64(o, "exits_total", in->exits_total);
+	rpc_add_u64(o, "exits_io", in->exits_io);
+	rpc_add_u64(o, "exits_mmio", in->exits_mmio);
+	rpc_add_u64(o, "console_bytes", in->console_bytes);
+	rpc_add_u64(o, "reports", in->reports);
 	json_object_object_add(o, "restored", json_object_new_boolean(ci.restored));
 	json_object_object_add(o, "adopted", json_object_new_boolean(ci.adopted));
 	json_object_object_add(o, "runner", runner_json(&ci));
@@ -190,8 +180,8 @@ static int vm_destroy(struct rpc_call *call, json_object *params, json_object **
 	if (r)
 		return rpc_vmm_error(call, r, &e);
 	*result = json_object_new_object();
-	add_str(*result, "name", name);
-	add_str(*result, "state", "destroyed");
+	rpc_add_str(*result, "name", name);
+	rpc_add_str(*result, "state", "destroyed");
 	return 0;
 }
 
@@ -245,9 +235,9 @@ static int vm_console(struct rpc_call *call, json_object *params, json_object **
 		    ((unsigned char)buf[i] < 0x20 && !strchr("\n\r\t", buf[i])))
 			buf[i] = '?';
 	*result = json_object_new_object();
-	add_str(*result, "name", ctl_vm_name(vm));
+	rpc_add_str(*result, "name", ctl_vm_name(vm));
 	json_object_object_add(*result, "data", json_object_new_string_len(buf, (int)n));
-	add_u64(*result, "total_bytes", total);
+	rpc_add_u64(*result, "total_bytes", total);
 	free(buf);
 	return 0;
 }
@@ -270,7 +260,7 @@ static int stat_add(const struct vmm_stat *st, void *arg)
 		grp = json_object_new_object();
 		json_object_object_add(src, key, grp);
 	}
-	add_u64(grp, st->name, st->value);
+	rpc_add_u64(grp, st->name, st->value);
 	return 0;
 }
 
@@ -284,7 +274,7 @@ static int vm_stats(struct rpc_call *call, json_object *params, json_object **re
 	if (!vm)
 		return -EINVAL;
 	o = json_object_new_object();
-	add_str(o, "name", ctl_vm_name(vm));
+	rpc_add_str(o, "name", ctl_vm_name(vm));
 	r = ctl_vm_stats_foreach(vm, stat_add, o, &e);
 	if (r) {
 		json_object_put(o);
@@ -334,16 +324,16 @@ static int vm_reports(struct rpc_call *call, json_object *params, json_object **
 	for (size_t i = 0; i < n; i++) {
 		json_object *o = json_object_new_object();
 
-		add_u64(o, "seq", recs[i].seq);
-		add_u64(o, "host_ns", recs[i].host_ns);
+		rpc_add_u64(o, "seq", recs[i].seq);
+		rpc_add_u64(o, "host_ns", recs[i].host_ns);
 		json_object_object_add(o, "vcpu", json_object_new_int((int)recs[i].vcpu));
-		add_str(o, "tag", report_tag_name(recs[i].tag));
-		add_u64(o, "tag_id", recs[i].tag);
-		add_u64(o, "value", recs[i].value);
+		rpc_add_str(o, "tag", report_tag_name(recs[i].tag));
+		rpc_add_u64(o, "tag_id", recs[i].tag);
+		rpc_add_u64(o, "value", recs[i].value);
 		json_object_array_add(a, o);
 	}
 	*result = json_object_new_object();
-	add_u64(*result, "next", n ? recs[n - 1].seq + 1 : from);
+	rpc_add_u64(*result, "next", n ? recs[n - 1].seq + 1 : from);
 	json_object_object_add(*result, "reports", a);
 	free(recs);
 	return 0;
@@ -380,8 +370,8 @@ static int vm_memory_read(struct rpc_call *call, json_object *params, json_objec
 	b64 = rpc_base64_encode(buf, len);
 	free(buf);
 	*result = json_object_new_object();
-	add_u64(*result, "length", len);
-	add_str(*result, "data", b64 ? b64 : "");
+	rpc_add_u64(*result, "length", len);
+	rpc_add_str(*result, "data", b64 ? b64 : "");
 	free(b64);
 	return 0;
 }
@@ -408,7 +398,7 @@ static int vm_memory_write(struct rpc_call *call, json_object *params, json_obje
 	if (r)
 		return rpc_vmm_error(call, r, &e);
 	*result = json_object_new_object();
-	add_u64(*result, "length", len);
+	rpc_add_u64(*result, "length", len);
 	return 0;
 }
 

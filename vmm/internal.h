@@ -238,6 +238,58 @@ int vm_gpa_copy(struct vmm_vm *vm, uint64_t gpa, void *buf, uint64_t len,
 		bool write);
 int vm_boot_ram_clear(struct vmm_vm *vm);
 
+/* effect.c: what a change did, as counter deltas and times. */
+#define FX_KSTATS	8
+struct fx_snapshot {
+	uint64_t t0;
+	uint64_t k[FX_KSTATS];
+	struct mmu_stats e;
+};
+/* Starts an operation: zeroes fx, notes the time and both sides' counters. */
+void fx_begin(struct vmm_vm *vm, struct fx_snapshot *b, struct vmm_effect *fx);
+/* Fills fx with what changed since b. */
+void fx_finish(struct vmm_vm *vm, const struct fx_snapshot *b, struct vmm_effect *fx);
+/* KVM_SET_USER_MEMORY_REGION(2), timed into fx. */
+int fx_kvm_set(struct vmm_vm *vm, struct vmm_effect *fx, uint32_t id, uint32_t flags,
+	       uint64_t gpa, uint64_t size, void *hva);
+
+/* backing.c: a slot's host memory. */
+struct vm_mapping {
+	void *hva;
+	int fd;
+};
+/* Maps p's backing for slot id (from the backing cache, a descriptor the
+ * caller passed, or one opened here). */
+int vm_backing_map(struct vmm_vm *vm, uint32_t id, const struct vmm_memslot_params *p,
+		   struct vm_mapping *m, struct vmm_err *err);
+/* Whether slot s's backing is private anonymous memory (the only kind
+ * the backing cache keeps). */
+bool vm_backing_private_anon(const struct vmm_memslot *s);
+/* What the engine's release callback unmaps once no reader can reach it. */
+struct vm_released {
+	struct vmm *vmm;
+	void *hva;
+	uint64_t size;
+	int fd;
+	int prot;		/* a private anonymous backing's; else -1 */
+	uint64_t *kvm_dirty;
+};
+/* The release callback (arg: a malloc'd struct vm_released). */
+void vm_backing_release(void *arg);
+
+/* memslot_ops.c: the steps of a change, shared with txn.c. */
+int vm_slot_create(struct vmm_vm *vm, const struct vmm_memslot_params *p, uint32_t *id,
+		   struct vmm_effect *fx, struct vmm_err *err);
+/* With deferred, the backing is handed back in *gone (a transaction may
+ * still need it); otherwise the engine unmaps it after the grace period. */
+int vm_slot_delete(struct vmm_vm *vm, uint32_t id, bool deferred, struct vmm_memslot *gone,
+		   struct vmm_effect *fx, struct vmm_err *err);
+int vm_slot_move(struct vmm_vm *vm, uint32_t id, uint64_t gpa, struct vmm_effect *fx,
+		 struct vmm_err *err);
+/* Copies slot id's metadata; -ENOENT naming the field when absent, -EPERM
+ * for slot 0. */
+int vm_slot_get(struct vmm_vm *vm, uint32_t id, struct vmm_memslot *out, struct vmm_err *err);
+
 /* guestmem.c: guest memory through the engine.  The calling thread must
  * be a registered online reader of vm->mmu, or use vm_reader_enter. */
 int vm_guest_copy(struct vmm_vm *vm, uint64_t gpa, void *buf, uint64_t len,
