@@ -16,7 +16,7 @@ struct slot_release {
 
 int mmu_create(const struct mmu_config *cfg, struct mmu **out)
 {
-	static const struct mmu_config defaults = { MMU_VM_DEFAULT };
+	static const struct mmu_config defaults = { .type = MMU_VM_DEFAULT };
 	struct mmu *mmu;
 	int ret = -EINVAL;
 

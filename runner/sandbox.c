@@ -45,6 +45,14 @@ static const int allowed[] = {
 	SCMP_SYS(gettimeofday),
 };
 
+/* One argument condition, every field named (libseccomp's SCMP_An
+ * macros leave datum_b out, which clang's -Wextra refuses). */
+static struct scmp_arg_cmp arg(unsigned i, enum scmp_compare op, scmp_datum_t a,
+			       scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){ .arg = i, .op = op, .datum_a = a, .datum_b = b };
+}
+
 /* Adds the rules whose arguments matter. */
 static int rules_with_args(scmp_filter_ctx ctx)
 {
@@ -52,14 +60,14 @@ static int rules_with_args(scmp_filter_ctx ctx)
 
 	/* ioctl: KVM's (type 0xAE) and the tty probe stdio may make. */
 	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, 0xae00));
+			     arg(1, SCMP_CMP_MASKED_EQ, 0xff00, 0xae00));
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				     SCMP_A1(SCMP_CMP_EQ, TCGETS));
+				     arg(1, SCMP_CMP_EQ, TCGETS, 0));
 	/* clone: threads only, never a new process. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+				     arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	/* clone3 takes its flags in memory seccomp cannot read: ENOSYS makes
 	 * glibc fall back to clone. */
 	if (!r)
@@ -67,12 +75,12 @@ static int rules_with_args(scmp_filter_ctx ctx)
 	/* setsockopt: the receive timeout of slotd's connection only. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
-				     SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
-				     SCMP_A2(SCMP_CMP_EQ, SO_RCVTIMEO));
+				     arg(1, SCMP_CMP_EQ, SOL_SOCKET, 0),
+				     arg(2, SCMP_CMP_EQ, SO_RCVTIMEO, 0));
 	/* prctl: naming its own threads only. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				     SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+				     arg(0, SCMP_CMP_EQ, PR_SET_NAME, 0));
 	return r;
 }
 

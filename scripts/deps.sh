@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages slotd builds, tests and runs with.
-# Idempotent: returns at once when everything is present.
+# Installs the Debian packages slotd builds, tests and runs with, and
+# any named on the command line.  Idempotent: returns at once when
+# everything is present.
 set -euo pipefail
 
 pkgs=(gcc make pkg-config libjson-c-dev libevent-dev liburcu-dev
-      libcriterion-dev libsystemd-dev libseccomp-dev systemd python3 binutils)
+      libcriterion-dev libsystemd-dev libseccomp-dev systemd python3 binutils
+      "$@")	# extra packages a target asks for (make check-build: clang)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -484,7 +484,7 @@ Test(persist, a_journal_record_longer_than_a_kibibyte_survives_kill_9)
 {
 	/* A file path near the 1023-byte limit, full of characters JSON must
 	 * escape: its journal line is well over 1 KiB. */
-	char dir[1100], path[1100], *p, *before, *after;
+	char dir[1100], path[1200], *p, *before, *after;
 	json_object *r;
 	size_t n;
 

@@ -37,6 +37,7 @@ static pid_t sshd_pid;
 static bool made_run_sshd;
 
 /* Writes text to dir/name with mode; false when it cannot. */
+__attribute__((format(printf, 3, 4)))
 static bool file_put(const char *name, mode_t mode, const char *fmt, ...)
 {
 	char path[256];

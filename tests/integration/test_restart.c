@@ -230,7 +230,7 @@ static bool has_gpa(const char *text, unsigned long long gpa)
 static void guests_survived(int n, const struct seen *before, const uint64_t *last_seq)
 {
 	for (int i = 0; i < n; i++) {
-		char vm[8];
+		char vm[16];
 		struct seen now;
 		uint64_t seqs[4096];
 		size_t k;
@@ -265,7 +265,7 @@ static void guests_survived(int n, const struct seen *before, const uint64_t *la
 static void guests_note(int n, struct seen *s, uint64_t *last_seq)
 {
 	for (int i = 0; i < n; i++) {
-		char vm[8];
+		char vm[16];
 		uint64_t seqs[4096];
 		size_t k = 0;
 
@@ -356,7 +356,7 @@ Test(restart, twenty_restarts_in_a_row_under_load)
 		ms_sum += ms;
 		ms_max = ms > ms_max ? ms : ms_max;
 		for (int i = 0; i < 4; i++) {
-			char vm[8];
+			char vm[16];
 			struct seen s;
 
 			snprintf(vm, sizeof(vm), "g%d", i);
