@@ -123,8 +123,10 @@ static void daemon_exec(const struct bench_daemon *d, const char *bin)
 	unsetenv("LISTEN_FDS");
 	if (d->cpu >= 0 && bench_pin_self(d->cpu))
 		fprintf(stderr, "cannot keep slotd on CPU %d: %s\n", d->cpu, strerror(errno));
+	/* --vms-on-exit stop: the guests end with the daemon (they would
+	 * outlive it otherwise, each in its runner process). */
 	execl(bin, bin, "--foreground", "--socket", d->sock, "--state-dir", d->state,
-	      "--log-level", "warn", (char *)NULL);
+	      "--log-level", "warn", "--vms-on-exit", "stop", (char *)NULL);
 	fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 	_exit(127);
 }
