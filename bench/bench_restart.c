@@ -9,7 +9,9 @@
  *     reports of guest g0 across the restart, next to the median gap of
  *     the second before (a guest slotd paused or restarted would show a
  *     gap as long as the restart, or reports starting over);
- *   - the runners' and slotd's RSS after the restart.
+ *   - the runners' and slotd's RSS after the restart;
+ * and first what an idle runner holds besides its guest's memory (target:
+ * 2 MiB).
  *
  * Environment (defaults): SLOTD_BIN (build/slotd), BENCH_RESTART_VMS
  * (1,8,32), BENCH_RESTART_ROUNDS (5).  Each guest sweeps 64 MiB: slow
@@ -139,21 +141,30 @@ static size_t report_times(const char *vm, long long from, long long *t, size_t 
 	return k;
 }
 
-/* Resident set of pid in KiB (VmRSS), 0 if unknown. */
-static long rss_kib(pid_t pid)
+/* A field of /proc/pid/status in KiB ("VmRSS", "RssShmem"), 0 if
+ * unknown. */
+static long status_kib(pid_t pid, const char *key)
 {
 	char path[64], line[256];
+	size_t n = strlen(key);
 	long kib = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+		if (!strncmp(line, key, n) && line[n] == ':') {
+			kib = strtol(line + n + 1, NULL, 10);
 			break;
+		}
 	if (f)
 		fclose(f);
 	return kib;
+}
+
+static long rss_kib(pid_t pid)
+{
+	return status_kib(pid, "VmRSS");
 }
 
 static long runner_pid(const char *vm)
@@ -176,6 +187,36 @@ static int cmp(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
+}
+
+/* What an idle runner holds besides its guest's memory (boot RAM is a
+ * memfd: RssShmem): VM defined, then after a guest that ran and stopped. */
+static int idle_runner(const char *bin)
+{
+	long rss[2], shm[2];
+	pid_t pid;
+
+	if (start(bin) < 0)
+		return -1;
+	put("vm.create", "{\"name\":\"idle\",\"memory\":\"64M\",\"payload\":\"builtin:hello\"}");
+	pid = (pid_t)runner_pid("idle");
+	usleep(200000);
+	rss[0] = rss_kib(pid);
+	shm[0] = status_kib(pid, "RssShmem");
+	put("vm.start", "{\"name\":\"idle\"}");
+	usleep(500000);
+	rss[1] = rss_kib(pid);
+	shm[1] = status_kib(pid, "RssShmem");
+	for (int i = 0; i < 2; i++)
+		printf("idle runner, %-22s %5ld KiB resident besides guest memory (%ld KiB VmRSS, "
+		       "%ld KiB of it guest memfd); target <= 2048 KiB: %s\n",
+		       i ? "after a guest ran:" : "VM defined:", rss[i] - shm[i], rss[i], shm[i],
+		       rss[i] - shm[i] <= 2048 ? "PASS" : "MISS");
+	put("vm.destroy", "{\"name\":\"idle\"}");
+	kill(slotd, SIGTERM);
+	waitpid(slotd, NULL, 0);
+	slotd = -1;
+	return pid > 0 ? 0 : -1;
 }
 
 /* N guests, rounds restarts: one row of the table. */
@@ -258,6 +299,15 @@ int main(void)
 		printf("no usable /dev/kvm: skipped\n");
 		return 0;
 	}
+	snprintf(dir, sizeof(dir), "/dev/shm/slotd-restart-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	ret = idle_runner(bin);
+	snprintf(cmd, sizeof(cmd), "pkill -KILL -f 'slotd-runner .*%s/' ; rm -rf %s", dir, dir);
+	if (system(cmd) < 0 || ret)
+		return 1;
+	putchar('\n');
 	printf("slotd killed (SIGKILL) and started again while N memtouch guests (64 MiB "
 	       "working set) run; medians and max over the rounds\n");
 	printf("%-4s %-8s %10s %10s %12s %12s %12s %10s %10s\n", "N", "rounds", "start ms",
