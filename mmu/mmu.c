@@ -234,6 +234,22 @@ int mmu_slot_delete(struct mmu *mmu, uint32_t id, mmu_release_fn release_fn,
 	return ret;
 }
 
+int mmu_release_after_grace(struct mmu *mmu, mmu_release_fn fn, void *arg)
+{
+	struct slot_release *rel = calloc(1, sizeof(*rel));
+	struct mmu_op op = { NULL };
+
+	if (!rel)
+		return -ENOMEM;
+	rel->fn = fn;
+	rel->arg = arg;
+	rel->defer.mmu = mmu;
+	op_defer(&op, &rel->defer, slot_release_cb);
+	/* RCU: fn runs once every reader online now has quiesced. */
+	op_commit(mmu, &op);
+	return 0;
+}
+
 /* Called with mmu->lock held.  Moves slot s to new_gfn and zaps the old
  * range with the VM's policy. */
 static int mmu_slot_relocate(struct mmu *mmu, const struct mmu_slot *s,

@@ -115,6 +115,10 @@ int mmu_slot_create(struct mmu *mmu, uint32_t id, uint64_t gpa,
  * Or pass NULL and unmap after mmu_synchronize() returns. */
 int mmu_slot_delete(struct mmu *mmu, uint32_t id, mmu_release_fn release_fn,
 		    void *release_arg);
+/* Runs fn(arg) on the call_rcu thread once every reader online now has
+ * passed a quiescent state: the release of a slot deleted earlier whose
+ * memory was kept until now (a transaction's commit).  -ENOMEM. */
+int mmu_release_after_grace(struct mmu *mmu, mmu_release_fn fn, void *arg);
 /* Moves a slot to a new guest address, same host memory and size. */
 int mmu_slot_move(struct mmu *mmu, uint32_t id, uint64_t new_gpa);
 /* Changes MMU_SLOT_READONLY and MMU_SLOT_DIRTY_LOG.  Enabling dirty

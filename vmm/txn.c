@@ -61,24 +61,36 @@ static int txn_op(struct vmm_vm *vm, const struct vmm_memslot_op *op, struct und
 	return vmm_err_set(err, -EINVAL, "kind", "unknown operation");
 }
 
-/* Unmaps the backings of the slots a committed transaction deleted, after
- * the engine's grace period. */
+/* Releases the backings of the slots a committed transaction deleted once
+ * no reader can reach them: the call_rcu thread unmaps them, or keeps a
+ * small private anonymous one for the next create (backing cache), as a
+ * single delete does; the caller does not wait for a grace period. */
 static void txn_release(struct vmm_vm *vm, struct undo *u, size_t n)
 {
-	bool any = false;
-
-	for (size_t i = 0; i < n; i++)
-		any |= u[i].kind == VMM_OP_DELETE;
-	if (!any)
-		return;
-	mmu_synchronize(vm->mmu);
 	for (size_t i = 0; i < n; i++) {
+		struct vmm_memslot *s = &u[i].gone;
+		struct vm_released *rel;
+
 		if (u[i].kind != VMM_OP_DELETE)
 			continue;
-		munmap(u[i].gone.hva, u[i].gone.size);
-		if (u[i].gone.fd >= 0)
-			close(u[i].gone.fd);
-		free(u[i].gone.kvm_dirty);
+		rel = malloc(sizeof(*rel));
+		if (rel) {
+			*rel = (struct vm_released){
+				.vmm = vm->vmm, .hva = s->hva, .size = s->size, .fd = s->fd,
+				.prot = vm_backing_private_anon(s) ?
+					PROT_READ | (s->flags & KVM_MEM_READONLY ? 0 : PROT_WRITE) : -1,
+				.kvm_dirty = s->kvm_dirty,
+			};
+			if (!mmu_release_after_grace(vm->mmu, vm_backing_release, rel))
+				continue;
+			free(rel);
+		}
+		/* No memory for the deferral: wait here instead. */
+		mmu_synchronize(vm->mmu);
+		munmap(s->hva, s->size);
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s->kvm_dirty);
 	}
 }
 
