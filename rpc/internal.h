@@ -53,7 +53,6 @@ struct rpc_server {
 	const struct rpc_method **methods;	/* sorted by name */
 	size_t nmethods;
 	json_object *openrpc;
-	struct json_tokener *tok;	/* reused for every message (reset) */
 	json_object *method_index;	/* name -> method of openrpc */
 	struct def_entry *state_defs;	/* rpc/state.c's per-VM cache */
 	TAILQ_HEAD(, rpc_conn) conns;
@@ -80,6 +79,28 @@ json_object *rpc_schema_method(struct rpc_server *srv, const char *name);
  * records -32602 naming the field in call and returns -EINVAL. */
 int rpc_schema_check_params(struct rpc_call *call, json_object *openrpc,
 			    json_object *method, json_object *params);
+
+/* Strict JSON (rpc/json.c).  Parses exactly one RFC 8259 text in UTF-8
+ * (RFC 3629) into json-c objects: numbers that fit 64 bits become
+ * integers, others doubles that serialize as their own text; strings may
+ * hold U+0000 (json-c keeps their length), member names may not.
+ * Returns 0, -EINVAL (not JSON; *why says where), -EPROTO (a member name
+ * with U+0000) or -ENOMEM; nesting deeper than max_depth is refused. */
+int rpc_json_parse(const char *text, size_t len, unsigned max_depth,
+		   json_object **out, char *why, size_t whylen);
+/* Whether text is exactly one strict JSON text (the grammar above). */
+bool rpc_json_valid(const char *text, size_t len);
+/* Length of the valid UTF-8 sequence at p (0 when it is none). */
+size_t rpc_utf8_seq_len(const unsigned char *p, const unsigned char *end);
+bool rpc_utf8_valid(const char *s, size_t len);
+/* len, less an incomplete UTF-8 sequence at the end of s (what a cut
+ * through a character leaves). */
+size_t rpc_utf8_trim(const char *s, size_t len);
+/* Replaces, in the tree o, strings and member names that are not UTF-8
+ * (bad bytes become U+FFFD) and non-finite numbers (null). */
+void rpc_json_mend(json_object *o);
+/* o serialized as strict JSON (mended if it must be; malloc'd). */
+char *rpc_json_text(json_object *o);
 
 /* Base64 of len bytes (malloc'd), and back (-EINVAL on malformed text). */
 char *rpc_base64_encode(const unsigned char *in, size_t len);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/log.h"
 #include "rpc/internal.h"
 
 /* Exact messages of the specification for its own codes. */
@@ -62,10 +63,13 @@ int rpc_call_error(struct rpc_call *call, int code, const char *field,
 	json_object *data = json_object_new_object();
 	char msg[512];
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(msg))	/* cut: not through a character */
+		msg[rpc_utf8_trim(msg, sizeof(msg) - 1)] = 0;
 	if (field && *field)
 		json_object_object_add(data, "field", json_object_new_string(field));
 	json_object_put(call->error);
@@ -150,11 +154,14 @@ static const char *envelope_check(json_object *req, json_object **id)
 
 /* Runs the handler; returns the result or error member and its kind. */
 static json_object *dispatch(struct rpc_server *srv, uint64_t conn_id,
-			     const char *name, json_object *params,
+			     json_object *method, json_object *params,
 			     const char **kind)
 {
 	struct rpc_call call = { .srv = srv, .conn_id = conn_id };
-	const struct rpc_method *m = method_find(srv, name);
+	const char *name = json_object_get_string(method);
+	/* A name with U+0000 is no method, not the method before the NUL. */
+	const struct rpc_method *m = strlen(name) ==
+		(size_t)json_object_get_string_len(method) ? method_find(srv, name) : NULL;
 	json_object *schema, *result = NULL;
 	int r;
 
@@ -162,7 +169,7 @@ static json_object *dispatch(struct rpc_server *srv, uint64_t conn_id,
 	if (!m) {
 		json_object *data = json_object_new_object();
 
-		json_object_object_add(data, "method", json_object_new_string(name));
+		json_object_object_add(data, "method", json_object_get(method));
 		return error_new(RPC_METHOD_NOT_FOUND, NULL, data);
 	}
 	schema = rpc_schema_method(srv, name);
@@ -197,7 +204,7 @@ static json_object *handle_one(struct rpc_server *srv, uint64_t conn_id,
 	notification = !json_object_object_get_ex(req, "id", NULL);
 	json_object_object_get_ex(req, "method", &m);
 	json_object_object_get_ex(req, "params", &params);
-	val = dispatch(srv, conn_id, json_object_get_string(m), params, &kind);
+	val = dispatch(srv, conn_id, m, params, &kind);
 	if (!strcmp(kind, "error"))
 		srv->errors++;
 	if (notification) {
@@ -236,54 +243,30 @@ static json_object *handle_batch(struct rpc_server *srv, uint64_t conn_id,
 	return out;
 }
 
-/* Parses text strictly into *out (NULL for JSON null); -EINVAL with *why
- * set when it is not one JSON text.  The server's tokener is made once and
- * reset per message (allocating one cost a tenth of a small request). */
-static int parse(struct rpc_server *srv, const char *text, size_t len,
-		 json_object **out, char *why, size_t whylen)
-{
-	struct json_tokener *tok = srv->tok;
-	json_object *o;
-	enum json_tokener_error jerr;
-	size_t end;
+#define MAX_DEPTH	64
 
-	*out = NULL;
-	if (!len) {
-		snprintf(why, whylen, "empty message");
-		return -EINVAL;
-	}
-	if (!tok) {
-		tok = srv->tok = json_tokener_new_ex(64);
-		if (!tok) {
-			snprintf(why, whylen, "out of memory");
-			return -ENOMEM;
-		}
-		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	}
-	json_tokener_reset(tok);
-	o = json_tokener_parse_ex(tok, text, (int)len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	if (jerr == json_tokener_continue && end == len) {
-		/* A bare scalar ("null", "12") ends only at end of input. */
-		o = json_tokener_parse_ex(tok, "", 1);
-		jerr = json_tokener_get_error(tok);
-	}
-	while (jerr == json_tokener_success && end < len && strchr(" \t\r\n", text[end]))
-		end++;
-	if (jerr == json_tokener_continue) {
-		snprintf(why, whylen, "unterminated JSON text");
-	} else if (jerr != json_tokener_success) {
-		snprintf(why, whylen, "%s at offset %zu", json_tokener_error_desc(jerr), end);
-	} else if (end < len) {
-		snprintf(why, whylen, "trailing data at offset %zu", end);
-		json_object_put(o);
-		jerr = json_tokener_error_parse_unexpected;
-	}
-	if (jerr != json_tokener_success)
-		return -EINVAL;
-	*out = o;
-	return 0;
+/* The text of a reply or notification: strict JSON, whatever a handler
+ * put in it.  Strings that are not UTF-8 (a guest's console bytes, a
+ * message cut by a fixed buffer) and non-finite numbers are mended and
+ * logged; the text is checked, not trusted (malloc'd). */
+char *rpc_json_text(json_object *o)
+{
+	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+	const char *t = json_object_to_json_string_ext(o, flags);
+
+	if (t && rpc_json_valid(t, strlen(t)))
+		return strdup(t);
+	slog_warn("rpc: a reply was not strict JSON (bad UTF-8 or a non-finite "
+		  "number); sending it mended");
+	rpc_json_mend(o);
+	t = json_object_to_json_string_ext(o, flags);
+	if (t && rpc_json_valid(t, strlen(t)))
+		return strdup(t);
+	slog_error("rpc: a reply could not be mended into strict JSON; "
+		   "sending an internal error instead");
+	return strdup("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,"
+		      "\"message\":\"Internal error\",\"data\":{\"detail\":"
+		      "\"the reply could not be encoded as JSON\"}},\"id\":null}");
 }
 
 char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
@@ -292,11 +275,13 @@ char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
 	char why[160];
 	json_object *req, *rep;
 	char *out;
+	int r = rpc_json_parse(text, len, MAX_DEPTH, &req, why, sizeof(why));
 
-	if (parse(srv, text, len, &req, why, sizeof(why))) {
+	if (r) {
 		srv->requests++;
 		srv->errors++;
-		rep = proto_error(RPC_PARSE_ERROR, NULL, why);
+		rep = proto_error(r == -EPROTO ? RPC_INVALID_REQUEST : RPC_PARSE_ERROR,
+				  NULL, why);
 	} else if (json_object_is_type(req, json_type_array)) {
 		rep = handle_batch(srv, conn_id, req);
 	} else {
@@ -305,8 +290,7 @@ char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
 	json_object_put(req);
 	if (!rep)
 		return NULL;
-	out = strdup(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN |
-						    JSON_C_TO_STRING_NOSLASHESCAPE));
+	out = rpc_json_text(rep);
 	json_object_put(rep);
 	return out;
 }

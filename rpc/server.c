@@ -389,20 +389,20 @@ void rpc_server_notify(struct rpc_server *srv, const char *topic,
 {
 	json_object *n = json_object_new_object();
 	struct rpc_conn *c, *tmp;
-	const char *text;
+	char *text;
 	int bit = rpc_topic_bit(topic);
 
 	json_object_object_add(n, "jsonrpc", json_object_new_string("2.0"));
 	json_object_object_add(n, "method", json_object_new_string(topic));
 	json_object_object_add(n, "params", params);
-	text = json_object_to_json_string_ext(n, JSON_C_TO_STRING_PLAIN |
-					      JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = rpc_json_text(n);
 	TAILQ_FOREACH_SAFE(c, &srv->conns, link, tmp) {
-		if (bit < 0 || !(c->topics & (1ull << bit)) || c->closing)
+		if (!text || bit < 0 || !(c->topics & (1ull << bit)) || c->closing)
 			continue;
 		if (conn_send(c, text, strlen(text)))
 			conn_free(c);
 	}
+	free(text);
 	json_object_put(n);
 }
 
@@ -490,8 +490,6 @@ void rpc_server_destroy(struct rpc_server *srv)
 	rpc_server_stop_listening(srv);
 	while ((c = TAILQ_FIRST(&srv->conns)))
 		conn_free(c);
-	if (srv->tok)
-		json_tokener_free(srv->tok);
 	json_object_put(srv->method_index);
 	rpc_state_free(srv);
 	json_object_put(srv->openrpc);

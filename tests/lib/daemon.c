@@ -14,8 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+
 #include "daemon/daemon.h"
 #include "tests/lib/daemon.h"
+#include "tests/lib/json_check.h"
 
 static long now_ms(void)
 {
@@ -227,7 +230,12 @@ char *test_recv_line(int fd, int timeout_ms)
 		if (n <= 0)
 			break;
 		if (buf[len] == '\n') {
+			char why[128];
+
 			buf[len] = 0;
+			/* Every line slotd sends is held to strict JSON. */
+			cr_assert(tj_strict_json(buf, len, why, sizeof(why)),
+				  "slotd sent a line that is not strict JSON (%s): %.300s", why, buf);
 			return buf;
 		}
 		len++;

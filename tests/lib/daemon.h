@@ -39,7 +39,8 @@ int test_connect(const char *path);
 /* Writes all of buf; returns 0 or -errno. */
 int test_send(int fd, const void *buf, size_t len);
 /* Reads one '\n'-terminated line (without it) within timeout_ms; malloc'd,
- * NULL on timeout/EOF. */
+ * NULL on timeout/EOF.  Asserts (Criterion) that the line is strict JSON:
+ * every reply and notification the integration tests receive is checked. */
 char *test_recv_line(int fd, int timeout_ms);
 /* Sends line + '\n' and returns the reply line (malloc'd) or NULL. */
 char *test_rpc_raw(int fd, const char *line);
