@@ -29,7 +29,24 @@ struct slotd_config {
 	size_t nfile_dirs;
 	uint64_t max_vm_memory;		/* --max-vm-memory; 0: no limit */
 	uint64_t max_memory;		/* --max-memory (all VMs); 0: no limit */
+	char *socket_ro_path;		/* --socket-ro: read-only methods only */
+	uint32_t *allow_uids;		/* --allow-uid (main socket peers) */
+	size_t nallow_uids;
+	uint32_t *allow_gids;		/* --allow-gid */
+	size_t nallow_gids;
+	unsigned idle_timeout_s;	/* --idle-timeout; 0: never */
+	size_t max_output;		/* --max-output: one connection's replies */
+	size_t max_output_total;	/* --max-output-total: all connections */
+	unsigned http_max_conns;	/* --http-max-connections */
+	size_t http_max_header;		/* --http-max-header: bytes of a head */
+	unsigned http_header_timeout_s;	/* --http-header-timeout */
+	unsigned http_body_timeout_s;	/* --http-body-timeout */
+	bool idle_timeout_set;		/* --idle-timeout given (0 is a value) */
 };
+
+/* The longest line of a --config file, and the largest file. */
+#define SLOTD_CONFIG_LINE_MAX	1024
+#define SLOTD_CONFIG_FILE_MAX	(1 << 20)
 
 /* Fills cfg from defaults, $SLOTD_SOCKET, --config FILE, then the other
  * flags (later wins).  Returns 0, 1 when --help/--version was printed, or

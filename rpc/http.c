@@ -237,21 +237,6 @@ static int bind_tcp(struct rpc_http *h, const char *addr)
 	return 0;
 }
 
-static char *token_read(const char *path)
-{
-	char buf[256] = "";
-	FILE *f = fopen(path, "re");
-	size_t n;
-
-	if (!f)
-		return NULL;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	while (n && strchr(" \r\n\t", buf[n - 1]))
-		buf[--n] = 0;
-	return n ? strdup(buf) : NULL;
-}
-
 static void http_log_error(const char *addr, int r)
 {
 	if (r == -EADDRNOTAVAIL)
@@ -268,15 +253,15 @@ int rpc_server_http_listen(struct rpc_server *srv, const char *addr,
 			   const char *token_file)
 {
 	struct rpc_http *h = calloc(1, sizeof(*h));
+	char why[160];
 	int r;
 
 	if (!h)
 		return -ENOMEM;
 	h->srv = srv;
 	h->http = evhttp_new(srv->base);
-	if (token_file && !(h->token = token_read(token_file))) {
-		slog_error("--http-token-file %s: cannot read a token from it", token_file);
-		r = -EINVAL;
+	if (token_file && (r = rpc_token_read(token_file, &h->token, why, sizeof(why)))) {
+		slog_error("--http-token-file %s: %s", token_file, why);
 		goto fail;
 	}
 	evhttp_set_max_body_size(h->http, (ev_ssize_t)srv->cfg.max_message);

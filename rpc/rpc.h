@@ -82,6 +82,13 @@ int rpc_server_listen(struct rpc_server *srv, int fd);
  * token file): POST /rpc, GET /metrics, GET /healthz. */
 int rpc_server_http_listen(struct rpc_server *srv, const char *addr,
 			   const char *token_file);
+/* Reads a bearer token file strictly: a regular file not readable or
+ * writable by others, holding one line of 1..RPC_TOKEN_MAX visible ASCII
+ * characters (a final newline is allowed).  0 with *out malloc'd, or
+ * -errno with why set; a token is never cut. */
+#define RPC_TOKEN_MAX	1024
+int rpc_token_read(const char *path, char **out, char *why, size_t whylen);
+
 /* Stops accepting; established connections keep being served. */
 void rpc_server_stop_listening(struct rpc_server *srv);
 /* Connections still open. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
@@ -24,6 +25,7 @@ static void start(void)
 	snprintf(tokfile, sizeof(tokfile), "%s/token", dir);
 	f = fopen(tokfile, "w");
 	fprintf(f, "s3cret-token\n");
+	fchmod(fileno(f), 0600);	/* slotd refuses a token others can read */
 	fclose(f);
 	/* A port derived from the pid keeps parallel runs apart. */
 	port = 20000 + getpid() % 20000;
