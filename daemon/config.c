@@ -483,6 +483,22 @@ int daemon_config_parse(struct slotd_config *cfg, int argc, char **argv)
 	return config_check(cfg);
 }
 
+void daemon_config_rpc(const struct slotd_config *cfg, struct rpc_config *rc)
+{
+	rc->max_message = cfg->max_message;
+	rc->max_batch = cfg->max_batch;
+	rc->max_conns = cfg->max_conns;
+	rc->max_outbuf = cfg->max_output;
+	rc->max_output_total = cfg->max_output_total;
+	rc->idle_timeout_s = !cfg->idle_timeout_set ? 0 :
+			     cfg->idle_timeout_s ? (int)cfg->idle_timeout_s : -1;
+	rc->http_max_conns = cfg->http_max_conns;
+	rc->http_max_header = cfg->http_max_header;
+	rc->http_header_timeout_s = cfg->http_header_timeout_s;
+	rc->http_body_timeout_s = cfg->http_body_timeout_s;
+	rc->socket_group = cfg->socket_group;
+}
+
 void daemon_config_free(struct slotd_config *cfg)
 {
 	free(cfg->socket_path);

@@ -59,6 +59,25 @@ void daemon_config_free(struct slotd_config *cfg);
  * file).  *owned says whether the path is ours to unlink at exit. */
 int daemon_listen(const struct slotd_config *cfg, int *fd, bool *owned);
 
+/* Binds cfg->socket_ro_path (mode 0666, group --socket-group) with the
+ * checks of daemon_listen. */
+int daemon_listen_ro(const struct slotd_config *cfg, int *fd);
+
+/* Removes the socket files slotd bound (main_owned: --socket, ro_owned:
+ * --socket-ro); a path another process serves is never ours. */
+void daemon_unlink_sockets(const struct slotd_config *cfg, bool main_owned,
+			   bool ro_owned);
+
+struct rpc_server;
+struct rpc_config;
+/* Fills rc's limits from the flags. */
+void daemon_config_rpc(const struct slotd_config *cfg, struct rpc_config *rc);
+/* Hands the listening sockets to the server: *main_fd with the
+ * --allow-uid/--allow-gid lists, *ro_fd (if >= 0) read-only, then --http.
+ * Each fd is set to -1 once the server owns it. */
+int daemon_rpc_listen(const struct slotd_config *cfg, struct rpc_server *srv,
+		      int *main_fd, int *ro_fd);
+
 /* Creates the state directory and takes its lock (one slotd per dir);
  * returns the lock fd or -errno. */
 int daemon_state_dir_open(const char *dir);
