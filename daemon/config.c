@@ -454,12 +454,12 @@ int daemon_config_parse(struct slotd_config *cfg, int argc, char **argv)
 		return -ENOMEM;
 	/* First pass: only --config, so that later flags override the file. */
 	opterr = 0;
-	optind = 1;
+	optind = 0;	/* 0: a full reset of getopt, even after a cut-off scan */
 	while ((opt = getopt_long(argc, argv, "s:d:fhV", options, &idx)) != -1)
 		if (opt == OPT_CONFIG && config_file_read(cfg, optarg))
 			return -EINVAL;
 	opterr = 1;
-	optind = 1;
+	optind = 0;
 	while ((opt = getopt_long(argc, argv, "s:d:fhV", options, &idx)) != -1) {
 		if (opt == OPT_HELP) {
 			usage(stdout);

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages slotd builds, tests and runs with.
 # Idempotent: returns at once when everything is present.
+# --fuzz: also clang and its libFuzzer runtime (for "make fuzz" only).
 set -euo pipefail
 
 pkgs=(gcc make pkg-config libjson-c-dev libevent-dev liburcu-dev
       libcriterion-dev libsystemd-dev systemd python3 binutils)
+if [ "${1:-}" = "--fuzz" ]; then
+	pkgs+=(clang libclang-rt-dev)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -145,8 +145,8 @@ Test(rpc_json, a_nul_byte_after_the_text_is_not_whitespace)
 Test(rpc_json, what_rfc_8259_allows_is_served)
 {
 	static const char *const good[] = {
-		" \t\r\n{\"jsonrpc\":\"2.0\",\"id\":\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\","
-		"\"method\":\"daemon.version\"} \n",
+		(" \t\r\n{\"jsonrpc\":\"2.0\",\"id\":\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\","
+		 "\"method\":\"daemon.version\"} \n"),
 		"{\"jsonrpc\":\"2.0\",\"id\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"method\":\"daemon.version\"}",
 		"{\"jsonrpc\":\"2.0\",\"id\":-1.5E+3,\"method\":\"daemon.version\",\"params\":{}}",
 	};
