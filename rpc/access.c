@@ -2,14 +2,18 @@
  * and every other method's call is logged with the peer that made it.
  * One table for every method slotd serves; a test fails when it and the
  * dispatch table disagree (tests/unit/test_rpc_access.c). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "rpc/internal.h"
 
-static const struct {
+struct access {
 	const char *name;
 	bool read_only;
-} access_table[] = {
+};
+
+/* Sorted by name (a test checks): looked up with bsearch on every call. */
+static const struct access access_table[] = {
 	{ "daemon.capabilities",	true },
 	{ "daemon.version",		true },
 	/* Subscriptions change only the connection that makes them. */
@@ -46,12 +50,17 @@ static const struct {
 
 #define ACCESS_COUNT (sizeof(access_table) / sizeof(access_table[0]))
 
+static int access_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct access *)elem)->name);
+}
+
 bool rpc_method_read_only(const char *name)
 {
-	for (size_t i = 0; i < ACCESS_COUNT; i++)
-		if (!strcmp(access_table[i].name, name))
-			return access_table[i].read_only;
-	return false;	/* unknown to the table: treated as a change */
+	const struct access *a = bsearch(name, access_table, ACCESS_COUNT,
+					 sizeof(access_table[0]), access_cmp);
+
+	return a && a->read_only;	/* unknown: treated as a change */
 }
 
 size_t rpc_method_access_count(void)

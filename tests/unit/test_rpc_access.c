@@ -57,8 +57,9 @@ Test(rpc_access, the_table_names_exactly_the_methods_served)
 		for (size_t i = 0; i < rpc_server_method_count(srv); i++)
 			found |= !strcmp(rpc_server_method_name(srv, i), t);
 		cr_expect(found, "rpc/access.c names %s, which slotd does not serve", t);
-		for (size_t k = 0; k < j; k++)
-			cr_expect(strcmp(rpc_method_access_get(k, &ro), t), "%s listed twice", t);
+		if (j > 0)
+			cr_expect_lt(strcmp(rpc_method_access_get(j - 1, &ro), t), 0,
+				     "%s is out of order (the table is searched by bsearch)", t);
 	}
 }
 
