@@ -145,7 +145,8 @@ unsigned rpc_server_conn_count(const struct rpc_server *srv);
 bool rpc_server_flushed(const struct rpc_server *srv);
 
 /* Handles one JSON text as received from a client.  Returns the reply text
- * (malloc'd, no trailing newline) or NULL when nothing is to be sent
+ * (malloc'd, no trailing newline; strict JSON in UTF-8, at most
+ * cfg.max_outbuf bytes) or NULL when nothing is to be sent
  * (notifications).  conn_id identifies the connection (0: none). */
 char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
 			const char *text, size_t len);
