@@ -158,4 +158,6 @@ Test(http, tcp_listeners_must_be_loopback_and_have_a_token, .init = NULL, .fini 
 	cr_assert(err && strstr(err, "--http-token-file"), "stderr: %s", err);
 	free(err);
 	cr_assert_neq(access("/tmp/slotd-http-y.sock", F_OK), 0, "socket left behind after a failed start");
+	test_rmtree("/tmp/slotd-http-x-state");
+	test_rmtree("/tmp/slotd-http-y-state");
 }

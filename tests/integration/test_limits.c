@@ -234,6 +234,8 @@ Test(limits, sigterm_answers_every_request_in_flight)
 	st = wait_exit(d.pid, 10000);
 	d.pid = -1;
 	cr_expect_eq(st, 0, "slotd exited %d", st);
+	if (st == 0)
+		test_rmtree(d.dir);
 	free(buf);
 	close(fd);
 }
@@ -265,6 +267,8 @@ Test(limits, a_slow_reader_at_sigterm_never_gets_a_torn_line)
 	st = wait_exit(d.pid, 10000);
 	d.pid = -1;
 	cr_expect_eq(st, 0, "slotd exited %d", st);
+	if (st == 0)
+		test_rmtree(d.dir);
 	cr_expect_lt(now_ms() - t0, 15000, "slotd took %ld ms to stop", now_ms() - t0);
 	free(buf);
 	close(fd);
