@@ -22,7 +22,10 @@ const char *test_slotd_bin(void);
 const char *test_slotctl_bin(void);
 
 /* Starts slotd with extra arguments (NULL-terminated, may be NULL) and waits
- * up to 10 s for its socket to accept.  Returns 0 or -errno. */
+ * up to 10 s for its socket to accept.  Returns 0 or -errno.  A daemon
+ * still running when the test process exits (a skip after setup skips
+ * the suite's teardown) is stopped then; d must outlive the process
+ * (a static or global). */
 int test_daemon_start(struct test_daemon *d, const char *const *extra);
 /* Like test_daemon_start with a caller-chosen directory (kept on stop). */
 int test_daemon_start_in(struct test_daemon *d, const char *dir,
