@@ -96,7 +96,7 @@ static int watch_loop(struct slotctl *ctl, uint64_t count)
 
 static const struct slotctl_optdesc watch_opts[] = {
 	{ "count", "N", "exit after N notifications" },
-	{ NULL },
+	{ 0 },
 };
 
 /* events watch [TOPIC...]: subscribe on this connection, then print. */

@@ -74,7 +74,7 @@ static const struct slotctl_optdesc create_opts[] = {
 	{ "offset", "O", "offset into the file, page aligned" },
 	{ "hugepage-size", "S", "hugetlb page size: 2M (default) or 1G" },
 	{ "shared", NULL, "anon/file: map MAP_SHARED" },
-	{ NULL },
+	{ 0 },
 };
 
 /* memslot create VM --gpa --size ... -> memslot.create. */
@@ -126,7 +126,7 @@ static int memslot_by_slot(struct slotctl *ctl, const struct slotctl_args *a)
 
 static const struct slotctl_optdesc flags_opts[] = {
 	{ "dirty-log", "on|off", "track writes to the slot (required)" },
-	{ NULL },
+	{ 0 },
 };
 
 /* memslot flags VM SLOT --dirty-log on|off -> memslot.set_flags. */
@@ -146,7 +146,7 @@ static int memslot_flags(struct slotctl *ctl, const struct slotctl_args *a)
 
 static const struct slotctl_optdesc dirty_opts[] = {
 	{ "clear", NULL, "clear the log after reading it" },
-	{ NULL },
+	{ 0 },
 };
 
 /* Writes the set bits of a dirty bitmap (bit i = byte i/8, bit i%8) as

@@ -26,7 +26,7 @@ static const struct slotctl_optdesc create_opts[] = {
 	  "does" },
 	{ "ram", "memfd|anon", "boot RAM backing (default memfd; anon gets "
 	  "transparent huge pages)" },
-	{ NULL },
+	{ 0 },
 };
 
 /* params.args = [N, ...] from "N,N,..."; prints why not. */
@@ -110,7 +110,7 @@ static const char *console_text(json_object *result)
 
 static const struct slotctl_optdesc console_opts[] = {
 	{ "tail", "N", "only the last N bytes of the console log" },
-	{ NULL },
+	{ 0 },
 };
 
 /* vm console NAME: the guest's output as it is, not a table. */
@@ -144,7 +144,7 @@ static int vm_console(struct slotctl *ctl, const struct slotctl_args *a)
 
 static const struct slotctl_optdesc reports_opts[] = {
 	{ "from", "SEQ", "first sequence number (a previous reply's next)" },
-	{ NULL },
+	{ 0 },
 };
 
 /* vm reports NAME [--from SEQ] -> vm.reports: what the guest reported. */

@@ -29,7 +29,7 @@ static void hexdump(FILE *f, uint64_t gpa, const unsigned char *b, size_t n)
 
 const struct slotctl_optdesc slotctl_vm_memory_read_opts[] = {
 	{ "raw", NULL, "write the bytes as they are to stdout" },
-	{ NULL },
+	{ 0 },
 };
 
 /* Prints what vm.memory.read returned: hexdump, raw bytes or JSON. */
@@ -107,7 +107,7 @@ static int hex_decode(const char *s, unsigned char **out, size_t *len)
 
 const struct slotctl_optdesc slotctl_vm_memory_write_opts[] = {
 	{ "hex", NULL, "DATA is hex digits (e.g. 'de ad be ef')" },
-	{ NULL },
+	{ 0 },
 };
 
 int slotctl_vm_memory_write(struct slotctl *ctl,
