@@ -32,20 +32,18 @@ SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer 
 	-fno-sanitize-recover=undefined -Wno-missing-field-initializers
 endif
 
-PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd
+PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd \
+	libseccomp
+# The runner links only what a VM's process needs.
+RUNNER_PKGS := liburcu-qsbr liburcu liburcu-cds libseccomp libsystemd
 
-# On a fresh machine install the Debian packages before pkg-config is asked.
-ifeq ($(filter clean,$(MAKECMDGOALS)),)
-ifneq ($(shell pkg-config --exists $(PKGS) criterion && echo ok),ok)
-$(info deps: installing build dependencies (scripts/deps.sh))
-DEPS_RC := $(shell scripts/deps.sh >&2; echo $$?)
-ifneq ($(DEPS_RC),0)
-$(error scripts/deps.sh failed; run it by hand to see why)
-endif
-endif
-endif
+# Whether the Debian packages are there.  Make only asks; installing them
+# is scripts/deps.sh's job (`make deps`, or the recipe below when they are
+# missing), never something make does while it reads this file.
+DEPS_OK := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo ok)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+RUNNER_LIBS := $(shell pkg-config --libs $(RUNNER_PKGS) 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
 
 GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -62,9 +60,9 @@ LDLIBS   += $(PKG_LIBS) -lm
 # Everything but main() goes into one archive so tests link the real code.
 # MODULES narrows the build to some modules (e.g. MODULES=mmu while another
 # module is half-written); T=word keeps only test binaries whose path has it.
-MODULES ?= mmu rpc vmm daemon
+MODULES ?= common mmu rpc ctl vmm runner daemon
 LIB_SRC := $(wildcard $(MODULES:%=%/*.c) $(MODULES:%=%/*.S))
-LIB_SRC := $(filter-out daemon/main.c,$(LIB_SRC))
+LIB_SRC := $(filter-out daemon/main.c runner/main.c,$(LIB_SRC))
 LIB_OBJ := $(patsubst %.S,$(O)/%.o,$(LIB_SRC:%.c=$(O)/%.o))
 LIB     := $(O)/libslotd.a
 # Objects other modules add to the archive (embedded payloads, ...).
@@ -81,7 +79,8 @@ TEST_BIN    := $(TEST_SRC:%.c=$(O)/%)
 BENCH_SRC   := $(wildcard bench/bench_*.c)
 BENCH_BIN   := $(BENCH_SRC:%.c=$(O)/%)
 
-all: $(O)/slotd $(O)/slotctl
+ifeq ($(DEPS_OK),ok)
+all: $(O)/slotd $(O)/slotd-runner $(O)/slotctl
 
 -include $(sort $(wildcard mk/*.mk))
 
@@ -105,6 +104,10 @@ $(LIB): $(LIB_OBJ) $(LIB_EXTRA_OBJ)
 $(O)/slotd: $(O)/daemon/main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(O)/slotd-runner: $(O)/runner/main.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(RUNNER_LIBS) -lm
 
 $(O)/slotctl: $(SLOTCTL_SRC:%.c=$(O)/%.o)
 	@$(if $(Q),echo "  LD      $@")
@@ -131,8 +134,8 @@ $(O)/fuzz/%: $(O)/tests/fuzz/%.o $(O)/tests/lib/json_check.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
-tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotctl)
-benches: $(BENCH_BIN) $(O)/slotd $(O)/slotctl
+tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotd-runner $(O)/slotctl)
+benches: $(BENCH_BIN) $(O)/slotd $(O)/slotd-runner $(O)/slotctl
 
 # Runs every Criterion binary and prints one closing "N passed, N failed" line.
 test: tests
@@ -160,12 +163,26 @@ fuzz:
 bench: benches
 	$(Q)O=$(O) bench/run.sh $(BENCH_BIN)
 
+# slotd under a real systemd in a container (tests/systemd/run.sh): the
+# README's install steps, socket activation, Type=notify, restart, stop.
+# Needs root; the first run debootstraps a Debian root into $(O)/systemd-root.
+test-systemd: all
+	$(Q)tests/systemd/setup.sh $(O)/systemd-root $(O)/slotd $(O)/slotctl
+	$(Q)O=$(O) timeout -k 30 900 tests/systemd/run.sh
+
+# The man pages, bash completion and example config against the binaries
+# (tests/docs/run.sh); man-db and groff come from scripts/test-deps.sh.
+check-docs: all
+	$(Q)O=$(O) timeout -k 10 300 tests/docs/run.sh
+
 demo: all
 	$(Q)O=$(O) scripts/demo.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/libexec
 	install -m 0755 $(O)/slotd $(O)/slotctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(O)/slotd-runner $(DESTDIR)$(PREFIX)/libexec/
 	sed 's#/usr/local/bin/slotd#$(PREFIX)/bin/slotd#' systemd/slotd.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/slotd.service
 	install -m 0644 systemd/slotd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/
@@ -174,11 +191,32 @@ install: all
 	install -m 0644 systemd/slotd-sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/slotd.conf
 	install -d $(DESTDIR)$(PREFIX)/share/slotd
 	install -m 0644 schemas/openrpc.json $(DESTDIR)$(PREFIX)/share/slotd/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 doc/slotd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 doc/slotctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 clients/slotctl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/slotctl
+	install -d $(DESTDIR)$(PREFIX)/share/doc/slotd
+	install -m 0644 doc/slotd.conf.example $(DESTDIR)$(PREFIX)/share/doc/slotd/
+
+else
+# The packages are missing: install them (a recipe, run as root), then do
+# what was asked with a make that sees them.
+DEPS_GOALS := $(or $(filter-out deps clean,$(MAKECMDGOALS)),all)
+$(DEPS_GOALS): deps
+	$(Q)$(MAKE) --no-print-directory $@
+endif
+
+# Installs the Debian packages slotd builds, tests and runs with.
+deps:
+	$(Q)scripts/deps.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all test tests check-sanitize fuzz fuzzers bench benches demo install clean
+.PHONY: all test tests check-sanitize fuzz fuzzers bench benches demo install clean deps \
+	test-systemd check-docs
 .SECONDARY:
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O) -name systemd-root -prune -o -name '*.d' -type f -print 2>/dev/null)

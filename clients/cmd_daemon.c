@@ -3,6 +3,17 @@
 
 #include "clients/slotctl.h"
 
+/* daemon log-level [LEVEL]: the level now (and before, when changed). */
+static int daemon_log_level(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	json_object *p = json_object_new_object();
+
+	if (a->argc)
+		json_object_object_add(p, "level",
+				       json_object_new_string(a->argv[0]));
+	return slotctl_call_print(ctl, a->verb->method, p);
+}
+
 static const struct slotctl_verb daemon_verbs[] = {
 	{ "version", "daemon.version", "", "show the daemon's version, git "
 	  "revision, kernel and library versions", 0, 0, NULL,
@@ -10,8 +21,12 @@ static const struct slotctl_verb daemon_verbs[] = {
 	{ "capabilities", "daemon.capabilities", "", "show what the host's KVM "
 	  "supports: limits, VM types, memslot features, quirks", 0, 0, NULL,
 	  slotctl_verb_call },
-	{ "discover", "rpc.discover", "", "print the OpenRPC document, the API "
-	  "contract (best with --json)", 0, 0, NULL, slotctl_verb_call },
+	{ "discover", "rpc.discover", "[METHOD]", "list the methods of the "
+	  "API contract (OpenRPC), or describe METHOD; --json: the document",
+	  0, 1, NULL, slotctl_daemon_discover },
+	{ "log-level", "daemon.log_level", "[error|warn|info|debug]", "show the "
+	  "daemon's log level, or change it at run time", 0, 1, NULL,
+	  daemon_log_level },
 	{ 0 },
 };
 

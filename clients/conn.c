@@ -19,6 +19,7 @@
 
 struct slotctl_conn {
 	int fd;
+	pid_t ssh_pid;		/* > 0: the connection is this ssh's stdio */
 	int64_t next_id;
 	char *buf;		/* received bytes not yet returned */
 	size_t len, cap;
@@ -100,11 +101,37 @@ int slotctl_conn_open(const char *path, int timeout_ms,
 	return 0;
 }
 
+int slotctl_conn_open_ssh(const struct slotctl_ssh_addr *h,
+			  struct slotctl_conn **out)
+{
+	struct slotctl_conn *c = calloc(1, sizeof(*c));
+	int fd;
+
+	if (!c)
+		return -ENOMEM;
+	fd = slotctl_ssh_spawn(h, &c->ssh_pid);
+	if (fd < 0) {
+		free(c);
+		return fd;
+	}
+	c->fd = fd;
+	c->next_id = 1;
+	*out = c;
+	return 0;
+}
+
+int slotctl_conn_fd(const struct slotctl_conn *c)
+{
+	return c->fd;
+}
+
 void slotctl_conn_close(struct slotctl_conn *c)
 {
 	if (!c)
 		return;
 	close(c->fd);
+	if (c->ssh_pid > 0)
+		slotctl_ssh_reap(c->ssh_pid);
 	free(c->buf);
 	free(c);
 }

@@ -8,6 +8,8 @@
 #include "clients/slotctl.h"
 
 #define RENDER_MAX_COLS	32
+/* Lists of key/value lines wrap before this column. */
+#define RENDER_LINE_WIDTH	100
 
 static const int json_flags = JSON_C_TO_STRING_PLAIN |
 			      JSON_C_TO_STRING_NOSLASHESCAPE;
@@ -97,6 +99,34 @@ static void print_inline(FILE *f, json_object *v)
 }
 
 static void render_value(FILE *f, json_object *v, int indent);
+
+/* Prints an inline value that starts at column col: a flat array longer
+ * than a line wraps onto lines indented to col, one element never split. */
+static void print_inline_wrapped(FILE *f, json_object *v, int col)
+{
+	size_t n;
+	int at = col;
+
+	if (!json_object_is_type(v, json_type_array) ||
+	    !(n = json_object_array_length(v))) {
+		print_inline(f, v);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *s = slotctl_render_scalar(json_object_array_get_idx(v, i));
+		int len = (int)strlen(s) + (i + 1 < n ? 1 : 0);
+
+		if (i && at + 1 + len > RENDER_LINE_WIDTH) {
+			fprintf(f, "\n%*s", col, "");
+			at = col;
+		} else if (i) {
+			fputc(' ', f);
+			at++;
+		}
+		fprintf(f, "%s%s", s, i + 1 < n ? "," : "");
+		at += len;
+	}
+}
 
 /* Collects the union of the rows' keys in first-seen order. */
 static int table_columns(json_object *rows, const char **cols)
@@ -226,7 +256,7 @@ static void render_object(FILE *f, json_object *o, int indent)
 		if (!is_inline(val))
 			continue;
 		fprintf(f, "%*s%-*s  ", indent, "", width, key);
-		print_inline(f, val);
+		print_inline_wrapped(f, val, indent + width + 2);
 		fputc('\n', f);
 	}
 	json_object_object_foreach(o, nkey, nval) {

@@ -19,14 +19,16 @@ static const struct slotctl_noun *const nouns[] = {
 	&slotctl_noun_memslot,
 	&slotctl_noun_events,
 	&slotctl_noun_call,
+	&slotctl_noun_dial_stdio,
 	NULL,
 };
 
 enum { OPT_SOCKET = 's', OPT_JSON = 'j', OPT_TIMEOUT = 't', OPT_HELP = 'h',
-       OPT_VERSION = 'V' };
+       OPT_VERSION = 'V', OPT_HOST = 'H' };
 
 static const struct option global_opts[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "host", required_argument, NULL, OPT_HOST },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -38,7 +40,11 @@ static const char global_help[] =
 	"global options (before or after NOUN VERB):\n"
 	"  -s, --socket PATH   daemon socket (default $SLOTD_SOCKET, else "
 	SLOTCTL_DEFAULT_SOCKET ")\n"
-	"  -j, --json          print the raw result as JSON\n"
+	"  -H, --host ssh://[USER@]HOST[:PORT][/SOCKET]\n"
+	"                      slotd on another host, through ssh (default "
+	"$SLOTD_HOST)\n"
+	"  -j, --json          print the raw result as JSON, and errors as "
+	"JSON on stderr\n"
 	"  -t, --timeout SEC   give up waiting for a reply after SEC seconds "
 	"(default 30)\n"
 	"  -h, --help          show help (also after NOUN or NOUN VERB)\n"
@@ -60,8 +66,8 @@ static void version_print(void)
 /* Top-level help: the nouns and the global options. */
 static void usage_top(FILE *f)
 {
-	fputs("usage: slotctl [--socket PATH] [--json] [--timeout SEC] "
-	      "NOUN VERB [ARGS...]\n\nnouns:\n", f);
+	fputs("usage: slotctl [--socket PATH | --host ssh://HOST] [--json] "
+	      "[--timeout SEC] NOUN VERB [ARGS...]\n\nnouns:\n", f);
 	for (int i = 0; nouns[i]; i++)
 		fprintf(f, "  %-10s %s\n", nouns[i]->name, nouns[i]->help);
 	fprintf(f, "\n%s\nslotctl NOUN --help lists the verbs of NOUN.\n",
@@ -127,8 +133,12 @@ static int global_opt(struct slotctl *ctl, int c, const char *arg)
 	case OPT_SOCKET:
 		ctl->socket = arg;
 		return 0;
+	case OPT_HOST:
+		ctl->host = *arg ? arg : NULL;
+		return 0;
 	case OPT_JSON:
 		ctl->json = true;
+		slotctl_json_errors = true;
 		return 0;
 	case OPT_TIMEOUT:
 		sec = strtod(arg, &end);
@@ -172,7 +182,7 @@ static int verb_parse(struct slotctl *ctl, const struct slotctl_verb *v,
 	a->verb = v;
 	optind = 0;	/* glibc: restart, permuting options after arguments */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hjs:t:V", table, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hjs:t:VH:", table, NULL)) != -1) {
 		if (c >= 256)
 			a->opt[c - 256] = optarg ? optarg : "";
 		else if (c == OPT_HELP)
@@ -223,7 +233,8 @@ static int verb_run(struct slotctl *ctl, const struct slotctl_noun *n,
 	if (!ret)
 		ret = verb_check_args(v, &a);
 	if (ret) {
-		usage_verb(stderr, n, v);
+		if (!slotctl_json_errors)
+			usage_verb(stderr, n, v);
 		return SLOTCTL_EXIT_USAGE;
 	}
 	return v->run(ctl, &a);
@@ -249,13 +260,21 @@ static int noun_run(struct slotctl *ctl, const struct slotctl_noun *n,
 		return verb_run(ctl, n, &n->verbs[0], argc, argv);
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
-		usage_noun(argc < 2 ? stderr : stdout, n);
-		return argc < 2 ? SLOTCTL_EXIT_USAGE : SLOTCTL_EXIT_OK;
+		if (argc >= 2) {
+			usage_noun(stdout, n);
+			return SLOTCTL_EXIT_OK;
+		}
+		if (slotctl_json_errors)
+			slotctl_err("missing VERB after '%s'", n->name);
+		else
+			usage_noun(stderr, n);
+		return SLOTCTL_EXIT_USAGE;
 	}
 	v = verb_find(n, argv[1]);
 	if (!v) {
 		slotctl_err("unknown verb '%s %s'", n->name, argv[1]);
-		usage_noun(stderr, n);
+		if (!slotctl_json_errors)
+			usage_noun(stderr, n);
 		return SLOTCTL_EXIT_USAGE;
 	}
 	return verb_run(ctl, n, v, argc - 1, argv + 1);
@@ -270,7 +289,7 @@ static int global_parse(struct slotctl *ctl, int argc, char **argv)
 
 	memcpy(table, global_opts, sizeof(global_opts));
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+hjs:t:V", table, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hjs:t:VH:", table, NULL)) != -1) {
 		if (c == OPT_HELP)
 			return 0;
 		if (c == OPT_VERSION)
@@ -294,16 +313,27 @@ static const struct slotctl_noun *noun_find(const char *name)
 	return NULL;
 }
 
+/* --json anywhere on the line: errors found before it is parsed (a bad
+ * option, an unknown noun) are printed as JSON too. */
+static void json_mode_early(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j"))
+			slotctl_json_errors = true;
+}
+
 /* Global options, then NOUN, then the noun's own dispatch. */
 int main(int argc, char **argv)
 {
 	struct slotctl ctl = { .timeout_ms = SLOTCTL_DEFAULT_TIMEOUT_MS };
 	const struct slotctl_noun *n;
-	const char *env = getenv("SLOTD_SOCKET");
+	const char *env = getenv("SLOTD_SOCKET"), *host = getenv("SLOTD_HOST");
 	int i, ret;
 
 	signal(SIGPIPE, SIG_IGN);
 	ctl.socket = env && *env ? env : SLOTCTL_DEFAULT_SOCKET;
+	ctl.host = host && *host ? host : NULL;
+	json_mode_early(argc, argv);
 	i = global_parse(&ctl, argc, argv);
 	if (i == -2) {
 		version_print();
@@ -316,13 +346,15 @@ int main(int argc, char **argv)
 	if (i < 0 || i >= argc) {
 		if (i >= argc)
 			slotctl_err("missing NOUN");
-		usage_top(stderr);
+		if (!slotctl_json_errors)
+			usage_top(stderr);
 		return SLOTCTL_EXIT_USAGE;
 	}
 	n = noun_find(argv[i]);
 	if (!n) {
 		slotctl_err("unknown noun '%s'", argv[i]);
-		usage_top(stderr);
+		if (!slotctl_json_errors)
+			usage_top(stderr);
 		return SLOTCTL_EXIT_USAGE;
 	}
 	ret = noun_run(&ctl, n, argc - i, argv + i);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <json-c/json.h>
 
 #define SLOTCTL_DEFAULT_SOCKET	"/run/slotd/slotd.sock"
@@ -24,6 +25,7 @@ struct slotctl_conn;
 /* Global options and the (lazily opened) connection to the daemon. */
 struct slotctl {
 	const char *socket;
+	const char *host;	/* --host ssh://...: slotd on another host */
 	bool json;
 	int timeout_ms;
 	bool timeout_set;	/* --timeout given explicitly */
@@ -83,6 +85,9 @@ int slotctl_vm_memory_read(struct slotctl *ctl, const struct slotctl_args *a);
 int slotctl_vm_memory_write(struct slotctl *ctl,
 			    const struct slotctl_args *a);
 
+/* cmd_discover.c: daemon discover [METHOD], a readable view of the API. */
+int slotctl_daemon_discover(struct slotctl *ctl, const struct slotctl_args *a);
+
 /* Value of option name of the current verb: NULL when not given. */
 const char *slotctl_args_opt(const struct slotctl_args *a, const char *name);
 
@@ -92,6 +97,8 @@ long long slotctl_now_ms(void);
 int slotctl_conn_open(const char *path, int timeout_ms,
 		      struct slotctl_conn **out);
 void slotctl_conn_close(struct slotctl_conn *c);
+/* The connection's socket (non-blocking). */
+int slotctl_conn_fd(const struct slotctl_conn *c);
 /* Sends a request (params is borrowed, may be NULL); *id gets its id. */
 int slotctl_conn_send(struct slotctl_conn *c, const char *method,
 		      json_object *params, int64_t *id, int timeout_ms);
@@ -103,6 +110,34 @@ int slotctl_conn_recv(struct slotctl_conn *c, int timeout_ms,
  * notifications; the whole exchange is bounded by timeout_ms. */
 int slotctl_conn_call(struct slotctl_conn *c, const char *method,
 		      json_object *params, int timeout_ms, json_object **reply);
+
+/* ssh.c: --host ssh://[USER@]HOST[:PORT][/SOCKET]. */
+struct slotctl_ssh_addr {
+	char *buf;		/* the parts below point into it */
+	const char *user;	/* NULL: ssh's default */
+	const char *host;
+	int port;		/* 0: ssh's default */
+	char *socket;		/* the remote socket; NULL: its default */
+};
+/* Parses an ssh:// address; -EPROTONOSUPPORT for another scheme, -EINVAL
+ * for a malformed one (free it with slotctl_ssh_addr_free either way). */
+int slotctl_ssh_addr_parse(const char *url, struct slotctl_ssh_addr *h);
+void slotctl_ssh_addr_free(struct slotctl_ssh_addr *h);
+/* Starts ssh (or $SLOTCTL_SSH) running "slotctl dial-stdio" on the host;
+ * returns our end of its stdin/stdout (non-blocking) or -errno. */
+int slotctl_ssh_spawn(const struct slotctl_ssh_addr *h, pid_t *pid);
+/* Waits up to 2 s for ssh to exit after its connection closed, then
+ * ends it. */
+void slotctl_ssh_reap(pid_t pid);
+/* Opens a connection through ssh (see slotctl_ssh_spawn). */
+int slotctl_conn_open_ssh(const struct slotctl_ssh_addr *h,
+			  struct slotctl_conn **out);
+
+/* dial.c: slotctl dial-stdio, the remote end of --host ssh://. */
+extern const struct slotctl_noun slotctl_noun_dial_stdio;
+
+/* True when errors are printed as JSON (--json). */
+extern bool slotctl_json_errors;
 
 /* rpc.c: calls as the verbs need them, reporting failures on stderr. */
 /* Connects on first use; prints why it failed. */

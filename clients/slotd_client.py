@@ -20,11 +20,20 @@ Library use::
         for event in c.events(["memslot.deleted"]):   # blocks; Ctrl-C ends
             print(event["method"], event.get("params"))
 
+    # slotd on another host, through ssh (runs "slotctl dial-stdio" there)
+    with SlotdClient(host="ssh://ops@node7") as c:  # or $SLOTD_HOST
+        print(c.call("vm.list"))
+
 Command line::
 
     python3 clients/slotd_client.py daemon.capabilities
     python3 clients/slotd_client.py events.subscribe '{"topics": ["memslot.created"]}'
     python3 clients/slotd_client.py --socket /tmp/s.sock --watch memslot.created
+    python3 clients/slotd_client.py --host ssh://ops@node7:2222 vm.list
+
+--host ssh://[USER@]HOST[:PORT][/SOCKET] (or $SLOTD_HOST) runs
+"slotctl [--socket SOCKET] dial-stdio" on HOST through the system's ssh
+($SLOTCTL_SSH names another program), exactly as slotctl --host does.
 
 Exit status: 0 on success, 1 on a JSON-RPC error or when the daemon cannot
 be reached, 2 on bad usage.
@@ -33,10 +42,38 @@ be reached, 2 on bad usage.
 import argparse
 import json
 import os
+import re
 import socket
+import subprocess
 import sys
 
 DEFAULT_SOCKET = "/run/slotd/slotd.sock"
+
+# ssh://[USER@]HOST[:PORT][/SOCKET]: names and paths of plain characters
+# only, so that neither ssh nor the remote shell reads them as options.
+_SSH_ADDR = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
+                       r"(?P<host>[A-Za-z0-9._][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\])"
+                       r"(?::(?P<port>[0-9]{1,5}))?"
+                       r"(?P<socket>/[A-Za-z0-9._/-]*[A-Za-z0-9._-])?$")
+
+
+def ssh_command(address):
+    """The ssh command line that reaches slotd at an ssh:// address;
+    ValueError for anything else."""
+    m = _SSH_ADDR.match(address)
+    if not m or (m.group("port") and not 0 < int(m.group("port")) < 65536):
+        raise ValueError("--host %s: expected ssh://[USER@]HOST[:PORT][/SOCKET]"
+                         % address)
+    host = m.group("host").strip("[]")
+    cmd = [os.environ.get("SLOTCTL_SSH") or "ssh"]
+    if m.group("user"):
+        cmd += ["-l", m.group("user")]
+    if m.group("port"):
+        cmd += ["-p", m.group("port")]
+    cmd += ["--", host, "slotctl"]
+    if m.group("socket"):
+        cmd += ["--socket", m.group("socket")]
+    return cmd + ["dial-stdio"]
 
 
 class SlotdError(Exception):
@@ -52,12 +89,21 @@ class SlotdError(Exception):
 class SlotdClient:
     """One connection to slotd.  Not thread-safe: use one per thread."""
 
-    def __init__(self, path=None, timeout=30.0):
+    def __init__(self, path=None, timeout=30.0, host=None):
+        """path: the Unix socket; host: ssh://... (default $SLOTD_HOST),
+        which wins over path."""
+        host = host or (None if path else os.environ.get("SLOTD_HOST"))
         self.path = path or os.environ.get("SLOTD_SOCKET") or DEFAULT_SOCKET
         self.timeout = timeout
         self._next_id = 1
         self._pending = []          # notifications read while awaiting a reply
         self._buf = b""
+        self._ssh = None
+        if host:
+            self.path = host
+            self._sock = self._ssh_open(host)
+            self._sock.settimeout(timeout)
+            return
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
@@ -67,8 +113,29 @@ class SlotdClient:
             raise ConnectionError("cannot connect to %s: %s; is slotd running?"
                                   % (self.path, e.strerror or e)) from e
 
+    def _ssh_open(self, host):
+        """Starts ssh with one end of a socketpair as its stdin and stdout;
+        the other end is the connection."""
+        cmd = ssh_command(host)
+        ours, theirs = socket.socketpair()
+        try:
+            self._ssh = subprocess.Popen(cmd, stdin=theirs, stdout=theirs,
+                                         close_fds=True)
+        except OSError as e:
+            ours.close()
+            raise ConnectionError("cannot run %s: %s" % (cmd[0], e)) from e
+        finally:
+            theirs.close()
+        return ours
+
     def close(self):
         self._sock.close()
+        if self._ssh:
+            try:
+                self._ssh.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._ssh.terminate()
+                self._ssh.wait()
 
     def __enter__(self):
         return self
@@ -141,6 +208,8 @@ def _main(argv=None):
         description="Call one slotd JSON-RPC method and print its result.")
     ap.add_argument("--socket", help="daemon socket (default $SLOTD_SOCKET "
                     "or %s)" % DEFAULT_SOCKET)
+    ap.add_argument("--host", help="ssh://[USER@]HOST[:PORT][/SOCKET]: "
+                    "slotd on another host, through ssh (default $SLOTD_HOST)")
     ap.add_argument("--timeout", type=float, default=30.0,
                     help="seconds to wait for a reply (default 30)")
     ap.add_argument("--watch", action="store_true",
@@ -154,12 +223,12 @@ def _main(argv=None):
     if args.watch:
         topics = [args.method] + args.params
         try:
-            with SlotdClient(args.socket, args.timeout) as c:
+            with SlotdClient(args.socket, args.timeout, args.host) as c:
                 for ev in c.events(topics):
                     print(json.dumps(ev), flush=True)
         except KeyboardInterrupt:
             return 0
-        except (OSError, SlotdError) as e:
+        except (OSError, SlotdError, ValueError) as e:
             print("slotd_client: %s" % e, file=sys.stderr)
             return 1
         return 0
@@ -177,7 +246,7 @@ def _main(argv=None):
                   file=sys.stderr)
             return 2
     try:
-        with SlotdClient(args.socket, args.timeout) as c:
+        with SlotdClient(args.socket, args.timeout, args.host) as c:
             result = c.call(args.method, **params)
     except SlotdError as e:
         field = (e.data or {}).get("field") if isinstance(e.data, dict) else None
@@ -188,7 +257,7 @@ def _main(argv=None):
         print("slotd_client: no reply within %g s" % args.timeout,
               file=sys.stderr)
         return 1
-    except OSError as e:
+    except (OSError, ValueError) as e:
         print("slotd_client: %s" % e, file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))

@@ -13,14 +13,15 @@
 
 #include "daemon/daemon.h"
 #include "rpc/rpc.h"
-#include "vmm/vmm.h"
+#include "vmm/types.h"
 
 enum {
 	OPT_SOCKET = 's', OPT_STATE_DIR = 'd', OPT_FOREGROUND = 'f',
 	OPT_HELP = 'h', OPT_VERSION = 'V',
 	OPT_HTTP = 256, OPT_HTTP_TOKEN, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_CONFIG,
 	OPT_SOCKET_GROUP, OPT_MAX_MESSAGE, OPT_MAX_BATCH, OPT_MAX_CONNS, OPT_KVM,
-	OPT_FILE_DIR, OPT_MAX_VM_MEMORY, OPT_MAX_MEMORY, OPT_SOCKET_RO,
+	OPT_FILE_DIR, OPT_MAX_VM_MEMORY, OPT_MAX_MEMORY, OPT_RUNTIME_DIR, OPT_RUNNER,
+	OPT_VMS_ON_EXIT, OPT_SOCKET_RO,
 	OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_IDLE_TIMEOUT, OPT_MAX_OUTPUT,
 	OPT_MAX_OUTPUT_TOTAL, OPT_HTTP_MAX_CONNS, OPT_HTTP_MAX_HEADER,
 	OPT_HTTP_HEADER_TIMEOUT, OPT_HTTP_BODY_TIMEOUT,
@@ -43,6 +44,9 @@ static const struct option options[] = {
 	{ "file-dir",		required_argument, NULL, OPT_FILE_DIR },
 	{ "max-vm-memory",	required_argument, NULL, OPT_MAX_VM_MEMORY },
 	{ "max-memory",		required_argument, NULL, OPT_MAX_MEMORY },
+	{ "runtime-dir",	required_argument, NULL, OPT_RUNTIME_DIR },
+	{ "runner",		required_argument, NULL, OPT_RUNNER },
+	{ "vms-on-exit",	required_argument, NULL, OPT_VMS_ON_EXIT },
 	{ "socket-ro",		required_argument, NULL, OPT_SOCKET_RO },
 	{ "allow-uid",		required_argument, NULL, OPT_ALLOW_UID },
 	{ "allow-gid",		required_argument, NULL, OPT_ALLOW_GID },
@@ -104,6 +108,12 @@ static void usage(FILE *f)
 "      --max-vm-memory SIZE  memory of all memslots of one VM (e.g. 8G;\n"
 "                            default: no limit)\n"
 "      --max-memory SIZE     memory of all VMs together (default: no limit)\n"
+"      --runtime-dir DIR     the VMs' runner sockets (default: runners/ next\n"
+"                            to the socket); a restarted slotd finds them there\n"
+"      --runner PATH         the slotd-runner executable (default: next to\n"
+"                            slotd, or ../libexec/slotd-runner)\n"
+"      --vms-on-exit WHAT    keep (default): guests run on when slotd exits or\n"
+"                            restarts; stop: slotd ends them when it exits\n"
 "  -h, --help                this help\n"
 "  -V, --version             print the version\n\n"
 "Numbers are decimal (no sign, no leading zeros, no 0x); sizes may end in\n"
@@ -264,6 +274,15 @@ static int apply(struct slotd_config *cfg, int opt, const char *name, const char
 			return -EINVAL;
 		}
 		return file_dir_add(cfg, v);
+	case OPT_RUNTIME_DIR:	return set_str(&cfg->runtime_dir, name, v);
+	case OPT_RUNNER:	return set_str(&cfg->runner_path, name, v);
+	case OPT_VMS_ON_EXIT:
+		if (v && (!strcmp(v, "keep") || !strcmp(v, "stop"))) {
+			cfg->vms_stop_on_exit = !strcmp(v, "stop");
+			return 0;
+		}
+		fprintf(stderr, "slotd: --vms-on-exit: '%s' is not keep or stop\n", v ? v : "");
+		return -EINVAL;
 	case OPT_LOG_LEVEL:
 		if (slog_level_parse(v, &cfg->log_level) == 0)
 			return 0;
@@ -508,6 +527,8 @@ void daemon_config_free(struct slotd_config *cfg)
 	free(cfg->log_file);
 	free(cfg->socket_group);
 	free(cfg->kvm_path);
+	free(cfg->runtime_dir);
+	free(cfg->runner_path);
 	free(cfg->socket_ro_path);
 	free(cfg->allow_uids);
 	free(cfg->allow_gids);

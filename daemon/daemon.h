@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 
 #define SLOTD_DEFAULT_SOCKET	"/run/slotd/slotd.sock"
 #define SLOTD_DEFAULT_STATE_DIR	"/var/lib/slotd"
@@ -29,6 +29,9 @@ struct slotd_config {
 	size_t nfile_dirs;
 	uint64_t max_vm_memory;		/* --max-vm-memory; 0: no limit */
 	uint64_t max_memory;		/* --max-memory (all VMs); 0: no limit */
+	char *runtime_dir;		/* --runtime-dir; NULL: next to the socket */
+	char *runner_path;		/* --runner; NULL: found next to slotd */
+	bool vms_stop_on_exit;		/* --vms-on-exit stop */
 	char *socket_ro_path;		/* --socket-ro: read-only methods only */
 	uint32_t *allow_uids;		/* --allow-uid (main socket peers) */
 	size_t nallow_uids;
@@ -81,19 +84,5 @@ int daemon_rpc_listen(const struct slotd_config *cfg, struct rpc_server *srv,
 /* Creates the state directory and takes its lock (one slotd per dir);
  * returns the lock fd or -errno. */
 int daemon_state_dir_open(const char *dir);
-
-/* Writes data to dir/name atomically: a temporary file in dir, fsync,
- * rename over name, fsync of dir.  After a crash at any point dir/name is
- * either the old or the new content, never a mix.  0 or -errno. */
-int daemon_state_write(const char *dir, const char *name, const void *data,
-		       size_t len);
-/* Writes all of data to fd, retrying short writes and EINTR; 0 or -errno. */
-int daemon_write_all(int fd, const void *data, size_t len);
-/* Removes dir/name durably (unlink, fsync of dir); absent is not an error. */
-int daemon_state_remove(const char *dir, const char *name);
-/* Calls fn(name, arg) for each file in dir ending in suffix, in name order;
- * leftover temporary files of an interrupted write are removed. */
-int daemon_state_foreach(const char *dir, const char *suffix,
-			 int (*fn)(const char *name, void *arg), void *arg);
 
 #endif

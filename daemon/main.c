@@ -1,40 +1,36 @@
 /* slotd: main(), the event loop, signals, systemd notification and
- * graceful shutdown. */
+ * graceful shutdown.  The VMs run in runner processes of their own
+ * (ctl/, runner/): slotd can exit, restart or be upgraded while they run
+ * on, and finds them again at start-up. */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <json-c/json.h>
 #include <systemd/sd-daemon.h>
 
+#include "ctl/ctl.h"
 #include "daemon/daemon.h"
 #include "rpc/rpc.h"
-#include "vmm/vmm.h"
-#include <json-c/json.h>
-#include <time.h>
 
 #define DRAIN_TIMEOUT_MS 2000
-#define STATE_QUEUE_LEN	 256
-
-/* A VM state change, queued by whatever thread saw it. */
-struct state_change {
-	char vm[64];
-	enum vmm_vm_state old_state, new_state;
-	uint64_t ns;
-};
 
 struct slotd {
 	struct slotd_config cfg;
 	struct event_base *base;
 	struct rpc_server *rpc;
-	struct vmm *vmm;
+	struct ctl *ctl;
 	int sig_fd;
 	struct event *sig_ev;
 	struct event *drain;
@@ -45,13 +41,6 @@ struct slotd {
 	bool ro_owned;		/* we bound --socket-ro: ours to remove */
 	int state_lock;
 	int ready_pipe;		/* write end: tells the parent we serve */
-	/* vCPU threads report state changes here; the loop publishes them. */
-	pthread_mutex_t q_lock;
-	struct state_change q[STATE_QUEUE_LEN];
-	unsigned q_len;
-	unsigned q_dropped;
-	int q_efd;
-	struct event *q_ev;
 };
 
 static uint64_t now_ns(void)
@@ -62,73 +51,27 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* vmm callback, on any thread: queue the change and wake the loop. */
-static void state_changed(struct vmm_vm *vm, enum vmm_vm_state old_state,
-			  enum vmm_vm_state new_state, void *arg)
+/* The control plane's state changes, on the loop: vm.state_changed. */
+static void state_changed(const struct ctl_state_change *c, void *arg)
 {
 	struct slotd *d = arg;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&d->q_lock);
-	if (d->q_len < STATE_QUEUE_LEN) {
-		struct state_change *c = &d->q[d->q_len++];
-
-		snprintf(c->vm, sizeof(c->vm), "%s", vmm_vm_name(vm));
-		c->old_state = old_state;
-		c->new_state = new_state;
-		c->ns = now_ns();
-	} else {
-		d->q_dropped++;
-	}
-	pthread_mutex_unlock(&d->q_lock);
-	if (write(d->q_efd, &one, sizeof(one)) < 0) {
-		/* The counter is already non-zero: the loop will look. */
-	}
-}
-
-static void publish_change(struct slotd *d, const struct state_change *c)
-{
 	json_object *p = json_object_new_object();
-	struct vmm_vm *vm = vmm_vm_find(d->vmm, c->vm);
-	struct vmm_vm_info in;
 
 	json_object_object_add(p, "vm", json_object_new_string(c->vm));
 	json_object_object_add(p, "old_state",
 			       json_object_new_string(vmm_vm_state_name(c->old_state)));
 	json_object_object_add(p, "new_state",
 			       json_object_new_string(vmm_vm_state_name(c->new_state)));
-	json_object_object_add(p, "time_ns", json_object_new_uint64(c->ns));
-	if (vm && c->new_state == VMM_VM_CRASHED && !vmm_vm_info_get(vm, &in))
-		json_object_object_add(p, "reason", json_object_new_string(in.crash_reason));
-	if (vm && c->new_state == VMM_VM_STOPPED && !vmm_vm_info_get(vm, &in) &&
-	    in.has_exit_status)
-		json_object_object_add(p, "exit_status", json_object_new_int64(in.exit_status));
-	slog_info("vm %s: %s -> %s", c->vm, vmm_vm_state_name(c->old_state),
-		  vmm_vm_state_name(c->new_state));
+	json_object_object_add(p, "time_ns", json_object_new_uint64(now_ns()));
+	if (c->new_state == VMM_VM_CRASHED)
+		json_object_object_add(p, "reason", json_object_new_string(c->reason));
+	if (c->new_state == VMM_VM_STOPPED && c->has_exit_status)
+		json_object_object_add(p, "exit_status", json_object_new_int64(c->exit_status));
+	slog_fields(SLOG_INFO, &(struct slog_fields){ .vm = c->vm, .slot = -1, .peer_uid = -1 },
+		    "vm %s: %s -> %s%s%s", c->vm, vmm_vm_state_name(c->old_state),
+		    vmm_vm_state_name(c->new_state), c->new_state == VMM_VM_CRASHED ? ": " : "",
+		    c->new_state == VMM_VM_CRASHED ? c->reason : "");
 	rpc_server_notify(d->rpc, "vm.state_changed", p);
-}
-
-static void queue_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct slotd *d = arg;
-	struct state_change batch[STATE_QUEUE_LEN];
-	unsigned n, dropped;
-	uint64_t v;
-
-	(void)what;
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		slog_warn("state queue: %s", strerror(errno));
-	pthread_mutex_lock(&d->q_lock);
-	n = d->q_len;
-	memcpy(batch, d->q, n * sizeof(batch[0]));
-	d->q_len = 0;
-	dropped = d->q_dropped;
-	d->q_dropped = 0;
-	pthread_mutex_unlock(&d->q_lock);
-	if (dropped)
-		slog_warn("%u VM state change events dropped (queue full)", dropped);
-	for (unsigned i = 0; i < n; i++)
-		publish_change(d, &batch[i]);
 }
 
 /* Waits for replies to reach clients, then leaves the loop. */
@@ -232,8 +175,7 @@ static void ready(struct slotd *d)
 {
 	slog_info("slotd %s serving %s (state %s, KVM %s)", SLOTD_VERSION,
 		  d->cfg.socket_path, d->cfg.state_dir,
-		  vmm_caps_get(d->vmm)->kvm_available ? "available" :
-		  vmm_caps_get(d->vmm)->kvm_error);
+		  ctl_caps(d->ctl)->kvm_available ? "available" : ctl_caps(d->ctl)->kvm_error);
 	sd_notify(0, "READY=1\nSTATUS=serving");
 	if (d->ready_pipe >= 0) {
 		if (write(d->ready_pipe, "r", 1) < 0) {
@@ -244,42 +186,83 @@ static void ready(struct slotd *d)
 	}
 }
 
-static int kvm_setup(struct slotd *d)
+/* The runner executable: --runner, else slotd-runner next to slotd (the
+ * build tree), else ../libexec/slotd-runner (an installed prefix). */
+static const char *runner_path(struct slotd *d, char *buf, size_t len)
 {
-	struct vmm_config vc = {
+	char self[PATH_MAX], dir[PATH_MAX];
+	ssize_t n;
+
+	if (d->cfg.runner_path)
+		return d->cfg.runner_path;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return "slotd-runner";
+	self[n] = '\0';
+	snprintf(dir, sizeof(dir), "%s", dirname(self));
+	snprintf(buf, len, "%s/slotd-runner", dir);
+	if (access(buf, X_OK) == 0)
+		return buf;
+	snprintf(buf, len, "%s/../libexec/slotd-runner", dir);
+	return buf;
+}
+
+/* Runner sockets: --runtime-dir, else runners/ next to the socket slotd
+ * serves (the one systemd passed, or its own). */
+static const char *runtime_dir(struct slotd *d, char *buf, size_t len)
+{
+	struct sockaddr_un a = { 0 };
+	socklen_t alen = sizeof(a);
+	char sock[PATH_MAX];
+
+	if (d->cfg.runtime_dir)
+		return d->cfg.runtime_dir;
+	if (getsockname(d->listen_fd, (struct sockaddr *)&a, &alen) == 0 && a.sun_path[0])
+		snprintf(sock, sizeof(sock), "%.*s", (int)sizeof(a.sun_path), a.sun_path);
+	else
+		snprintf(sock, sizeof(sock), "%s", d->cfg.socket_path);
+	snprintf(buf, len, "%s/runners", dirname(sock));
+	return buf;
+}
+
+static int ctl_setup(struct slotd *d)
+{
+	char rbuf[PATH_MAX + 32], dbuf[PATH_MAX + 16];
+	struct ctl_config cc = {
+		.base = d->base,
 		.kvm_path = d->cfg.kvm_path,
-		.on_state_change = state_changed,
-		.cb_arg = d,
+		.state_dir = d->cfg.state_dir,
+		.runtime_dir = runtime_dir(d, dbuf, sizeof(dbuf)),
+		.runner_path = runner_path(d, rbuf, sizeof(rbuf)),
 		.file_dirs = (const char *const *)d->cfg.file_dirs,
 		.max_vm_memory = d->cfg.max_vm_memory,
 		.max_total_memory = d->cfg.max_memory,
+		/* Under systemd each runner gets a scope of its own, so that
+		 * a restart of slotd.service leaves it alone. */
+		.scopes = getenv("INVOCATION_ID") && sd_booted() > 0,
+		.log_fd = slog_fd(),
+		.on_state_change = state_changed,
+		.cb_arg = d,
 	};
 	const struct vmm_caps *caps;
-	int r;
+	int r = ctl_create(&cc, &d->ctl);
 
-	d->q_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->q_efd < 0)
-		return -errno;
-	d->q_ev = event_new(d->base, d->q_efd, EV_READ | EV_PERSIST, queue_cb, d);
-	if (!d->q_ev || event_add(d->q_ev, NULL))
-		return -ENOMEM;
-	r = vmm_create(&vc, &d->vmm);
 	if (r)
 		return r;
-	caps = vmm_caps_get(d->vmm);
+	caps = ctl_caps(d->ctl);
 	if (!caps->kvm_available)
 		slog_warn("KVM unavailable (%s); serving without it", caps->kvm_error);
 	else
-		slog_info("KVM API %d, %d memslots, quirks 0x%llx", caps->api_version,
-			  caps->max_memslots, (unsigned long long)caps->supported_quirks);
+		slog_info("KVM API %d, %d memslots, quirks 0x%llx; runners %s in %s",
+			  caps->api_version, caps->max_memslots,
+			  (unsigned long long)caps->supported_quirks, cc.runner_path, cc.runtime_dir);
 	return 0;
 }
 
 static int rpc_setup(struct slotd *d)
 {
 	struct rpc_config rc = {
-		.vmm = d->vmm,
-		.state_dir = d->cfg.state_dir,
+		.ctl = d->ctl,
 		.app = d,
 	};
 	int r;
@@ -293,17 +276,19 @@ static int rpc_setup(struct slotd *d)
 	return r;
 }
 
-/* Brings back the VMs of the state dir before READY=1; a file that cannot
- * be restored is kept aside and logged, never fatal. */
+/* Brings back the VMs of the state dir before READY=1: adopts the
+ * runners still running, recreates the others; a file that cannot be
+ * restored is kept aside and logged, never fatal. */
 static int state_restore(struct slotd *d)
 {
-	unsigned ok = 0, failed = 0;
-	int r = rpc_state_restore(d->rpc, &ok, &failed);
+	struct ctl_restore_stats st;
+	int r = ctl_restore(d->ctl, &st);
 
 	if (r)
 		slog_error("state: restoring from %s stopped: %s", d->cfg.state_dir, strerror(-r));
-	if (ok || failed)
-		sd_notifyf(0, "STATUS=restored %u VM(s), %u failed", ok, failed);
+	if (st.adopted || st.recreated || st.failed)
+		sd_notifyf(0, "STATUS=%u VM(s) adopted, %u recreated, %u failed", st.adopted,
+			   st.recreated, st.failed);
 	return 0;
 }
 
@@ -325,22 +310,16 @@ static int setup(struct slotd *d)
 	d->base = event_base_new();
 	if (!d->base)
 		return -ENOMEM;
-	if ((r = signals_setup(d)) || (r = kvm_setup(d)) || (r = rpc_setup(d)))
+	if ((r = signals_setup(d)) || (r = ctl_setup(d)) || (r = rpc_setup(d)))
 		return r;
 	return state_restore(d);
 }
 
 static void teardown(struct slotd *d)
 {
-
-	/* VMs first: their last state changes must find the queue alive. */
-	vmm_destroy(d->vmm);
+	/* The runners go on (or, with --vms-on-exit stop, end their guests). */
+	ctl_destroy(d->ctl, d->cfg.vms_stop_on_exit ? CTL_EXIT_STOP : CTL_EXIT_KEEP);
 	rpc_server_destroy(d->rpc);
-	if (d->q_ev)
-		event_free(d->q_ev);
-	if (d->q_efd >= 0)
-		close(d->q_efd);
-	pthread_mutex_destroy(&d->q_lock);
 	if (d->sig_ev)
 		event_free(d->sig_ev);
 	if (d->sig_fd >= 0)
@@ -361,9 +340,7 @@ static void teardown(struct slotd *d)
 int main(int argc, char **argv)
 {
 	struct slotd d = {
-		.listen_fd = -1, .ro_fd = -1, .state_lock = -1, .ready_pipe = -1, .q_efd = -1,
-		.sig_fd = -1,
-		.q_lock = PTHREAD_MUTEX_INITIALIZER,
+		.listen_fd = -1, .ro_fd = -1, .state_lock = -1, .ready_pipe = -1, .sig_fd = -1,
 	};
 	int r = daemon_config_parse(&d.cfg, argc, argv);
 
@@ -375,7 +352,7 @@ int main(int argc, char **argv)
 	 * start-up waits in the signalfd instead of killing us. */
 	signals_block(&(sigset_t){ 0 });
 	slog_level_set(d.cfg.log_level);
-	slog_journal_set(getenv("JOURNAL_STREAM") != NULL);
+	slog_journal_set(slog_journal_detect());
 	if (d.cfg.log_file && slog_file_set(d.cfg.log_file))
 		fprintf(stderr, "slotd: cannot open log file %s\n", d.cfg.log_file);
 	r = setup(&d);

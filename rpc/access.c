@@ -15,6 +15,8 @@ struct access {
 /* Sorted by name (a test checks): looked up with bsearch on every call. */
 static const struct access access_table[] = {
 	{ "daemon.capabilities",	true },
+	/* With a level it changes the log level. */
+	{ "daemon.log_level",		false },
 	{ "daemon.version",		true },
 	/* Subscriptions change only the connection that makes them. */
 	{ "events.subscribe",		true },

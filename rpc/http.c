@@ -23,9 +23,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "rpc/internal.h"
-#include "vmm/vmm.h"
+#include "rpc/metrics.h"
 
 #define HTTP_WRITE_TIMEOUT_S	30
 #define HTTP_PAUSE_BYTES	(256u << 10)
@@ -147,75 +147,17 @@ static bool authorized(const struct rpc_http *h, const struct rpc_http_req *r)
 	       token_equal(r->auth + 7, r->auth_len - 7, h->token);
 }
 
-/* One VM-wide statistic as slotd_vm_stat{vm, source, name}. */
-static int vm_stat_line(const struct vmm_stat *st, void *arg)
-{
-	struct evbuffer *b = ((void **)arg)[0];
-	const char *vm = ((void **)arg)[1];
-
-	if (st->vcpu < 0)
-		evbuffer_add_printf(b, "slotd_vm_stat{vm=\"%s\",source=\"%s\",name=\"%s\"} %llu\n",
-				    vm, st->source, st->name, (unsigned long long)st->value);
-	return 0;
-}
-
-static int vm_metrics_one(struct vmm_vm *vm, void *arg)
-{
-	struct evbuffer *b = arg;
-	struct vmm_vm_info in;
-	void *ctx[2] = { b, (void *)vmm_vm_name(vm) };
-
-	vmm_vm_info_get(vm, &in);
-	evbuffer_add_printf(b, "slotd_vm_info{vm=\"%s\",state=\"%s\",type=\"%s\"} 1\n"
-			    "slotd_vm_memslots{vm=\"%s\"} %u\n", in.name,
-			    vmm_vm_state_name(in.state), vmm_vm_type_name(in.type), in.name,
-			    in.nr_memslots);
-	return vmm_vm_stats_foreach(vm, vm_stat_line, ctx);
-}
-
-/* Every VM's state, memslot count and VM-wide counters: the kernel's
- * stats fd (source "kvm") next to the engine's (source "engine"). */
-static void vm_metrics(struct vmm *vmm, struct evbuffer *b)
-{
-	evbuffer_add_printf(b,
-		"# HELP slotd_vm_info A VM and its state.\n"
-		"# TYPE slotd_vm_info gauge\n"
-		"# HELP slotd_vm_memslots Memslots of a VM.\n"
-		"# TYPE slotd_vm_memslots gauge\n"
-		"# HELP slotd_vm_stat VM-wide counters: KVM's stats fd (source kvm), "
-		"slotd's engine (engine), devices.\n"
-		"# TYPE slotd_vm_stat untyped\n");
-	vmm_vm_foreach(vmm, vm_metrics_one, b);
-}
-
+/* The page is rendered by rpc/metrics.c. */
 static void handle_metrics(struct http_conn *c)
 {
-	struct rpc_server *srv = c->h->srv;
 	struct evbuffer *b = evbuffer_new();
-	const struct vmm_caps *caps = srv->cfg.vmm ? vmm_caps_get(srv->cfg.vmm) : NULL;
 	size_t len;
 
 	if (!b) {
 		refuse(c, 500, "out of memory");
 		return;
 	}
-	evbuffer_add_printf(b,
-		"# HELP slotd_rpc_requests_total JSON-RPC requests handled.\n"
-		"# TYPE slotd_rpc_requests_total counter\n"
-		"slotd_rpc_requests_total %llu\n"
-		"# HELP slotd_rpc_errors_total JSON-RPC requests answered with an error.\n"
-		"# TYPE slotd_rpc_errors_total counter\n"
-		"slotd_rpc_errors_total %llu\n"
-		"# HELP slotd_rpc_connections Open Unix socket connections.\n"
-		"# TYPE slotd_rpc_connections gauge\n"
-		"slotd_rpc_connections %u\n"
-		"# HELP slotd_kvm_available Whether /dev/kvm could be used.\n"
-		"# TYPE slotd_kvm_available gauge\n"
-		"slotd_kvm_available %d\n",
-		(unsigned long long)srv->requests, (unsigned long long)srv->errors,
-		srv->nconns, caps && caps->kvm_available);
-	if (caps && caps->kvm_available)
-		vm_metrics(srv->cfg.vmm, b);
+	rpc_metrics_render(c->h->srv, b);
 	len = evbuffer_get_length(b);
 	respond(c, 200, "text/plain; version=0.0.4", NULL, (const char *)evbuffer_pullup(b, -1),
 		len);

@@ -145,13 +145,13 @@ struct rpc_server {
 	size_t nmethods;
 	json_object *openrpc;
 	json_object *method_index;	/* name -> method of openrpc */
-	struct def_entry *state_defs;	/* rpc/state.c's per-VM cache */
 	TAILQ_HEAD(, rpc_conn) conns;
 	TAILQ_HEAD(, rpc_listener) listeners;
 	unsigned nconns;
 	bool draining;		/* SIGTERM: only requests in flight are read */
 	uint64_t next_conn_id;
 	uint64_t requests, errors;
+	struct rpc_metrics *metrics;	/* rpc/metrics.c: per-method latency */
 };
 
 struct rpc_call {
@@ -205,17 +205,18 @@ int rpc_methods_vm_register(struct rpc_server *srv);
 int rpc_methods_memslot_register(struct rpc_server *srv);
 
 struct vmm_err;
-struct vmm_vm;
+struct ctl_vm;
 struct vmm_memslot_info;
 struct vmm_memslot_params;
 
-/* Records the JSON-RPC error for a vmm -errno and its struct vmm_err (e may
- * be NULL); the _field variant names field instead of e->field.  Returns r. */
+/* Records the JSON-RPC error for a control-plane -errno and its struct
+ * vmm_err (e may be NULL; e->file set: -32010 naming the state file); the
+ * _field variant names field instead of e->field.  Returns r. */
 int rpc_vmm_error(struct rpc_call *call, int r, const struct vmm_err *e);
 int rpc_vmm_error_field(struct rpc_call *call, int r, const struct vmm_err *e,
 			const char *field);
 /* The VM named by params[key], or NULL after recording the error. */
-struct vmm_vm *rpc_vm_lookup(struct rpc_call *call, json_object *params,
+struct ctl_vm *rpc_vm_lookup(struct rpc_call *call, json_object *params,
 			     const char *key);
 
 /* Writes v in decimal at p (up to 20 bytes, no NUL); returns the count. */
@@ -241,30 +242,9 @@ int rpc_memslot_text(struct printbuf *pb, const struct vmm_memslot_info *s);
  * errors name prefix + member ("ops[2].gpa").  0 or -EINVAL. */
 int rpc_memslot_params_parse(struct rpc_call *call, json_object *o,
 			     const char *prefix, struct vmm_memslot_params *p);
-/* Copies the VM's memslots into a malloc'd array (*n entries). */
-int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n);
 
-/* State files (vm-NAME.json in cfg.state_dir; no-ops without one).  Each
- * records -32010 naming the file in call on failure and returns -errno. */
-int rpc_state_vm_created(struct rpc_call *call, struct vmm_vm *vm,
-			 json_object *params);
 /* The names of the quirks enabled in mask on, as a JSON array. */
 json_object *rpc_quirks_json(uint64_t on);
-/* Drops the per-VM definitions and open journals (server teardown). */
-void rpc_state_free(struct rpc_server *srv);
-int rpc_state_vm_save(struct rpc_call *call, struct vmm_vm *vm);
-/* The same with the quirks of mask quirks_on enabled instead of the VM's
- * current ones (written before a quirk change that cannot be undone). */
-int rpc_state_vm_save_quirks(struct rpc_call *call, struct vmm_vm *vm, uint64_t quirks_on);
-/* Journals a slot as it is now (text: its rpc_memslot_text, NULL without
- * memory, after a create, move or flags change), or a deletion by id
- * (before it is made).  0 or -errno after -32010. */
-int rpc_state_slot_put(struct rpc_call *call, struct vmm_vm *vm, const char *text,
-		       size_t len);
-int rpc_state_slot_del(struct rpc_call *call, struct vmm_vm *vm, uint32_t id);
-int rpc_state_vm_removed(struct rpc_call *call, const char *name);
-/* True when the VM was restored from the state dir at start-up. */
-bool rpc_state_vm_restored(struct rpc_server *srv, struct vmm_vm *vm);
 
 /* Sends a notification once the current reply is on its way. */
 void rpc_notify_later(struct rpc_server *srv, const char *topic,

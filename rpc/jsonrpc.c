@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "rpc/internal.h"
+#include "rpc/metrics.h"
 
 /* Exact messages of the specification for its own codes. */
 static const char *spec_message(int code)
@@ -95,9 +96,9 @@ void *rpc_call_app(const struct rpc_call *call)
 	return call->srv->cfg.app;
 }
 
-struct vmm *rpc_call_vmm(const struct rpc_call *call)
+struct ctl *rpc_call_ctl(const struct rpc_call *call)
 {
-	return call->srv->cfg.vmm;
+	return call->srv->cfg.ctl;
 }
 
 struct rpc_server *rpc_call_server(const struct rpc_call *call)
@@ -233,6 +234,7 @@ static json_object *handle_one(struct rpc_server *srv, const struct rpc_peer *pe
 {
 	json_object *id, *m, *params = NULL, *val;
 	const char *why = envelope_check(req, &id), *kind;
+	struct rpc_trace trace;
 	bool notification;
 
 	srv->requests++;
@@ -244,7 +246,9 @@ static json_object *handle_one(struct rpc_server *srv, const struct rpc_peer *pe
 	notification = !json_object_object_get_ex(req, "id", NULL);
 	json_object_object_get_ex(req, "method", &m);
 	json_object_object_get_ex(req, "params", &params);
+	rpc_trace_begin(&trace, srv, peer->conn_id, json_object_get_string(m), params);
 	val = dispatch(srv, peer, m, params, &kind);
+	rpc_trace_end(&trace, !strcmp(kind, "error"));
 	if (!strcmp(kind, "error"))
 		srv->errors++;
 	if (notification) {

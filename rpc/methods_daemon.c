@@ -6,8 +6,9 @@
 
 #include <event2/event.h>
 
+#include "common/log.h"
+#include "ctl/ctl.h"
 #include "rpc/internal.h"
-#include "vmm/vmm.h"
 
 static int daemon_version(struct rpc_call *call, json_object *params,
 			  json_object **result)
@@ -66,7 +67,7 @@ static void add_bool(json_object *o, const char *k, bool v)
 static int daemon_capabilities(struct rpc_call *call, json_object *params,
 			       json_object **result)
 {
-	const struct vmm_caps *caps = vmm_caps_get(rpc_call_vmm(call));
+	const struct vmm_caps *caps = ctl_caps(rpc_call_ctl(call));
 	json_object *r = json_object_new_object(), *st = json_object_new_array();
 	char mask[24];
 
@@ -93,6 +94,36 @@ static int daemon_capabilities(struct rpc_call *call, json_object *params,
 	snprintf(mask, sizeof(mask), "0x%llx", (unsigned long long)caps->supported_quirks);
 	json_object_object_add(r, "supported_quirks_mask", json_object_new_string(mask));
 	json_object_object_add(r, "quirks", quirks_json(caps));
+	*result = r;
+	return 0;
+}
+
+/* daemon.log_level {level?}: reads the level, or changes it at run time.
+ * The change is logged where it shows: before lowering to warn or error,
+ * after raising to info or debug. */
+static int daemon_log_level(struct rpc_call *call, json_object *params,
+			    json_object **result)
+{
+	const char *want = rpc_param_str(params, "level", NULL);
+	enum slog_level old = slog_level_get(), level = old;
+	json_object *r;
+
+	if (want && slog_level_parse(want, &level))
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "level",
+				      "Invalid params: level '%s' is not one of "
+				      "error, warn, info, debug", want);
+	if (level != old) {
+		if (level < SLOG_INFO)
+			slog_info("log level %s -> %s", slog_level_name(old),
+				  slog_level_name(level));
+		slog_level_set(level);
+		if (level >= SLOG_INFO)
+			slog_info("log level %s -> %s", slog_level_name(old),
+				  slog_level_name(level));
+	}
+	r = json_object_new_object();
+	json_object_object_add(r, "level", json_object_new_string(slog_level_name(level)));
+	json_object_object_add(r, "previous", json_object_new_string(slog_level_name(old)));
 	*result = r;
 	return 0;
 }
@@ -173,6 +204,7 @@ static int events_unsubscribe(struct rpc_call *call, json_object *params,
 static const struct rpc_method daemon_methods[] = {
 	{ "daemon.version",	 daemon_version },
 	{ "daemon.capabilities", daemon_capabilities },
+	{ "daemon.log_level",	 daemon_log_level },
 	{ "rpc.discover",	 rpc_discover },
 	{ "events.subscribe",	 events_subscribe },
 	{ "events.unsubscribe",	 events_unsubscribe },

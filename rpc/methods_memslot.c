@@ -1,6 +1,7 @@
-/* memslot.* and vm.quirks.* methods: JSON in, typed vmm_memslot_* and
- * vmm_vm_quirk* calls, JSON out; each accepted change is made durable in
- * the state dir before the reply and then announced to subscribers. */
+/* memslot.* and vm.quirks.* methods: JSON in, typed control-plane calls
+ * (ctl_memslot_*, ctl_vm_quirk_*) out; the control plane makes each
+ * accepted change durable before it returns, and the change is then
+ * answered and announced to subscribers. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,8 +12,8 @@
 #include <event2/event.h>
 #include <json-c/printbuf.h>
 
+#include "ctl/ctl.h"
 #include "rpc/internal.h"
-#include "vmm/vmm.h"
 
 static const char *const kind_names[] = {
 	[VMM_BACKING_ANON] = "anon", [VMM_BACKING_MEMFD] = "memfd",
@@ -158,7 +159,7 @@ static void put_side(struct printbuf *pb, const struct vmm_effect *fx, const cha
 	for (unsigned i = 0; i < fx->n && i < VMM_EFFECT_MAX; i++) {
 		const char *cs = fx->counters[i].side, *name = fx->counters[i].name;
 
-		if (!cs || !name || !fx->counters[i].delta || strcmp(cs, side))
+		if (!fx->counters[i].delta || strcmp(cs, side))
 			continue;
 		/* Counter names are identifiers: nothing to escape. */
 		put_str(pb, first ? "\"" : ",\"");
@@ -250,46 +251,19 @@ static json_object *effect_json(const struct vmm_effect *fx)
 	return text_object(pb);
 }
 
-int rpc_memslots_get(struct vmm_vm *vm, struct vmm_memslot_info **out, size_t *n)
-{
-	struct vmm_memslot_info *s = NULL;
-	size_t max = 0, count = 0;
-	int r;
-
-	/* The count can grow between the calls only if another thread
-	 * changes the layout; retry until it fits. */
-	for (;;) {
-		r = vmm_vm_memslots_get(vm, s, max, &count);
-		if (r || count <= max)
-			break;
-		free(s);
-		max = count + 8;
-		s = calloc(max, sizeof(*s));
-		if (!s)
-			return -ENOMEM;
-	}
-	if (r) {
-		free(s);
-		return r;
-	}
-	*out = s;
-	*n = count;
-	return 0;
-}
-
 /* The memslot with that id; -ENOENT when there is none. */
-static int slot_find(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *out)
+static int slot_find(struct ctl_vm *vm, uint32_t id, struct vmm_memslot_info *out)
 {
-	return vmm_vm_memslot_get(vm, id, out);
+	return ctl_vm_memslot_get(vm, id, out);
 }
 
 /* An unknown slot as -32002 naming field. */
-static int no_slot(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
+static int no_slot(struct rpc_call *call, struct ctl_vm *vm, uint32_t id,
 		   const char *field)
 {
 	return rpc_call_error(call, RPC_ERR_NOT_FOUND, field,
 			      "VM '%s' has no memslot %" PRIu32 " (memslot.list shows them)",
-			      vmm_vm_name(vm), id);
+			      ctl_vm_name(vm), id);
 }
 
 /* ---- params ----------------------------------------------------------- */
@@ -477,7 +451,7 @@ void rpc_notify_later(struct rpc_server *srv, const char *topic, json_object *pa
 
 /* {"vm":..,"slot":{..},"effect":{..}} for subscribers, if any (slot: the
  * slot's text). */
-static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *vm,
+static void slot_event(struct rpc_call *call, const char *topic, struct ctl_vm *vm,
 		       const struct printbuf *slot, const struct vmm_effect *fx)
 {
 	struct printbuf *pb;
@@ -486,7 +460,7 @@ static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *
 		return;
 	/* VM names are letters, digits, '.', '_' and '-': nothing to escape. */
 	put_str(pb, "{\"vm\":\"");
-	put_str(pb, vmm_vm_name(vm));
+	put_str(pb, ctl_vm_name(vm));
 	put_str(pb, "\",\"slot\":");
 	printbuf_memappend(pb, slot->buf, slot->bpos);
 	put_str(pb, ",\"effect\":");
@@ -496,72 +470,6 @@ static void slot_event(struct rpc_call *call, const char *topic, struct vmm_vm *
 }
 
 /* ---- memslot.* -------------------------------------------------------- */
-
-/* A change that could not be persisted was undone: say so, naming the
- * state file (the error's data.file is already set). */
-static int unsaved(struct rpc_call *call, struct vmm_vm *vm, const char *what, int r)
-{
-	json_object *data, *f;
-	char file[128] = "";
-
-	/* Keep the name of the file that failed (snapshot or journal). */
-	if (call->error && json_object_object_get_ex(call->error, "data", &data) &&
-	    json_object_object_get_ex(data, "file", &f))
-		snprintf(file, sizeof(file), "%s", json_object_get_string(f));
-	rpc_call_error(call, RPC_ERR_STATE_IO, NULL,
-		       "%s of VM '%s' was not made (or was undone): its state file %s in the "
-		       "state directory could not be written (%s)", what, vmm_vm_name(vm),
-		       file, strerror(-r));
-	rpc_call_error_data(call, "file", json_object_new_string(file));
-	return r;
-}
-
-/* Writes slot id as it now is to the VM's state; *slot gets its text
- * (for the reply), or NULL on failure. */
-static int slot_save(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
-		     struct printbuf **slot)
-{
-	struct vmm_memslot_info s;
-	int r;
-
-	*slot = NULL;
-	if (slot_find(vm, id, &s))
-		return rpc_state_vm_save(call, vm);
-	if (!(*slot = slot_buf()))
-		return rpc_call_error(call, RPC_INTERNAL_ERROR, NULL, "out of memory");
-	rpc_memslot_text(*slot, &s);
-	r = rpc_state_slot_put(call, vm, (*slot)->buf, (size_t)(*slot)->bpos);
-	if (r) {
-		printbuf_free(*slot);
-		*slot = NULL;
-	}
-	return r;
-}
-
-/* Answers {slot's members, vm, effect[, old_gpa]} (slot: saved already,
- * its text taken over) and announces the change on topic (when not
- * NULL). */
-static int slot_reply(struct rpc_call *call, struct vmm_vm *vm, uint32_t id,
-		      struct printbuf *slot, const struct vmm_effect *fx, const char *topic,
-		      const uint64_t *old_gpa, json_object **result)
-{
-	if (!slot)
-		return no_slot(call, vm, id, "slot");
-	if (topic)
-		slot_event(call, topic, vm, slot, fx);
-	slot->bpos--;	/* reopen the slot's object: drop its '}' */
-	put_str(slot, ",\"vm\":\"");
-	put_str(slot, vmm_vm_name(vm));
-	put_str(slot, "\",\"effect\":");
-	put_effect(slot, fx);
-	if (old_gpa) {
-		put_str(slot, ",\"old_gpa\":");
-		put_hex(slot, *old_gpa);
-	}
-	put_str(slot, "}");
-	*result = text_object(slot);
-	return *result ? 0 : -ENOMEM;
-}
 
 /* The text of slot s, or NULL without memory. */
 static struct printbuf *slot_text(const struct vmm_memslot_info *s)
@@ -573,6 +481,38 @@ static struct printbuf *slot_text(const struct vmm_memslot_info *s)
 	return pb;
 }
 
+/* The text of slot id as it is now, or NULL. */
+static struct printbuf *slot_text_now(struct ctl_vm *vm, uint32_t id)
+{
+	struct vmm_memslot_info s;
+
+	return slot_find(vm, id, &s) ? NULL : slot_text(&s);
+}
+
+/* Answers {slot's members, vm, effect[, old_gpa]} (slot: its text, taken
+ * over) and announces the change on topic (when not NULL). */
+static int slot_reply(struct rpc_call *call, struct ctl_vm *vm, uint32_t id,
+		      struct printbuf *slot, const struct vmm_effect *fx, const char *topic,
+		      const uint64_t *old_gpa, json_object **result)
+{
+	if (!slot)
+		return no_slot(call, vm, id, "slot");
+	if (topic)
+		slot_event(call, topic, vm, slot, fx);
+	slot->bpos--;	/* reopen the slot's object: drop its '}' */
+	put_str(slot, ",\"vm\":\"");
+	put_str(slot, ctl_vm_name(vm));
+	put_str(slot, "\",\"effect\":");
+	put_effect(slot, fx);
+	if (old_gpa) {
+		put_str(slot, ",\"old_gpa\":");
+		put_hex(slot, *old_gpa);
+	}
+	put_str(slot, "}");
+	*result = text_object(slot);
+	return *result ? 0 : -ENOMEM;
+}
+
 /* The slot id param (validated by the schema). */
 static uint32_t slot_param(json_object *params)
 {
@@ -581,35 +521,29 @@ static uint32_t slot_param(json_object *params)
 
 static int memslot_create(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	struct vmm_memslot_params p;
 	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
-	struct printbuf *slot;
 	uint32_t id = 0;
 	int r;
 
 	if (!vm || rpc_memslot_params_parse(call, params, "", &p))
 		return -EINVAL;
-	r = vmm_memslot_create(vm, &p, &id, &fx, &e);
+	r = ctl_memslot_create(vm, &p, &id, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = slot_save(call, vm, id, &slot);
-	if (r) {
-		vmm_memslot_delete(vm, id, NULL, NULL);
-		return unsaved(call, vm, "the new memslot", r);
-	}
-	return slot_reply(call, vm, id, slot, &fx, "memslot.created", NULL, result);
+	return slot_reply(call, vm, id, slot_text_now(vm, id), &fx, "memslot.created", NULL,
+			  result);
 }
 
 static int memslot_move(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	uint32_t id = slot_param(params);
 	struct vmm_memslot_info old;
 	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
-	struct printbuf *slot;
 	uint64_t gpa;
 	int r;
 
@@ -617,20 +551,16 @@ static int memslot_move(struct rpc_call *call, json_object *params, json_object 
 		return -EINVAL;
 	if (slot_find(vm, id, &old))
 		return no_slot(call, vm, id, "slot");
-	r = vmm_memslot_move(vm, id, gpa, &fx, &e);
+	r = ctl_memslot_move(vm, id, gpa, &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = slot_save(call, vm, id, &slot);
-	if (r) {
-		vmm_memslot_move(vm, id, old.gpa, NULL, NULL);
-		return unsaved(call, vm, "the move of a memslot", r);
-	}
-	return slot_reply(call, vm, id, slot, &fx, "memslot.moved", &old.gpa, result);
+	return slot_reply(call, vm, id, slot_text_now(vm, id), &fx, "memslot.moved", &old.gpa,
+			  result);
 }
 
 static int memslot_delete(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	uint32_t id = slot_param(params);
 	struct vmm_memslot_info old;
 	struct vmm_effect fx = { 0 };
@@ -641,23 +571,15 @@ static int memslot_delete(struct rpc_call *call, json_object *params, json_objec
 		return -EINVAL;
 	if (slot_find(vm, id, &old))
 		return no_slot(call, vm, id, "slot");
-	/* The layout without the slot is written first: a delete that cannot
-	 * be persisted is not made (backings cannot come back once freed). */
-	r = id != 0 ? rpc_state_slot_del(call, vm, id) : 0;
+	r = ctl_memslot_delete(vm, id, &fx, &e);
 	if (r)
-		return unsaved(call, vm, "the deletion of a memslot", r);
-	r = vmm_memslot_delete(vm, id, &fx, &e);
-	if (r) {
-		rpc_state_vm_save(call, vm);	/* the slot stays: say so on disk */
 		return slot_error(call, r, &e);
-	}
-	return slot_reply(call, vm, id, slot_text(&old), &fx, "memslot.deleted", NULL,
-			  result);
+	return slot_reply(call, vm, id, slot_text(&old), &fx, "memslot.deleted", NULL, result);
 }
 
 static int memslot_list(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	struct vmm_memslot_info *s;
 	json_object *a;
 	size_t n;
@@ -665,7 +587,7 @@ static int memslot_list(struct rpc_call *call, json_object *params, json_object 
 
 	if (!vm)
 		return -EINVAL;
-	r = rpc_memslots_get(vm, &s, &n);
+	r = ctl_vm_memslots_get(vm, &s, &n);
 	if (r)
 		return rpc_vmm_error(call, r, NULL);
 	a = json_object_new_array_ext((int)n);
@@ -673,7 +595,7 @@ static int memslot_list(struct rpc_call *call, json_object *params, json_object 
 		json_object_array_add(a, rpc_memslot_json(&s[i]));
 	free(s);
 	*result = json_object_new_object();
-	add_str(*result, "vm", vmm_vm_name(vm));
+	add_str(*result, "vm", ctl_vm_name(vm));
 	add_u64(*result, "count", n);
 	json_object_object_add(*result, "memslots", a);
 	return 0;
@@ -683,12 +605,11 @@ static int memslot_list(struct rpc_call *call, json_object *params, json_object 
  * change it in place: delete and create the slot instead). */
 static int memslot_set_flags(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	uint32_t id = slot_param(params);
 	struct vmm_memslot_info cur;
 	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
-	struct printbuf *slot;
 	bool ro;
 	int r;
 
@@ -701,20 +622,15 @@ static int memslot_set_flags(struct rpc_call *call, json_object *params, json_ob
 		return rpc_call_error(call, RPC_INVALID_PARAMS, "readonly",
 				      "Invalid params: 'readonly' cannot change in place on memslot %"
 				      PRIu32 "; delete the slot and create it again", id);
-	r = vmm_memslot_set_flags(vm, id, rpc_param_bool(params, "dirty_log", false), &fx, &e);
+	r = ctl_memslot_set_flags(vm, id, rpc_param_bool(params, "dirty_log", false), &fx, &e);
 	if (r)
 		return slot_error(call, r, &e);
-	r = slot_save(call, vm, id, &slot);
-	if (r) {
-		vmm_memslot_set_flags(vm, id, cur.slot_flags & VMM_SLOT_DIRTY_LOG, NULL, NULL);
-		return unsaved(call, vm, "the flags change of a memslot", r);
-	}
-	return slot_reply(call, vm, id, slot, &fx, NULL, NULL, result);
+	return slot_reply(call, vm, id, slot_text_now(vm, id), &fx, NULL, NULL, result);
 }
 
 static int memslot_dirty_log(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	uint32_t id = slot_param(params);
 	uint64_t *bm = NULL, npages = 0, ndirty = 0;
 	struct vmm_err e = { 0 };
@@ -723,7 +639,7 @@ static int memslot_dirty_log(struct rpc_call *call, json_object *params, json_ob
 
 	if (!vm)
 		return -EINVAL;
-	r = vmm_memslot_dirty_log(vm, id, rpc_param_bool(params, "clear", false),
+	r = ctl_memslot_dirty_log(vm, id, rpc_param_bool(params, "clear", false),
 				  &bm, &npages, &ndirty, &e);
 	if (r)
 		return slot_error(call, r, &e);
@@ -733,7 +649,7 @@ static int memslot_dirty_log(struct rpc_call *call, json_object *params, json_ob
 	if (!b64)
 		return -ENOMEM;
 	*result = json_object_new_object();
-	add_str(*result, "vm", vmm_vm_name(vm));
+	add_str(*result, "vm", ctl_vm_name(vm));
 	json_object_object_add(*result, "slot", json_object_new_int64(id));
 	add_u64(*result, "pages", npages);
 	add_u64(*result, "count", ndirty);
@@ -792,7 +708,7 @@ struct txn {
 };
 
 /* Parses every op and remembers what move/delete ops act on. */
-static int txn_parse(struct rpc_call *call, struct vmm_vm *vm, json_object *ops,
+static int txn_parse(struct rpc_call *call, struct ctl_vm *vm, json_object *ops,
 		     struct txn *t)
 {
 	t->n = json_object_array_length(ops);
@@ -824,7 +740,7 @@ static int txn_error(struct rpc_call *call, int r, const struct vmm_err *e,
 }
 
 /* One event per op; each carries the whole transaction's effect. */
-static void txn_events(struct rpc_call *call, struct vmm_vm *vm, const struct txn *t,
+static void txn_events(struct rpc_call *call, struct ctl_vm *vm, const struct txn *t,
 		       const struct vmm_effect *fx)
 {
 	static const char *const topics[] = {
@@ -842,7 +758,7 @@ static void txn_events(struct rpc_call *call, struct vmm_vm *vm, const struct tx
 		x = json_object_new_object();
 		if (t->ops[i].kind != VMM_OP_DELETE)
 			slot_find(vm, t->ids[i], &s);
-		add_str(p, "vm", vmm_vm_name(vm));
+		add_str(p, "vm", ctl_vm_name(vm));
 		json_object_object_add(p, "slot", rpc_memslot_json(&s));
 		if (t->ops[i].kind == VMM_OP_MOVE)
 			add_hex(p, "old_gpa", t->old[i].gpa);
@@ -854,7 +770,7 @@ static void txn_events(struct rpc_call *call, struct vmm_vm *vm, const struct tx
 	}
 }
 
-static json_object *txn_result(struct vmm_vm *vm, const struct txn *t,
+static json_object *txn_result(struct ctl_vm *vm, const struct txn *t,
 			       const struct vmm_effect *fx)
 {
 	json_object *o = json_object_new_object(), *a = json_object_new_array();
@@ -866,38 +782,20 @@ static json_object *txn_result(struct vmm_vm *vm, const struct txn *t,
 		json_object_object_add(x, "slot", json_object_new_int64(t->ids[i]));
 		json_object_array_add(a, x);
 	}
-	add_str(o, "vm", vmm_vm_name(vm));
+	add_str(o, "vm", ctl_vm_name(vm));
 	json_object_object_add(o, "ops", a);
 	json_object_object_add(o, "effect", effect_json(fx));
 	return o;
 }
 
-/* The transaction's commit: the new layout is written before the vCPUs
- * run again; if it cannot be, the transaction is undone. */
-struct txn_save {
-	struct rpc_call *call;
-	struct vmm_vm *vm;
-	int r;
-};
-
-static int txn_save(void *arg)
-{
-	struct txn_save *s = arg;
-
-	s->r = rpc_state_vm_save(s->call, s->vm);
-	return s->r;
-}
-
 static int memslot_transaction(struct rpc_call *call, json_object *params,
 			       json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
 	size_t failed = SIZE_MAX;
 	json_object *ops = NULL;
-	struct txn_save save = { call, vm, 0 };
-	struct vmm_txn_commit commit = { txn_save, &save };
 	struct txn *t;
 	int r;
 
@@ -909,11 +807,9 @@ static int memslot_transaction(struct rpc_call *call, json_object *params,
 		return -ENOMEM;
 	r = txn_parse(call, vm, ops, t);
 	if (!r) {
-		r = vmm_memslot_transaction(vm, t->ops, t->n, t->ids, &failed, &commit, &fx, &e);
-		if (r && save.r)
-			unsaved(call, vm, "the transaction", r);
-		else if (r)
-			txn_error(call, r, &e, failed, t->n);
+		r = ctl_memslot_transaction(vm, t->ops, t->n, t->ids, &failed, &fx, &e);
+		if (r)
+			txn_error(call, r, &e, e.file[0] ? SIZE_MAX : failed, t->n);
 	}
 	if (!r) {
 		*result = txn_result(vm, t, &fx);
@@ -939,16 +835,16 @@ static json_object *quirk_json(const struct vmm_quirk_state *q)
 }
 
 /* {vm, state, quirks: [...]}: every quirk with supported/enabled/locked. */
-static int quirks_reply(struct rpc_call *call, struct vmm_vm *vm, json_object **result)
+static int quirks_reply(struct rpc_call *call, struct ctl_vm *vm, json_object **result)
 {
 	struct vmm_quirk_state *q = calloc(vmm_quirk_desc_count, sizeof(*q));
-	struct vmm_vm_info in;
+	struct ctl_vm_info in;
 	json_object *a;
 	int r;
 
 	if (!q)
 		return -ENOMEM;
-	r = vmm_vm_quirks_get(vm, q, vmm_quirk_desc_count);
+	r = ctl_vm_quirks_get(vm, q, vmm_quirk_desc_count);
 	if (r) {
 		free(q);
 		return rpc_vmm_error(call, r, NULL);
@@ -957,71 +853,27 @@ static int quirks_reply(struct rpc_call *call, struct vmm_vm *vm, json_object **
 	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
 		json_object_array_add(a, quirk_json(&q[i]));
 	free(q);
-	vmm_vm_info_get(vm, &in);
+	ctl_vm_info(vm, false, &in);
 	*result = json_object_new_object();
-	add_str(*result, "vm", vmm_vm_name(vm));
-	add_str(*result, "state", vmm_vm_state_name(in.state));
+	add_str(*result, "vm", ctl_vm_name(vm));
+	add_str(*result, "state", vmm_vm_state_name(in.vm.state));
 	json_object_object_add(*result, "quirks", a);
 	return 0;
 }
 
 static int vm_quirks_get(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 
 	return vm ? quirks_reply(call, vm, result) : -EINVAL;
 }
 
-#define SNAP_MAX 96
-
-/* The VM's cumulative kernel (stats fd, VM-wide) counters. */
-struct snap {
-	size_t n;
-	struct { char name[48]; uint64_t v; } c[SNAP_MAX];
-};
-
-static int snap_one(const struct vmm_stat *st, void *arg)
-{
-	struct snap *s = arg;
-
-	if (strcmp(st->source, "kvm") || st->vcpu >= 0 || !st->cumulative || s->n >= SNAP_MAX)
-		return 0;
-	snprintf(s->c[s->n].name, sizeof(s->c[0].name), "%s", st->name);
-	s->c[s->n++].v = st->value;
-	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* vmm_vm_quirk_set reports no effect: measure the kernel side here (the
- * non-zero stats-fd deltas) and the time it took. */
-static void quirk_effect(const struct snap *a, const struct snap *b, uint64_t ns,
-			 struct vmm_effect *fx)
-{
-	memset(fx, 0, sizeof(*fx));
-	fx->duration_ns = ns;
-	fx->kernel_ns = ns;
-	for (size_t i = 0; i < b->n && i < a->n && fx->n < VMM_EFFECT_MAX; i++) {
-		if (strcmp(a->c[i].name, b->c[i].name) || a->c[i].v == b->c[i].v)
-			continue;
-		fx->counters[fx->n].side = "kernel";
-		fx->counters[fx->n].name = b->c[i].name;
-		fx->counters[fx->n++].delta = (int64_t)(b->c[i].v - a->c[i].v);
-	}
-}
-
-static void quirk_event(struct rpc_call *call, struct vmm_vm *vm, const char *quirk,
+static void quirk_event(struct rpc_call *call, struct ctl_vm *vm, const char *quirk,
 			bool enabled, const struct vmm_effect *fx)
 {
 	json_object *p = json_object_new_object();
 
-	add_str(p, "vm", vmm_vm_name(vm));
+	add_str(p, "vm", ctl_vm_name(vm));
 	add_str(p, "quirk", quirk);
 	json_object_object_add(p, "enabled", json_object_new_boolean(enabled));
 	json_object_object_add(p, "effect", effect_json(fx));
@@ -1030,52 +882,23 @@ static void quirk_event(struct rpc_call *call, struct vmm_vm *vm, const char *qu
 
 static int vm_quirks_set(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = rpc_vm_lookup(call, params, "vm");
+	struct ctl_vm *vm = rpc_vm_lookup(call, params, "vm");
 	const char *quirk = rpc_param_str(params, "quirk", "");
 	bool enabled = rpc_param_bool(params, "enabled", true);
-	struct snap *s = calloc(2, sizeof(*s));
-	struct vmm_effect fx;
+	struct vmm_effect fx = { 0 };
 	struct vmm_err e = { 0 };
-	uint64_t t0, after = 0;
 	int r;
 
-	if (!vm || !s) {
-		free(s);
-		return vm ? -ENOMEM : -EINVAL;
-	}
-	/* Written first: disabling a quirk on a VM that has run cannot be
-	 * undone, so a change that cannot be saved is not made. */
-	r = vmm_vm_quirk_check(vm, quirk, enabled, &after, &e);
+	if (!vm)
+		return -EINVAL;
+	r = ctl_vm_quirk_set(vm, quirk, enabled, &fx, &e);
 	if (r)
-		rpc_vmm_error(call, r, &e);
-	else if (after != vmm_vm_quirks_enabled(vm) &&
-		 (r = rpc_state_vm_save_quirks(call, vm, after)))
-		unsaved(call, vm, "the quirk change", r);
-	if (r) {
-		free(s);
-		return r;
-	}
-	vmm_vm_stats_foreach(vm, snap_one, &s[0]);
-	t0 = now_ns();
-	r = vmm_vm_quirk_set(vm, quirk, enabled, &e);
-	quirk_effect(&s[0], &s[1], 0, &fx);
-	if (!r) {
-		fx.duration_ns = fx.kernel_ns = now_ns() - t0;
-		vmm_vm_stats_foreach(vm, snap_one, &s[1]);
-		quirk_effect(&s[0], &s[1], fx.duration_ns, &fx);
-	} else {
-		/* Checked, then refused: put the file back as the VM is. */
-		if (after != vmm_vm_quirks_enabled(vm))
-			rpc_state_vm_save(call, vm);
-		rpc_vmm_error(call, r, &e);
-	}
-	if (!r)
-		r = quirks_reply(call, vm, result);
+		return rpc_vmm_error(call, r, &e);
+	r = quirks_reply(call, vm, result);
 	if (!r) {
 		json_object_object_add(*result, "effect", effect_json(&fx));
 		quirk_event(call, vm, quirk, enabled, &fx);
 	}
-	free(s);
 	return r;
 }
 

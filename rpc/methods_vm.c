@@ -1,17 +1,17 @@
-/* vm.* methods: JSON in, typed vmm_* calls, JSON out. */
+/* vm.* methods: JSON in, typed control-plane (ctl_*) calls, JSON out. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl/ctl.h"
 #include "rpc/internal.h"
-#include "vmm/vmm.h"
 
 #define CONSOLE_TAIL_MAX	(64 * 1024)
 
 /* The VM named by params.name, or an error naming it. */
-static struct vmm_vm *vm_lookup(struct rpc_call *call, json_object *params)
+static struct ctl_vm *vm_lookup(struct rpc_call *call, json_object *params)
 {
 	return rpc_vm_lookup(call, params, "name");
 }
@@ -39,13 +39,13 @@ json_object *rpc_quirks_json(uint64_t on)
 }
 
 /* Every memslot of the VM, as memslot.list shows them. */
-static json_object *memslots_json(struct vmm_vm *vm)
+static json_object *memslots_json(struct ctl_vm *vm)
 {
 	json_object *a = json_object_new_array();
 	struct vmm_memslot_info *s;
 	size_t n;
 
-	if (rpc_memslots_get(vm, &s, &n))
+	if (ctl_vm_memslots_get(vm, &s, &n))
 		return a;
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(a, rpc_memslot_json(&s[i]));
@@ -53,34 +53,54 @@ static json_object *memslots_json(struct vmm_vm *vm)
 	return a;
 }
 
-static json_object *info_json(struct vmm_vm *vm, bool full)
+/* Which process runs the VM: its pid, build, start (CLOCK_REALTIME s)
+ * and how many slotds it has served (adopted: more than one). */
+static json_object *runner_json(const struct ctl_vm_info *ci)
+{
+	json_object *o;
+
+	if (!ci->runner_alive)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "pid", json_object_new_int64(ci->runner_pid));
+	add_str(o, "build", ci->runner_build);
+	json_object_object_add(o, "started", json_object_new_double(ci->runner_started_ns / 1e9));
+	add_u64(o, "controllers", ci->runner_controllers);
+	return o;
+}
+
+static json_object *info_json(struct ctl_vm *vm, bool full)
 {
 	json_object *o = json_object_new_object();
-	struct vmm_vm_info in;
+	struct ctl_vm_info ci;
+	const struct vmm_vm_info *in = &ci.vm;
 
-	vmm_vm_info_get(vm, &in);
-	add_str(o, "name", in.name);
-	add_str(o, "state", vmm_vm_state_name(in.state));
-	add_str(o, "type", vmm_vm_type_name(in.type));
-	json_object_object_add(o, "vcpus", json_object_new_int((int)in.vcpus));
-	add_u64(o, "memory", in.memory_bytes);
-	json_object_object_add(o, "uptime_s", json_object_new_double(in.uptime_ns / 1e9));
+	ctl_vm_info(vm, full, &ci);
+	add_str(o, "name", in->name);
+	add_str(o, "state", vmm_vm_state_name(in->state));
+	add_str(o, "type", vmm_vm_type_name(in->type));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)in->vcpus));
+	add_u64(o, "memory", in->memory_bytes);
+	json_object_object_add(o, "uptime_s", json_object_new_double(in->uptime_ns / 1e9));
 	if (!full)
 		return o;
-	add_str(o, "kvm_vm_type", vmm_kvm_vm_type_name(in.kvm_vm_type));
-	json_object_object_add(o, "rules_by_slotd", json_object_new_boolean(in.rules_by_slotd));
-	add_str(o, "payload", in.payload);
+	add_str(o, "kvm_vm_type", vmm_kvm_vm_type_name(in->kvm_vm_type));
+	json_object_object_add(o, "rules_by_slotd", json_object_new_boolean(in->rules_by_slotd));
+	add_str(o, "payload", in->payload);
 	json_object_object_add(o, "memslots", memslots_json(vm));
-	json_object_object_add(o, "quirks_enabled", rpc_quirks_json(vmm_vm_quirks_enabled(vm)));
-	json_object_object_add(o, "exit_status", in.has_exit_status ?
-			       json_object_new_int64(in.exit_status) : NULL);
-	json_object_object_add(o, "crash_reason", in.crash_reason[0] ?
-			       json_object_new_string(in.crash_reason) : NULL);
-	add_u64(o, "exits_total", in.exits_total);
-	add_u64(o, "exits_io", in.exits_io);
-	add_u64(o, "exits_mmio", in.exits_mmio);
-	add_u64(o, "console_bytes", in.console_bytes);
-	add_u64(o, "reports", in.reports);
+	json_object_object_add(o, "quirks_enabled", rpc_quirks_json(ci.quirks_enabled));
+	json_object_object_add(o, "exit_status", in->has_exit_status ?
+			       json_object_new_int64(in->exit_status) : NULL);
+	json_object_object_add(o, "crash_reason", in->crash_reason[0] ?
+			       json_object_new_string(in->crash_reason) : NULL);
+	add_u64(o, "exits_total", in->exits_total);
+	add_u64(o, "exits_io", in->exits_io);
+	add_u64(o, "exits_mmio", in->exits_mmio);
+	add_u64(o, "console_bytes", in->console_bytes);
+	add_u64(o, "reports", in->reports);
+	json_object_object_add(o, "restored", json_object_new_boolean(ci.restored));
+	json_object_object_add(o, "adopted", json_object_new_boolean(ci.adopted));
+	json_object_object_add(o, "runner", runner_json(&ci));
 	return o;
 }
 
@@ -96,11 +116,11 @@ static int vm_create(struct rpc_call *call, json_object *params, json_object **r
 			       VMM_RAM_MEMFD : VMM_RAM_ANON,
 	};
 	struct vmm_err e = { 0 };
-	struct vmm_vm *vm;
+	struct ctl_vm *vm;
 	json_object *args;
 	int r;
 
-	if (!vmm_caps_get(rpc_call_vmm(call))->kvm_available)
+	if (!ctl_caps(rpc_call_ctl(call))->kvm_available)
 		return rpc_vmm_error(call, -ENODEV, NULL);
 	if (rpc_param_size(call, params, "memory", 64ull << 20, &p.memory_bytes))
 		return -EINVAL;
@@ -108,28 +128,22 @@ static int vm_create(struct rpc_call *call, json_object *params, json_object **r
 	if (json_object_object_get_ex(params, "args", &args))
 		for (size_t i = 0; i < json_object_array_length(args) && i < VMM_NARGS; i++)
 			p.args[i] = json_object_get_uint64(json_object_array_get_idx(args, i));
-	r = vmm_vm_create(rpc_call_vmm(call), &p, &vm, &e);
+	/* Durable before it returns: the client never sees a VM that a
+	 * restart would lose. */
+	r = ctl_vm_create(rpc_call_ctl(call), &p, &vm, &e);
 	if (r)
 		return rpc_vmm_error(call, r, &e);
-	/* Not durable, not created: the client must not see a VM that a
-	 * restart would lose. */
-	r = rpc_state_vm_created(call, vm, params);
-	if (r) {
-		vmm_vm_destroy(vm, NULL);
-		return r;
-	}
 	*result = info_json(vm, true);
-	json_object_object_add(*result, "restored", json_object_new_boolean(false));
 	return 0;
 }
 
-typedef int (*vm_action_fn)(struct vmm_vm *vm, struct vmm_err *err);
+typedef int (*vm_action_fn)(struct ctl_vm *vm, struct vmm_err *err);
 
 /* Runs a lifecycle action and answers with the VM's new info. */
 static int vm_action(struct rpc_call *call, json_object *params,
 		     json_object **result, vm_action_fn fn)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
 	struct vmm_err e = { 0 };
 	int r;
 
@@ -144,47 +158,44 @@ static int vm_action(struct rpc_call *call, json_object *params,
 
 static int vm_start(struct rpc_call *c, json_object *p, json_object **r)
 {
-	return vm_action(c, p, r, vmm_vm_start);
+	return vm_action(c, p, r, ctl_vm_start);
 }
 
 static int vm_pause(struct rpc_call *c, json_object *p, json_object **r)
 {
-	return vm_action(c, p, r, vmm_vm_pause);
+	return vm_action(c, p, r, ctl_vm_pause);
 }
 
 static int vm_resume(struct rpc_call *c, json_object *p, json_object **r)
 {
-	return vm_action(c, p, r, vmm_vm_resume);
+	return vm_action(c, p, r, ctl_vm_resume);
 }
 
 static int vm_stop(struct rpc_call *c, json_object *p, json_object **r)
 {
-	return vm_action(c, p, r, vmm_vm_stop);
+	return vm_action(c, p, r, ctl_vm_stop);
 }
 
 static int vm_destroy(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
 	struct vmm_err e = { 0 };
 	char name[VMM_NAME_MAX];
 	int r;
 
 	if (!vm)
 		return -EINVAL;
-	snprintf(name, sizeof(name), "%s", vmm_vm_name(vm));
-	r = vmm_vm_destroy(vm, &e);
+	snprintf(name, sizeof(name), "%s", ctl_vm_name(vm));
+	r = ctl_vm_destroy(vm, &e);
 	if (r)
 		return rpc_vmm_error(call, r, &e);
-	r = rpc_state_vm_removed(call, name);
-	if (r)
-		return r;
 	*result = json_object_new_object();
 	add_str(*result, "name", name);
 	add_str(*result, "state", "destroyed");
 	return 0;
 }
 
-static int list_one(struct vmm_vm *vm, void *arg)
+static int list_one(struct ctl_vm *vm, void *arg)
 {
 	json_object_array_add(arg, info_json(vm, false));
 	return 0;
@@ -195,8 +206,8 @@ static int vm_list(struct rpc_call *call, json_object *params, json_object **res
 	json_object *a = json_object_new_array();
 
 	(void)params;
-	if (vmm_caps_get(rpc_call_vmm(call))->kvm_available)
-		vmm_vm_foreach(rpc_call_vmm(call), list_one, a);
+	if (ctl_caps(rpc_call_ctl(call))->kvm_available)
+		ctl_vm_foreach(rpc_call_ctl(call), list_one, a);
 	*result = json_object_new_object();
 	json_object_object_add(*result, "vms", a);
 	return 0;
@@ -204,13 +215,11 @@ static int vm_list(struct rpc_call *call, json_object *params, json_object **res
 
 static int vm_info(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
 
 	if (!vm)
 		return -EINVAL;
 	*result = info_json(vm, true);
-	json_object_object_add(*result, "restored",
-			       json_object_new_boolean(rpc_state_vm_restored(rpc_call_server(call), vm)));
 	return 0;
 }
 
@@ -218,10 +227,10 @@ static int vm_info(struct rpc_call *call, json_object *params, json_object **res
  * and \t become '?', so the reply is always valid JSON. */
 static int vm_console(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
 	size_t tail = (size_t)rpc_param_int(params, "tail", CONSOLE_TAIL_MAX), n = 0;
+	uint64_t total = 0;
 	char *buf;
-	struct vmm_vm_info in;
 
 	if (!vm)
 		return -EINVAL;
@@ -230,16 +239,15 @@ static int vm_console(struct rpc_call *call, json_object *params, json_object **
 	buf = malloc(tail + 1);
 	if (!buf)
 		return -ENOMEM;
-	vmm_vm_console_read(vm, tail, buf, tail, &n);
+	ctl_vm_console_read(vm, tail, buf, tail, &n, &total);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)buf[i] >= 0x7f ||
 		    ((unsigned char)buf[i] < 0x20 && !strchr("\n\r\t", buf[i])))
 			buf[i] = '?';
-	vmm_vm_info_get(vm, &in);
 	*result = json_object_new_object();
-	add_str(*result, "name", vmm_vm_name(vm));
+	add_str(*result, "name", ctl_vm_name(vm));
 	json_object_object_add(*result, "data", json_object_new_string_len(buf, (int)n));
-	add_u64(*result, "total_bytes", in.console_bytes);
+	add_u64(*result, "total_bytes", total);
 	free(buf);
 	return 0;
 }
@@ -268,18 +276,19 @@ static int stat_add(const struct vmm_stat *st, void *arg)
 
 static int vm_stats(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
+	struct vmm_err e = { 0 };
 	json_object *o;
 	int r;
 
 	if (!vm)
 		return -EINVAL;
 	o = json_object_new_object();
-	add_str(o, "name", vmm_vm_name(vm));
-	r = vmm_vm_stats_foreach(vm, stat_add, o);
+	add_str(o, "name", ctl_vm_name(vm));
+	r = ctl_vm_stats_foreach(vm, stat_add, o, &e);
 	if (r) {
 		json_object_put(o);
-		return rpc_vmm_error(call, r, NULL);
+		return rpc_vmm_error(call, r, &e);
 	}
 	*result = o;
 	return 0;
@@ -303,18 +312,24 @@ static const char *report_tag_name(uint32_t tag)
 /* Report records (memtouch pass times, memcheck results, ...) from seq. */
 static int vm_reports(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
 	uint64_t from = (uint64_t)rpc_param_int(params, "from", 0);
+	struct vmm_err e = { 0 };
 	struct vmm_report *recs;
 	json_object *a;
 	size_t n = 0;
+	int r;
 
 	if (!vm)
 		return -EINVAL;
 	recs = calloc(REPORTS_MAX, sizeof(*recs));
 	if (!recs)
 		return -ENOMEM;
-	vmm_vm_reports_read(vm, from, recs, REPORTS_MAX, &n);
+	r = ctl_vm_reports_read(vm, from, recs, REPORTS_MAX, &n, &e);
+	if (r) {
+		free(recs);
+		return rpc_vmm_error(call, r, &e);
+	}
 	a = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		json_object *o = json_object_new_object();
@@ -341,7 +356,7 @@ static int gpa_param(struct rpc_call *call, json_object *params, uint64_t *gpa)
 
 static int vm_memory_read(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
 	struct vmm_err e = { 0 };
 	uint64_t gpa, len;
 	unsigned char *buf;
@@ -357,7 +372,7 @@ static int vm_memory_read(struct rpc_call *call, json_object *params, json_objec
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
-	r = vmm_vm_memory_read(vm, gpa, buf, len, &e);
+	r = ctl_vm_memory_read(vm, gpa, buf, len, &e);
 	if (r) {
 		free(buf);
 		return rpc_vmm_error(call, r, &e);
@@ -373,7 +388,7 @@ static int vm_memory_read(struct rpc_call *call, json_object *params, json_objec
 
 static int vm_memory_write(struct rpc_call *call, json_object *params, json_object **result)
 {
-	struct vmm_vm *vm = vm_lookup(call, params);
+	struct ctl_vm *vm = vm_lookup(call, params);
 	struct vmm_err e = { 0 };
 	unsigned char *buf;
 	uint64_t gpa;
@@ -385,7 +400,7 @@ static int vm_memory_write(struct rpc_call *call, json_object *params, json_obje
 	if (rpc_base64_decode(rpc_param_str(params, "data", ""), &buf, &len))
 		return rpc_call_error(call, RPC_INVALID_PARAMS, "data",
 				      "Invalid params: 'data' must be base64 (RFC 4648)");
-	r = len ? vmm_vm_memory_write(vm, gpa, buf, len, &e) : -EINVAL;
+	r = len ? ctl_vm_memory_write(vm, gpa, buf, len, &e) : -EINVAL;
 	free(buf);
 	if (r == -EINVAL && !len)
 		return rpc_call_error(call, RPC_INVALID_PARAMS, "data",

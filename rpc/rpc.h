@@ -13,7 +13,7 @@
 #include <json-c/json.h>
 
 struct event_base;
-struct vmm;
+struct ctl;
 struct rpc_server;
 struct rpc_call;
 
@@ -34,7 +34,8 @@ struct rpc_call;
 #define RPC_ERR_UNSUPPORTED	-32008	/* the host lacks a capability */
 #define RPC_ERR_OVERLOADED	-32009	/* too many connections */
 #define RPC_ERR_STATE_IO	-32010	/* state could not be written */
-#define RPC_ERR_DENIED		-32011	/* not permitted on this connection */
+#define RPC_ERR_BACKING		-32011	/* guest memory's backing failed (SIGBUS) */
+#define RPC_ERR_DENIED		-32012	/* not permitted on this connection */
 
 /* A handler gets the call and its (schema-validated) params, which may be
  * NULL when the method takes none.  It returns 0 with *result set (a new
@@ -65,8 +66,8 @@ struct rpc_config {
 	unsigned http_body_timeout_s;	/* default 30 */
 	const char *openrpc;	/* the OpenRPC document (JSON text); NULL:
 				 * the one built into slotd */
-	struct vmm *vmm;	/* the VMs the vm.* and memslot.* methods drive */
-	const char *state_dir;	/* vm-NAME.json files; NULL: not persisted */
+	struct ctl *ctl;	/* the control plane the vm.* and memslot.*
+				 * methods drive */
 	const char *socket_group; /* group of an HTTP unix: socket, or NULL */
 	void *app;		/* handed to handlers via rpc_call_app() */
 };
@@ -82,12 +83,6 @@ int rpc_server_register(struct rpc_server *srv, const struct rpc_method *m,
 int rpc_methods_daemon_register(struct rpc_server *srv);
 /* Adds every method slotd serves (what the daemon calls). */
 int rpc_methods_register_all(struct rpc_server *srv);
-
-/* Recreates every VM and memslot layout saved in cfg.state_dir (state
- * defined), logging one line per VM and slot; a file that cannot be
- * restored is renamed NAME.failed.  *restored and *failed get the counts. */
-int rpc_state_restore(struct rpc_server *srv, unsigned *restored,
-		      unsigned *failed);
 
 /* Serves a listening stream socket; the server owns fd from now on. */
 int rpc_server_listen(struct rpc_server *srv, int fd);
@@ -166,7 +161,7 @@ const char *rpc_server_method_name(const struct rpc_server *srv, size_t i);
 
 /* Handler context. */
 void *rpc_call_app(const struct rpc_call *call);
-struct vmm *rpc_call_vmm(const struct rpc_call *call);
+struct ctl *rpc_call_ctl(const struct rpc_call *call);
 struct rpc_server *rpc_call_server(const struct rpc_call *call);
 uint64_t rpc_call_conn(const struct rpc_call *call);
 

@@ -24,8 +24,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "rpc/internal.h"
+#include "rpc/metrics.h"
 
 #define WRITE_TIMEOUT_S		30
 #define PAUSE_BYTES		(256u << 10)
@@ -942,7 +943,7 @@ void rpc_server_destroy(struct rpc_server *srv)
 		listener_free(l);
 	}
 	json_object_put(srv->method_index);
-	rpc_state_free(srv);
+	rpc_metrics_free(srv);
 	json_object_put(srv->openrpc);
 	free(srv->methods);
 	free(srv);

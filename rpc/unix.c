@@ -12,7 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "rpc/rpc.h"
 
 /* mkdir -p for the parent directories of path. */

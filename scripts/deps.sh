@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(gcc make pkg-config libjson-c-dev libevent-dev liburcu-dev
-      libcriterion-dev libsystemd-dev systemd python3 binutils)
+      libcriterion-dev libsystemd-dev libseccomp-dev systemd python3 binutils)
 if [ "${1:-}" = "--fuzz" ]; then
 	pkgs+=(clang libclang-rt-dev)
 fi

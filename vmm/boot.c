@@ -36,19 +36,12 @@ static uint8_t *boot_hva(struct vmm_vm *vm, uint64_t gpa)
 
 bool vmm_cpuid_has_1g_pages(struct vmm *vmm)
 {
-	for (unsigned i = 0; vmm->cpuid && i < vmm->cpuid->nent; i++)
-		if (vmm->cpuid->entries[i].function == 0x80000001)
-			return vmm->cpuid->entries[i].edx & (1u << 26);
-	return false;
+	return cpuid_1g_pages(vmm->cpuid);
 }
 
-/* Guest physical address width (CPUID 0x80000008), 36 if unknown. */
 unsigned vmm_guest_phys_bits(struct vmm *vmm)
 {
-	for (unsigned i = 0; vmm->cpuid && i < vmm->cpuid->nent; i++)
-		if (vmm->cpuid->entries[i].function == 0x80000008)
-			return vmm->cpuid->entries[i].eax & 0xff;
-	return 36;
+	return cpuid_phys_bits(vmm->cpuid);
 }
 
 /* Identity map: 512 GiB with 1 GiB pages, else as much as the table area

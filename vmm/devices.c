@@ -89,6 +89,7 @@ static uint32_t dma_do(struct vmm_vm *vm, struct vmm_dma_desc *d)
 {
 	uint64_t done, a, b, n;
 	uint8_t *src = NULL, *dst = NULL;
+	int r;
 
 	if (d->len == 0 || d->len > VMM_DMA_MAX_LEN)
 		return VMM_DMA_ST_BAD_LEN;
@@ -110,15 +111,17 @@ static uint32_t dma_do(struct vmm_vm *vm, struct vmm_dma_desc *d)
 		if ((d->op != VMM_DMA_OP_FILL && !src) || (d->op != VMM_DMA_OP_CHECKSUM && !dst))
 			return VMM_DMA_ST_BAD_SRC;	/* checked above; cannot happen */
 		if (d->op == VMM_DMA_OP_FILL) {
-			memset(dst, (int)(d->value & 0xff), b);
 			n = b;
+			r = vm_bus_op(VM_BUS_FILL, dst, NULL, n, &d->value);
 		} else if (d->op == VMM_DMA_OP_CHECKSUM) {
-			d->value = dma_fnv64(d->value, src, a);
 			n = a;
+			r = vm_bus_op(VM_BUS_FNV, NULL, src, n, &d->value);
 		} else {
 			n = a < b ? a : b;
-			memmove(dst, src, n);
+			r = vm_bus_op(VM_BUS_COPY, dst, src, n, NULL);
 		}
+		if (r)
+			return VMM_DMA_ST_IO_ERROR;
 	}
 	return VMM_DMA_ST_OK;
 }

@@ -209,10 +209,6 @@ struct vmm_vm {
 	struct vmm_stats_src stats;	/* VM-wide; vCPUs keep their fd */
 };
 
-/* err.c */
-int vmm_err_set(struct vmm_err *err, int code, const char *field,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-uint64_t vmm_now_ns(void);
 
 /* memslot.c */
 int vm_kvm_slot_set(struct vmm_vm *vm, uint32_t id, uint32_t kvm_flags,
@@ -253,6 +249,13 @@ int vm_guest_range_check(struct vmm_vm *vm, uint64_t gpa, uint64_t len,
 /* Makes the calling (control) thread a reader of vm->mmu for one access;
  * returns whether vm_reader_leave must unregister it. */
 bool vm_reader_enter(struct vmm_vm *vm);
+/* One access to guest memory that a truncated file backing may turn into
+ * SIGBUS: -EIO then, 0 else.  COPY memmoves n bytes src -> dst, FILL sets
+ * n bytes of dst to *h & 0xff, FNV folds n bytes of src into *h. */
+enum vm_bus_kind { VM_BUS_COPY, VM_BUS_FILL, VM_BUS_FNV };
+int vm_bus_op(enum vm_bus_kind kind, void *dst, const void *src, size_t n, uint64_t *h);
+/* Installs the SIGBUS handler of vm_bus_op (once per process). */
+void vm_bus_install(void);
 void vm_reader_leave(struct vmm_vm *vm, bool registered);
 
 /* vm.c */
@@ -260,7 +263,7 @@ int vm_boot_prepare(struct vmm_vm *vm, struct vmm_err *err);
 void vm_destroy_all(struct vmm *vmm);
 
 /* payload.c */
-int vm_payload_open(struct vmm_vm *vm, const char *spec, struct vmm_err *err);
+int vm_payload_open(struct vmm_vm *vm, const struct vmm_vm_params *p, struct vmm_err *err);
 int vm_payload_load(struct vmm_vm *vm, struct vmm_err *err);
 /* The loader without a VM (fuzzing): checks image as vm_payload_open does
  * and loads it into ram (ram_size bytes, one vCPU's stack at its top) as
@@ -278,6 +281,10 @@ int vm_quirks_apply(struct vmm_vm *vm, struct vmm_err *err);
 
 /* boot.c */
 unsigned vmm_guest_phys_bits(struct vmm *vmm);
+/* What CPUID (KVM_GET_SUPPORTED_CPUID, may be NULL) says of 1 GiB pages
+ * and the guest's physical address width (36 when it says nothing). */
+bool cpuid_1g_pages(const struct kvm_cpuid2 *c);
+unsigned cpuid_phys_bits(const struct kvm_cpuid2 *c);
 int vm_boot_tables_build(struct vmm_vm *vm);
 int vm_boot_params_write(struct vmm_vm *vm);
 int vcpu_boot_regs_set(struct vmm_vcpu *vcpu);

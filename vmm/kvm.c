@@ -25,6 +25,25 @@ const struct vmm_quirk_desc vmm_quirk_descs[] = {
 const size_t vmm_quirk_desc_count =
 	sizeof(vmm_quirk_descs) / sizeof(vmm_quirk_descs[0]);
 
+uint64_t vmm_quirk_slot_zap_all(void)
+{
+	return KVM_X86_QUIRK_SLOT_ZAP_ALL;
+}
+
+uint64_t vmm_quirks_all(void)
+{
+	uint64_t all = 0;
+
+	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
+		all |= vmm_quirk_descs[i].bit;
+	return all;
+}
+
+unsigned vmm_kvm_vm_type_protected(void)
+{
+	return KVM_X86_SW_PROTECTED_VM;
+}
+
 const struct vmm_quirk_desc *vmm_quirk_lookup(const char *name)
 {
 	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
@@ -119,6 +138,41 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
 	return NULL;
 }
 
+bool cpuid_1g_pages(const struct kvm_cpuid2 *c)
+{
+	for (unsigned i = 0; c && i < c->nent; i++)
+		if (c->entries[i].function == 0x80000001)
+			return c->entries[i].edx & (1u << 26);
+	return false;
+}
+
+/* Guest physical address width (CPUID 0x80000008), 36 if unknown. */
+unsigned cpuid_phys_bits(const struct kvm_cpuid2 *c)
+{
+	for (unsigned i = 0; c && i < c->nent; i++)
+		if (c->entries[i].function == 0x80000008)
+			return c->entries[i].eax & 0xff;
+	return 36;
+}
+
+int vmm_caps_probe(const char *kvm_path, struct vmm_caps *caps)
+{
+	struct kvm_cpuid2 *cpuid;
+	int fd;
+
+	memset(caps, 0, sizeof(*caps));
+	fd = kvm_open(kvm_path ? kvm_path : "/dev/kvm", caps);
+	if (fd < 0)
+		return fd;
+	caps->kvm_available = true;
+	vmm_kvm_probe(fd, caps);
+	cpuid = supported_cpuid(fd);
+	caps->guest_phys_bits = cpuid_phys_bits(cpuid);
+	caps->cpuid_1g_pages = cpuid_1g_pages(cpuid);
+	free(cpuid);
+	return fd;
+}
+
 /* Copies the NULL-terminated list of directories file backings may use. */
 static int dirs_copy(struct vmm *vmm, const char *const *dirs)
 {
@@ -161,13 +215,16 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out)
 	}
 	pthread_mutex_init(&vmm->lock, NULL);
 	pthread_mutex_init(&vmm->bcache.lock, NULL);
-	vmm->kvm_fd = kvm_open(path, &vmm->caps);
+	vmm->kvm_fd = cfg && cfg->kvm_fd > 0 ? cfg->kvm_fd : kvm_open(path, &vmm->caps);
+	vmm->cfg.kvm_fd = 0;
 	if (vmm->kvm_fd >= 0) {
 		vmm->caps.kvm_available = true;
 		vmm_kvm_probe(vmm->kvm_fd, &vmm->caps);
 		vmm->cpuid = supported_cpuid(vmm->kvm_fd);
 		vmm->caps.guest_phys_bits = vmm_guest_phys_bits(vmm);
+		vmm->caps.cpuid_1g_pages = vmm_cpuid_has_1g_pages(vmm);
 		vmm_kick_install();
+		vm_bus_install();
 	}
 	*out = vmm;
 	return 0;

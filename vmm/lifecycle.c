@@ -73,14 +73,23 @@ void vm_notify_drain(struct vmm_vm *vm)
 	} while (again);
 }
 
-/* -EBUSY naming the state and the states the verb is allowed from. */
-static int bad_transition(struct vmm_vm *vm, enum vmm_vm_state st,
-			  const char *verb, const char *allowed,
-			  struct vmm_err *err)
+int vmm_transition_check(const char *name, enum vmm_vm_state st, enum vmm_verb verb,
+			 struct vmm_err *err)
 {
-	return vmm_err_set(err, -EBUSY, "state",
-			   "cannot %s VM '%s': it is %s (allowed when %s)",
-			   verb, vm->name, vmm_vm_state_name(st), allowed);
+	static const struct { const char *verb, *allowed; unsigned mask; } rules[] = {
+		[VMM_VERB_START] = { "start", "defined, stopped or crashed",
+				     BIT(VMM_VM_DEFINED) | BIT(VMM_VM_STOPPED) |
+				     BIT(VMM_VM_CRASHED) },
+		[VMM_VERB_PAUSE] = { "pause", "running", BIT(VMM_VM_RUNNING) },
+		[VMM_VERB_RESUME] = { "resume", "paused", BIT(VMM_VM_PAUSED) },
+		[VMM_VERB_STOP] = { "stop", "running or paused",
+				    BIT(VMM_VM_RUNNING) | BIT(VMM_VM_PAUSED) },
+	};
+
+	if (BIT(st) & rules[verb].mask)
+		return 0;
+	return vmm_err_set(err, -EBUSY, "state", "cannot %s VM '%s': it is %s (allowed when %s)",
+			   rules[verb].verb, name, vmm_vm_state_name(st), rules[verb].allowed);
 }
 
 static struct timespec deadline_in(unsigned ms)
@@ -111,9 +120,9 @@ int vmm_vm_start(struct vmm_vm *vm, struct vmm_err *err)
 	pthread_mutex_lock(&vm->lock);
 	st = vm->state;
 	pthread_mutex_unlock(&vm->lock);
-	if (!(BIT(st) & (BIT(VMM_VM_DEFINED) | BIT(VMM_VM_STOPPED) |
-			 BIT(VMM_VM_CRASHED))))
-		return bad_transition(vm, st, "start", "defined, stopped or crashed", err);
+	r = vmm_transition_check(vm->name, st, VMM_VERB_START, err);
+	if (r)
+		return r;
 	/* Threads of a guest-initiated stop have exited; reap them. */
 	vm_vcpus_join(vm);
 	r = vm_quirks_apply(vm, err);
@@ -168,9 +177,10 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
 
 	pthread_mutex_lock(&vm->lock);
 	st = vm->state;
-	if (st != VMM_VM_RUNNING) {
+	r = vmm_transition_check(vm->name, st, VMM_VERB_PAUSE, err);
+	if (r) {
 		pthread_mutex_unlock(&vm->lock);
-		return bad_transition(vm, st, "pause", "running", err);
+		return r;
 	}
 	vm->req = VCPU_REQ_PAUSE;
 	vm_vcpus_kick(vm);
@@ -179,7 +189,7 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
 		vm_state_set_locked(vm, VMM_VM_PAUSED);
 	} else if (r == 0) {
 		st = vm->state;		/* the guest stopped or crashed */
-		r = bad_transition(vm, st, "pause", "running", err);
+		r = vmm_transition_check(vm->name, st, VMM_VERB_PAUSE, err);
 	} else {
 		vm->req = VCPU_REQ_RUN;	/* give up, keep running */
 		pthread_cond_broadcast(&vm->cond);
@@ -196,12 +206,14 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_err *err)
 int vmm_vm_resume(struct vmm_vm *vm, struct vmm_err *err)
 {
 	enum vmm_vm_state st;
+	int r;
 
 	pthread_mutex_lock(&vm->lock);
 	st = vm->state;
-	if (st != VMM_VM_PAUSED) {
+	r = vmm_transition_check(vm->name, st, VMM_VERB_RESUME, err);
+	if (r) {
 		pthread_mutex_unlock(&vm->lock);
-		return bad_transition(vm, st, "resume", "paused", err);
+		return r;
 	}
 	vm->req = VCPU_REQ_RUN;
 	vm_state_set_locked(vm, VMM_VM_RUNNING);
@@ -233,9 +245,10 @@ int vmm_vm_stop(struct vmm_vm *vm, struct vmm_err *err)
 
 	pthread_mutex_lock(&vm->lock);
 	st = vm->state;
-	if (st != VMM_VM_RUNNING && st != VMM_VM_PAUSED) {
+	r = vmm_transition_check(vm->name, st, VMM_VERB_STOP, err);
+	if (r) {
 		pthread_mutex_unlock(&vm->lock);
-		return bad_transition(vm, st, "stop", "running or paused", err);
+		return r;
 	}
 	r = halt_locked(vm, handshake_ms(vm));
 	if (!r) {

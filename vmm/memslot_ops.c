@@ -5,22 +5,17 @@
  * Control calls: one thread at a time (the event loop). */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
-#include <linux/memfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmm/internal.h"
 
 #define PAGE		4096ull
 #define HUGE_2M		(2ull << 20)
-#define HUGE_1G		(1ull << 30)
 /* slotd's device registers (vmm/guest/abi.h): no memslot may cover them. */
 #define DEV_WINDOW	0x3200000000ull
 #define DEV_WINDOW_SIZE	0x10000ull
@@ -49,8 +44,8 @@ static void fx_add(struct vmm_effect *fx, const char *side, const char *name,
 		   int64_t delta)
 {
 	if (fx->n < VMM_EFFECT_MAX) {
-		fx->counters[fx->n].side = side;
-		fx->counters[fx->n].name = name;
+		snprintf(fx->counters[fx->n].side, sizeof(fx->counters[0].side), "%s", side);
+		snprintf(fx->counters[fx->n].name, sizeof(fx->counters[0].name), "%s", name);
 		fx->counters[fx->n].delta = delta;
 		fx->n++;
 	}
@@ -102,13 +97,8 @@ static int kvm_set(struct vmm_vm *vm, struct vmm_effect *fx, uint32_t id,
 
 /* ---- checks ------------------------------------------------------------ */
 
-/* The range [gpa, gpa + size) is aligned, inside the guest's physical
- * address space, clear of slotd's device window and of every slot but
- * skip.  Called with slots_lock held. */
-static int range_check_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
-			      uint32_t skip, struct vmm_err *err)
+int vmm_range_check(unsigned bits, uint64_t gpa, uint64_t size, struct vmm_err *err)
 {
-	unsigned bits = vmm_guest_phys_bits(vm->vmm);
 	uint64_t end = gpa + size, limit = 1ull << bits;
 
 	if (gpa & (PAGE - 1))
@@ -128,6 +118,28 @@ static int range_check_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
 		return vmm_err_set(err, -EEXIST, "gpa",
 				   "[0x%llx, 0x%llx) overlaps slotd's device window at 0x%llx",
 				   (unsigned long long)gpa, (unsigned long long)end, DEV_WINDOW);
+	return 0;
+}
+
+int vmm_overlap_error(struct vmm_err *err, uint64_t gpa, uint64_t size, uint32_t id,
+		      uint64_t s_gpa, uint64_t s_size)
+{
+	return vmm_err_set(err, -EEXIST, "gpa",
+			   "[0x%llx, 0x%llx) overlaps memslot %u at [0x%llx, 0x%llx)",
+			   (unsigned long long)gpa, (unsigned long long)(gpa + size), id,
+			   (unsigned long long)s_gpa, (unsigned long long)(s_gpa + s_size));
+}
+
+/* The range [gpa, gpa + size) passes vmm_range_check and is clear of
+ * every slot but skip.  Called with slots_lock held. */
+static int range_check_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
+			      uint32_t skip, struct vmm_err *err)
+{
+	uint64_t end = gpa + size;
+	int r = vmm_range_check(vmm_guest_phys_bits(vm->vmm), gpa, size, err);
+
+	if (r)
+		return r;
 	/* Sorted and disjoint: only slots from the one before the lower
 	 * bound up to the first one starting at or past end can overlap. */
 	for (unsigned i = vm_slot_lower_bound_locked(vm, gpa), k = i ? i - 1 : 0;
@@ -135,18 +147,19 @@ static int range_check_locked(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
 		const struct vmm_memslot *s = vm->slots[k];
 
 		if (s->id != skip && gpa < s->gpa + s->size && s->gpa < end)
-			return vmm_err_set(err, -EEXIST, "gpa",
-					   "[0x%llx, 0x%llx) overlaps memslot %u at [0x%llx, 0x%llx)",
-					   (unsigned long long)gpa, (unsigned long long)end, s->id,
-					   (unsigned long long)s->gpa,
-					   (unsigned long long)(s->gpa + s->size));
+			return vmm_overlap_error(err, gpa, size, s->id, s->gpa, s->size);
 	}
 	return 0;
 }
 
+unsigned vmm_max_memslots(const struct vmm_caps *caps)
+{
+	return caps->max_memslots > 0 ? (unsigned)caps->max_memslots : 32764;
+}
+
 static unsigned max_slots(struct vmm_vm *vm)
 {
-	return vm->vmm->caps.max_memslots > 0 ? (unsigned)vm->vmm->caps.max_memslots : 32764;
+	return vmm_max_memslots(&vm->vmm->caps);
 }
 
 /* Picks want, or the lowest free id.  Called with slots_lock held. */
@@ -217,18 +230,24 @@ static int limits_check(struct vmm_vm *vm, uint64_t size, struct vmm_err *err)
 	return 0;
 }
 
-static int flags_check(struct vmm_vm *vm, uint32_t flags, struct vmm_err *err)
+int vmm_slot_flags_check(const struct vmm_caps *caps, enum vmm_vm_type type,
+			 unsigned kvm_vm_type, uint32_t flags, struct vmm_err *err)
 {
 	if (flags & ~(VMM_SLOT_READONLY | VMM_SLOT_DIRTY_LOG))
 		return vmm_err_set(err, -EINVAL, "flags", "unknown flags 0x%x", flags);
-	if ((flags & VMM_SLOT_READONLY) && !vm->vmm->caps.readonly_mem)
+	if ((flags & VMM_SLOT_READONLY) && !caps->readonly_mem)
 		return vmm_err_set(err, -EOPNOTSUPP, "flags",
 				   "readonly memslots need KVM_CAP_READONLY_MEM, which this host lacks");
-	if ((flags & VMM_SLOT_READONLY) && vm->type == VMM_VM_TYPE_PROTECTED &&
-	    vm->kvm_type != KVM_X86_DEFAULT_VM)
+	if ((flags & VMM_SLOT_READONLY) && type == VMM_VM_TYPE_PROTECTED &&
+	    kvm_vm_type != KVM_X86_DEFAULT_VM)
 		return vmm_err_set(err, -EOPNOTSUPP, "flags",
 				   "this KVM VM type has no readonly memslots");
 	return 0;
+}
+
+static int flags_check(struct vmm_vm *vm, uint32_t flags, struct vmm_err *err)
+{
+	return vmm_slot_flags_check(&vm->vmm->caps, vm->type, vm->kvm_type, flags, err);
 }
 
 static uint32_t kvm_flags_of(uint32_t flags)
@@ -336,133 +355,25 @@ struct mapping {
 	int fd;
 };
 
-/* Resolves path's directory (symlinks, "..") and checks it lies under an
- * allowed directory; out gets the resolved path. */
-static int path_allowed(struct vmm *vmm, const char *path, char *out, size_t len,
-			struct vmm_err *err)
-{
-	char dirbuf[PATH_MAX], basebuf[PATH_MAX], dir[PATH_MAX], allowed[PATH_MAX];
-	const char *base;
-
-	if (!vmm->file_dirs || !vmm->file_dirs[0])
-		return vmm_err_set(err, -EACCES, "backing.path",
-				   "file-backed memslots are off: start slotd with --file-dir DIR");
-	if (path[0] != '/')
-		return vmm_err_set(err, -EINVAL, "backing.path", "'%s' is not an absolute path", path);
-	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-	snprintf(basebuf, sizeof(basebuf), "%s", path);
-	base = basename(basebuf);
-	if (!strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/"))
-		return vmm_err_set(err, -EINVAL, "backing.path", "'%s' does not name a file", path);
-	if (!realpath(dirname(dirbuf), dir))
-		return vmm_err_set(err, -ENOENT, "backing.path", "directory of '%s': %s",
-				   path, strerror(errno));
-	for (char **d = vmm->file_dirs; *d; d++) {
-		size_t n;
-
-		if (!realpath(*d, allowed))
-			continue;
-		n = strlen(allowed);
-		if (!strncmp(dir, allowed, n) && (dir[n] == 0 || dir[n] == '/' || n == 1)) {
-			if ((size_t)snprintf(out, len, "%s/%s", dir, base) >= len)
-				return vmm_err_set(err, -ENAMETOOLONG, "backing.path",
-						   "'%s' is too long", path);
-			return 0;
-		}
-	}
-	return vmm_err_set(err, -EACCES, "backing.path",
-			   "'%s' resolves to %s/%s, outside the allowed directories (--file-dir)",
-			   path, dir, base);
-}
-
-/* Opens (creating if needed) a file backing big enough for offset + size. */
-static int file_open(struct vmm_vm *vm, const struct vmm_memslot_params *p,
-		     struct vmm_err *err)
-{
-	char path[PATH_MAX];
-	bool ro = p->flags & VMM_SLOT_READONLY;
-	struct stat st;
-	int fd, r;
-
-	r = path_allowed(vm->vmm, p->backing.path, path, sizeof(path), err);
-	if (r)
-		return r;
-	fd = open(path, (ro ? O_RDONLY : O_RDWR | O_CREAT) | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return vmm_err_set(err, errno == ELOOP ? -EACCES : -errno, "backing.path",
-				   errno == ELOOP ? "'%s' is a symbolic link; give the file itself"
-						  : "cannot open '%s'", path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return vmm_err_set(err, -EINVAL, "backing.path", "'%s' is not a regular file", path);
-	}
-	if ((uint64_t)st.st_size < p->backing.offset + p->size &&
-	    (ro || ftruncate(fd, (off_t)(p->backing.offset + p->size)) < 0)) {
-		close(fd);
-		return vmm_err_set(err, ro ? -EINVAL : -errno, "backing.path",
-				   "'%s' is %lld bytes, shorter than offset + size", path,
-				   (long long)st.st_size);
-	}
-	return fd;
-}
-
-/* A memfd of size bytes (hugetlb pages of hp bytes when hp != 0). */
-static int memfd_open(struct vmm_vm *vm, uint32_t id, uint64_t size, uint64_t hp,
-		      struct vmm_err *err)
-{
-	unsigned flags = MFD_CLOEXEC;
-	char name[96];
-	int fd;
-
-	if (hp)
-		flags |= MFD_HUGETLB | (hp == HUGE_1G ? MFD_HUGE_1GB : MFD_HUGE_2MB);
-	snprintf(name, sizeof(name), "slotd-%s-slot%u", vm->name, id);
-	fd = memfd_create(name, flags);
-	if (fd < 0)
-		return vmm_err_set(err, -errno, "backing.kind", "memfd_create: %s", strerror(errno));
-	if (ftruncate(fd, (off_t)size) < 0) {
-		int e = errno;
-
-		close(fd);
-		return vmm_err_set(err, -e, "size", "sizing the memfd to %llu bytes: %s",
-				   (unsigned long long)size, strerror(e));
-	}
-	return fd;
-}
-
-/* The backing's file descriptor (-1 for anonymous memory) or -errno;
- * fds are >= 0 and errors are <= -2 here, -1 being ANON. */
+/* The backing's descriptor: a dup of the one the caller passed (the
+ * runner gets file and memfd backings from the control plane), or one
+ * opened here; -1 for anonymous memory. */
 static int backing_fd(struct vmm_vm *vm, uint32_t id, const struct vmm_memslot_params *p,
-		      struct vmm_err *err)
+		      int *fd, struct vmm_err *err)
 {
-	const struct vmm_backing *b = &p->backing;
-	uint64_t hp = b->hugepage_size ? b->hugepage_size : HUGE_2M;
-	int fd;
+	int r = vmm_backing_check(p, err);
 
-	switch (b->kind) {
-	case VMM_BACKING_ANON:
-		return -1;
-	case VMM_BACKING_MEMFD:
-		fd = b->path[0] ? file_open(vm, p, err) : memfd_open(vm, id, p->size, 0, err);
-		return fd == -EPERM ? -EACCES : fd;
-	case VMM_BACKING_HUGETLB:
-		if (hp != HUGE_2M && hp != HUGE_1G)
-			return vmm_err_set(err, -EINVAL, "backing.hugepage_size",
-					   "hugepage_size must be 2M or 1G");
-		if (p->size % hp)
-			return vmm_err_set(err, -EINVAL, "size",
-					   "size must be a multiple of the %lluM huge page",
-					   (unsigned long long)(hp >> 20));
-		fd = memfd_open(vm, id, p->size, hp, err);
-		return fd == -EPERM ? -EACCES : fd;
-	case VMM_BACKING_FILE:
-		if (!b->path[0])
-			return vmm_err_set(err, -EINVAL, "backing.path",
-					   "a file backing needs a path");
-		fd = file_open(vm, p, err);
-		return fd == -EPERM ? -EACCES : fd;
-	}
-	return vmm_err_set(err, -EINVAL, "backing.kind", "unknown backing kind");
+	*fd = -1;
+	if (r || p->backing.kind == VMM_BACKING_ANON)
+		return r;
+	if (!p->has_fd)
+		return vmm_backing_open((const char *const *)vm->vmm->file_dirs, vm->name, id, p,
+					fd, err);
+	*fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
+	if (*fd < 0)
+		return vmm_err_set(err, -errno, "backing", "the backing's descriptor: %s",
+				   strerror(errno));
+	return 0;
 }
 
 static int backing_map(struct vmm_vm *vm, uint32_t id, const struct vmm_memslot_params *p,
@@ -474,11 +385,10 @@ static int backing_map(struct vmm_vm *vm, uint32_t id, const struct vmm_memslot_
 	int prot = PROT_READ | (p->flags & VMM_SLOT_READONLY ? 0 : PROT_WRITE);
 	int flags = (shared || (b->kind == VMM_BACKING_ANON && b->shared)) ? MAP_SHARED : MAP_PRIVATE;
 
-	if (file && (b->offset & (PAGE - 1)))
-		return vmm_err_set(err, -EINVAL, "backing.offset", "offset must be 4 KiB aligned");
-	m->fd = backing_fd(vm, id, p, err);
-	if (m->fd < -1)
-		return m->fd;
+	int r = backing_fd(vm, id, p, &m->fd, err);
+
+	if (r)
+		return r;
 	if (m->fd < 0)
 		flags |= MAP_ANONYMOUS | MAP_NORESERVE;
 	if (b->kind == VMM_BACKING_ANON && !b->shared &&
@@ -932,7 +842,9 @@ int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 	}
 	/* Before the vCPUs run again: the guest never sees a layout that
 	 * could still be taken back. */
-	if (!r && commit && (r = commit->fn(commit->arg))) {
+	if (!r)
+		fx_finish(vm, &b, fx);
+	if (!r && commit && (r = commit->fn(commit->arg, ids, fx))) {
 		txn_undo(vm, u, n, fx);
 		vmm_err_set(err, r, NULL, "the transaction was undone: its commit failed (%s)",
 			    strerror(-r));
@@ -942,7 +854,10 @@ int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 	vm_vcpus_release(vm, held);
 	if (!r)
 		txn_release(vm, u, n);
-	fx_finish(vm, &b, fx);
+	if (r)
+		fx_finish(vm, &b, fx);
+	else
+		fx->duration_ns = vmm_now_ns() - b.t0;
 	free(u);
 	return r;
 }

@@ -113,9 +113,35 @@ static int phdr_check(struct vmm_vm *vm, const Elf64_Phdr *ph, uint64_t limit,
 	return 0;
 }
 
-/* Resolves spec and validates the image without loading it. */
-int vm_payload_open(struct vmm_vm *vm, const char *spec, struct vmm_err *err)
+bool vmm_builtin_payload_exists(const char *name)
 {
+	for (uint64_t i = 0; i < vmm_builtin_payload_count; i++)
+		if (!strcmp(vmm_builtin_payloads[i].name, name))
+			return true;
+	return false;
+}
+
+/* Copies an image the caller read (a runner opens no files). */
+static int image_copy(struct vmm_vm *vm, const uint8_t *image, size_t size,
+		      struct vmm_err *err)
+{
+	if (size > VMM_PAYLOAD_MAX || size < sizeof(Elf64_Ehdr))
+		return vmm_err_set(err, -EINVAL, "payload",
+				   "the payload is not an image of 64 B..64 MiB");
+	vm->image_owned = malloc(size);
+	if (!vm->image_owned)
+		return -ENOMEM;
+	memcpy(vm->image_owned, image, size);
+	vm->image = vm->image_owned;
+	vm->image_size = size;
+	return 0;
+}
+
+/* Resolves spec (or takes p's image) and validates the image without
+ * loading it. */
+int vm_payload_open(struct vmm_vm *vm, const struct vmm_vm_params *p, struct vmm_err *err)
+{
+	const char *spec = p->payload;
 	int r;
 
 	if (!spec || !*spec)
@@ -124,6 +150,8 @@ int vm_payload_open(struct vmm_vm *vm, const char *spec, struct vmm_err *err)
 	snprintf(vm->payload_spec, sizeof(vm->payload_spec), "%s", spec);
 	if (!strncmp(spec, BUILTIN_PREFIX, strlen(BUILTIN_PREFIX)))
 		r = builtin_open(vm, spec + strlen(BUILTIN_PREFIX), err);
+	else if (p->payload_image)
+		r = image_copy(vm, p->payload_image, p->payload_image_size, err);
 	else
 		r = file_open(vm, spec, err);
 	if (r)

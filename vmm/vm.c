@@ -9,7 +9,7 @@
 
 #include "vmm/internal.h"
 
-static bool name_valid(const char *name)
+bool vmm_vm_name_valid(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
 
@@ -46,16 +46,15 @@ const char *vmm_vm_name(const struct vmm_vm *vm)
 	return vm->name;
 }
 
-/* Checks params against the host; the error names the field. */
-static int params_check(struct vmm *vmm, const struct vmm_vm_params *p,
+int vmm_vm_params_check(const struct vmm_caps *caps, const struct vmm_vm_params *p,
 			struct vmm_err *err)
 {
-	unsigned max_vcpus = vmm->caps.max_vcpus ? (unsigned)vmm->caps.max_vcpus : 1;
+	unsigned max_vcpus = caps->max_vcpus ? (unsigned)caps->max_vcpus : 1;
 
-	if (!vmm->caps.kvm_available)
+	if (!caps->kvm_available)
 		return vmm_err_set(err, -ENODEV, NULL, "KVM unavailable: %s",
-				   vmm->caps.kvm_error);
-	if (!name_valid(p->name))
+				   caps->kvm_error);
+	if (!vmm_vm_name_valid(p->name))
 		return vmm_err_set(err, -EINVAL, "name",
 				   "name must be 1..%d characters of [A-Za-z0-9._-]",
 				   VMM_NAME_MAX - 1);
@@ -228,7 +227,7 @@ static int vm_build(struct vmm_vm *vm, const struct vmm_vm_params *p,
 	r = engine_create(vm, err);
 	if (r)
 		return r;
-	r = vm_payload_open(vm, p->payload, err);
+	r = vm_payload_open(vm, p, err);
 	if (r)
 		return r;
 	r = vm_boot_ram_create(vm);
@@ -257,7 +256,7 @@ int vmm_vm_create(struct vmm *vmm, const struct vmm_vm_params *params,
 	struct vmm_vm *vm, **tail;
 	int r;
 
-	r = params_check(vmm, params, err);
+	r = vmm_vm_params_check(&vmm->caps, params, err);
 	if (r)
 		return r;
 	if (vmm_vm_find(vmm, params->name))

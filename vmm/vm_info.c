@@ -33,9 +33,13 @@ int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info)
 	pthread_mutex_lock(&vm->lock);
 	info->state = vm->state;
 	info->quirks_disabled = vm->quirks_disabled;
+	info->quirks_kernel = vm->quirks_kernel;
+	info->started = vm->start_ns != 0;
 	if (vm->start_ns)
 		info->uptime_ns = (vm->end_ns ? vm->end_ns : vmm_now_ns()) -
 				  vm->start_ns;
+	info->start_ns = vm->start_ns;
+	info->end_ns = vm->end_ns;
 	info->has_exit_status = vm->has_exit_status;
 	info->exit_status = vm->exit_status;
 	if (vm->state == VMM_VM_CRASHED)
@@ -92,10 +96,8 @@ int vmm_vm_memslot_get(struct vmm_vm *vm, uint32_t id, struct vmm_memslot_info *
 
 uint64_t vmm_vm_quirks_enabled(struct vmm_vm *vm)
 {
-	uint64_t all = 0, disabled;
+	uint64_t all = vmm_quirks_all(), disabled;
 
-	for (size_t i = 0; i < vmm_quirk_desc_count; i++)
-		all |= vmm_quirk_descs[i].bit;
 	pthread_mutex_lock(&vm->lock);
 	disabled = vm->quirks_disabled;
 	pthread_mutex_unlock(&vm->lock);
@@ -108,21 +110,20 @@ static bool started_locked(struct vmm_vm *vm)
 	return vm->start_ns != 0;
 }
 
-/* Why quirk q of vm cannot be set to enabled now, or NULL.
- * Called with vm->lock held. */
-static const char *quirk_refusal(struct vmm_vm *vm, const struct vmm_quirk_desc *q,
-				 bool enabled, char *buf, size_t len)
+const char *vmm_quirk_refusal(const struct vmm_caps *caps, enum vmm_vm_type type,
+			      uint64_t quirks_kernel, const struct vmm_quirk_desc *q,
+			      bool enabled, char *buf, size_t len)
 {
-	if (!(vm->vmm->caps.supported_quirks & q->bit)) {
+	if (!(caps->supported_quirks & q->bit)) {
 		snprintf(buf, len, "this host's KVM cannot disable %s (supported mask 0x%llx)",
-			 q->name, (unsigned long long)vm->vmm->caps.supported_quirks);
+			 q->name, (unsigned long long)caps->supported_quirks);
 		return buf;
 	}
-	if (q->bit == KVM_X86_QUIRK_SLOT_ZAP_ALL && vm->type == VMM_VM_TYPE_PROTECTED) {
+	if (q->bit == KVM_X86_QUIRK_SLOT_ZAP_ALL && type == VMM_VM_TYPE_PROTECTED) {
 		snprintf(buf, len, "a protected VM zaps precisely: slot_zap_all is off and locked");
 		return enabled ? buf : NULL;
 	}
-	if (enabled && (vm->quirks_kernel & q->bit)) {
+	if (enabled && (quirks_kernel & q->bit)) {
 		snprintf(buf, len, "%s is disabled on the kernel VM and KVM cannot re-enable "
 			 "a quirk; destroy and re-create the VM to get it back", q->name);
 		return buf;
@@ -130,18 +131,26 @@ static const char *quirk_refusal(struct vmm_vm *vm, const struct vmm_quirk_desc 
 	return NULL;
 }
 
+int vmm_quirk_check(const struct vmm_caps *caps, enum vmm_vm_type type,
+		    uint64_t quirks_kernel, const struct vmm_quirk_desc *q, bool enabled,
+		    struct vmm_err *err)
+{
+	char buf[200];
+	const char *why = vmm_quirk_refusal(caps, type, quirks_kernel, q, enabled, buf,
+					    sizeof(buf));
+
+	if (!why)
+		return 0;
+	return vmm_err_set(err, caps->supported_quirks & q->bit ? -EPERM : -EOPNOTSUPP,
+			   "quirk", "%s", why);
+}
+
 /* The refusal of quirk q going to enabled, as an error.  Called with
  * vm->lock held. */
 static int quirk_check_locked(struct vmm_vm *vm, const struct vmm_quirk_desc *q,
 			      bool enabled, struct vmm_err *err)
 {
-	char buf[200];
-	const char *why = quirk_refusal(vm, q, enabled, buf, sizeof(buf));
-
-	if (!why)
-		return 0;
-	return vmm_err_set(err, vm->vmm->caps.supported_quirks & q->bit ? -EPERM : -EOPNOTSUPP,
-			   "quirk", "%s", why);
+	return vmm_quirk_check(&vm->vmm->caps, vm->type, vm->quirks_kernel, q, enabled, err);
 }
 
 /* Looks quirk name up and checks that it may go to enabled; with commit,
@@ -212,7 +221,8 @@ int vmm_vm_quirks_get(struct vmm_vm *vm, struct vmm_quirk_state *states, size_t 
 		st->bit = q->bit;
 		st->supported = vm->vmm->caps.supported_quirks & q->bit;
 		st->enabled = !(vm->quirks_disabled & q->bit);
-		why = quirk_refusal(vm, q, !st->enabled, buf, sizeof(buf));
+		why = vmm_quirk_refusal(&vm->vmm->caps, vm->type, vm->quirks_kernel, q,
+					!st->enabled, buf, sizeof(buf));
 		st->locked = why != NULL;
 		snprintf(st->why, sizeof(st->why), "%s", why ? why : "");
 	}
@@ -259,6 +269,12 @@ static int memory_access(struct vmm_vm *vm, uint64_t gpa, void *buf,
 				   "[0x%llx, 0x%llx) touches a read-only memslot",
 				   (unsigned long long)gpa,
 				   (unsigned long long)(gpa + len));
+	if (r == -EIO)
+		return vmm_err_set(err, r, "gpa",
+				   "[0x%llx, 0x%llx): the memory behind it failed (SIGBUS, "
+				   "e.g. a file backing truncated under its memslot); %s",
+				   (unsigned long long)gpa, (unsigned long long)(gpa + len),
+				   write ? "the write may be partly done" : "nothing was read");
 	return r;
 }
 

@@ -1,58 +1,13 @@
-/* vmm: KVM virtual machines hosted by slotd.  Public interface; json-c
- * never reaches this module.  Functions return 0 or -errno. */
+/* vmm: KVM virtual machines, run in the process that owns them (a runner
+ * per VM under slotd; tests may use it in-process).  Public interface;
+ * json-c never reaches this module.  Functions return 0 or -errno.  The
+ * data types are in vmm/types.h, which the layers above include alone. */
 #ifndef SLOTD_VMM_H
 #define SLOTD_VMM_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "vmm/types.h"
 
 struct vmm;
-
-/* One x86 KVM quirk: its KVM_X86_QUIRK_* bit and our name for it. */
-struct vmm_quirk_desc {
-	const char *name;
-	uint64_t bit;
-};
-
-extern const struct vmm_quirk_desc vmm_quirk_descs[];
-extern const size_t vmm_quirk_desc_count;
-
-/* Looks a quirk up by name; NULL when slotd does not know it. */
-const struct vmm_quirk_desc *vmm_quirk_lookup(const char *name);
-
-/* What the host's KVM offers, probed once at start-up. */
-struct vmm_caps {
-	bool kvm_available;
-	int kvm_errno;			/* why not, when !kvm_available */
-	char kvm_error[160];
-	int api_version;
-	int max_memslots;		/* KVM_CAP_NR_MEMSLOTS */
-	int max_vcpus;			/* KVM_CAP_MAX_VCPUS */
-	int nr_vcpus;			/* KVM_CAP_NR_VCPUS (recommended) */
-	bool disable_quirks2;		/* KVM_CAP_DISABLE_QUIRKS2 present */
-	uint64_t supported_quirks;	/* bits KVM lets userspace disable */
-	bool vm_types_cap;		/* KVM_CAP_VM_TYPES present */
-	uint64_t vm_types;		/* bit N set: KVM VM type N supported */
-	bool user_memory2;
-	bool guest_memfd;
-	bool readonly_mem;
-	bool stats_fd;
-	bool memory_attributes;
-	unsigned guest_phys_bits;	/* MAXPHYADDR guests get (CPUID) */
-};
-
-/* Names KVM VM type N ("default", "sw_protected", "tdx", ...). */
-const char *vmm_kvm_vm_type_name(unsigned type);
-
-enum vmm_vm_state {
-	VMM_VM_DEFINED,			/* created, never started */
-	VMM_VM_RUNNING,
-	VMM_VM_PAUSED,
-	VMM_VM_STOPPED,			/* stopped by a call or by the guest */
-	VMM_VM_CRASHED,			/* see vmm_vm_info.crash_reason */
-};
-
 struct vmm_vm;
 
 /* Called after a VM changed state, without any vmm lock held, once per
@@ -67,13 +22,16 @@ typedef void (*vmm_state_fn)(struct vmm_vm *vm, enum vmm_vm_state old_state,
 
 struct vmm_config {
 	const char *kvm_path;		/* default "/dev/kvm" */
+	int kvm_fd;			/* > 0: an open KVM device, taken over
+					 * (kvm_path is then not opened) */
 	const char *console_dir;	/* NAME.log per VM there; NULL: none */
 	vmm_state_fn on_state_change;	/* optional */
 	void *cb_arg;
 	unsigned stop_timeout_ms;	/* vCPU handshakes; default 2000 */
 	/* Directories file-backed memslots may use (NULL-terminated; NULL:
-	 * none, file backings are refused).  Paths are resolved (symlinks,
-	 * "..") before the check. */
+	 * none, file backings are refused unless the caller passes their
+	 * descriptor).  Paths are resolved (symlinks, "..") before the
+	 * check. */
 	const char *const *file_dirs;
 	uint64_t max_vm_memory;		/* per VM, all its slots; 0: no limit */
 	uint64_t max_total_memory;	/* all VMs; 0: no limit */
@@ -99,52 +57,7 @@ void vmm_bcache_stats(struct vmm *vmm, uint64_t *reused, uint64_t *kept, unsigne
 /* Fills caps by probing the KVM device fd (exposed for tests). */
 void vmm_kvm_probe(int kvm_fd, struct vmm_caps *caps);
 
-/* ---- errors ---------------------------------------------------------- */
-
-/* Why a call failed, for a person: code is the -errno also returned, field
- * names the parameter at fault ("name", "memory", ...) or is NULL.  Every
- * function taking a struct vmm_err * accepts NULL. */
-struct vmm_err {
-	int code;
-	const char *field;
-	char msg[256];
-};
-
 /* ---- VMs ------------------------------------------------------------- */
-
-#define VMM_NAME_MAX		64	/* including the NUL */
-#define VMM_MAX_VCPUS		64
-#define VMM_NARGS		8	/* == VMM_BOOT_NARGS of the guest ABI */
-
-enum vmm_vm_type {
-	VMM_VM_TYPE_DEFAULT,
-	VMM_VM_TYPE_PROTECTED,		/* TDX-like rules, see vmm_vm_info */
-};
-
-/* What an access to a GPA without a memslot (KVM_EXIT_MMIO) does. */
-enum vmm_mmio_policy {
-	VMM_MMIO_IGNORE,		/* reads all-ones, writes dropped, counted */
-	VMM_MMIO_CRASH,			/* the VM crashes, naming the GPA */
-};
-
-/* Backing of boot RAM (memslot 0). */
-enum vmm_ram_backing {
-	VMM_RAM_MEMFD,			/* memfd, MAP_SHARED (default); THP only
-					 * if shmem_enabled allows it */
-	VMM_RAM_ANON,			/* private anonymous memory with
-					 * MADV_HUGEPAGE: faster first touch */
-};
-
-struct vmm_vm_params {
-	const char *name;		/* 1..63 of [A-Za-z0-9._-] */
-	enum vmm_vm_type type;
-	unsigned vcpus;			/* 1..VMM_MAX_VCPUS (and host limit) */
-	uint64_t memory_bytes;		/* boot RAM: 4 KiB multiple, 4 MiB..200 GiB */
-	const char *payload;		/* "builtin:NAME" or ELF64 path */
-	uint64_t args[VMM_NARGS];	/* boot_params.args of the guest */
-	enum vmm_mmio_policy mmio_policy;
-	enum vmm_ram_backing ram_backing;
-};
 
 /* Creates a VM in state defined: KVM VM, memslot 0, payload, page tables,
  * GDT, CPUID and vCPUs.  -EEXIST name taken, -EINVAL bad parameter (see
@@ -181,71 +94,7 @@ int vmm_vm_wait_state(struct vmm_vm *vm, unsigned mask, unsigned timeout_ms);
 int vmm_vm_foreach(struct vmm *vmm, int (*fn)(struct vmm_vm *vm, void *arg),
 		   void *arg);
 
-struct vmm_vm_info {
-	char name[VMM_NAME_MAX];
-	enum vmm_vm_state state;
-	enum vmm_vm_type type;
-	unsigned kvm_vm_type;		/* KVM_X86_*_VM the kernel VM has */
-	bool rules_by_slotd;		/* protected rules enforced by slotd,
-					 * host has no matching KVM VM type */
-	unsigned vcpus;
-	uint64_t memory_bytes;
-	unsigned nr_memslots;
-	uint64_t quirks_disabled;	/* KVM_X86_QUIRK_* bits disabled */
-	uint64_t uptime_ns;		/* since the last start; frozen when
-					 * stopped or crashed */
-	bool has_exit_status;		/* guest powered off */
-	uint32_t exit_status;
-	char crash_reason[256];		/* "" unless crashed */
-	char payload[256];
-	uint64_t exits_total;		/* all vCPUs, all reasons */
-	uint64_t exits_io;
-	uint64_t exits_mmio;		/* includes device window accesses */
-	uint64_t mmio_unmapped;		/* accesses to GPAs without memslot */
-	uint64_t console_bytes;		/* written by the guest, ever */
-	uint64_t reports;		/* report records, ever */
-};
-
 int vmm_vm_info_get(struct vmm_vm *vm, struct vmm_vm_info *info);
-
-/* Memslots as the VM sees them (the slot engine extends this list). */
-/* Where a memslot's host memory comes from. */
-enum vmm_backing_kind {
-	VMM_BACKING_ANON,		/* anonymous memory (MAP_PRIVATE, or
-					 * MAP_SHARED with shared) */
-	VMM_BACKING_MEMFD,		/* a memfd; with path: a file on tmpfs
-					 * (e.g. /dev/shm/x) that outlives slotd */
-	VMM_BACKING_HUGETLB,		/* memfd with MFD_HUGETLB */
-	VMM_BACKING_FILE,		/* a file under an allowed directory */
-};
-
-#define VMM_PATH_MAX		1024
-
-struct vmm_backing {
-	enum vmm_backing_kind kind;
-	char path[VMM_PATH_MAX];	/* FILE, and MEMFD by path; "" else */
-	uint64_t offset;		/* FILE/MEMFD by path: page aligned */
-	uint64_t hugepage_size;		/* HUGETLB: 2M or 1G; 0 means 2M */
-	bool shared;			/* ANON/FILE: MAP_SHARED; MEMFD and
-					 * HUGETLB are always shared */
-};
-
-/* Flags of a memslot as slotd names them (KVM_MEM_* on the kernel side,
- * MMU_SLOT_* in the engine). */
-#define VMM_SLOT_READONLY	(1u << 0)
-#define VMM_SLOT_DIRTY_LOG	(1u << 1)
-
-#define VMM_SLOT_ANY		UINT32_MAX	/* lowest free id */
-
-struct vmm_memslot_info {
-	uint32_t id;
-	uint32_t flags;			/* KVM_MEM_* */
-	uint64_t gpa;
-	uint64_t size;
-	uint64_t hva;
-	uint32_t slot_flags;		/* VMM_SLOT_* */
-	struct vmm_backing backing;	/* slot 0: MEMFD or ANON, no path */
-};
 
 /* Copies up to max memslots into slots (sorted by GPA); *count gets the
  * total number, which may exceed max. */
@@ -271,45 +120,11 @@ int vmm_vm_quirk_set(struct vmm_vm *vm, const char *name, bool enabled,
 int vmm_vm_quirk_check(struct vmm_vm *vm, const char *name, bool enabled,
 		       uint64_t *enabled_after, struct vmm_err *err);
 
-/* One quirk of one VM, for vm.quirks.get. */
-struct vmm_quirk_state {
-	const char *name;
-	uint64_t bit;
-	bool supported;			/* the host can disable it */
-	bool enabled;
-	bool locked;			/* cannot be changed now */
-	char why[160];			/* why locked, "" otherwise */
-};
-
 /* Fills states[i] for each of the vmm_quirk_desc_count quirks. */
 int vmm_vm_quirks_get(struct vmm_vm *vm, struct vmm_quirk_state *states,
 		      size_t max);
 
 /* ---- memslot changes ------------------------------------------------- */
-
-struct vmm_memslot_params {
-	uint32_t id;			/* VMM_SLOT_ANY: the lowest free id */
-	uint64_t gpa;
-	uint64_t size;
-	uint32_t flags;			/* VMM_SLOT_* */
-	struct vmm_backing backing;
-};
-
-/* What one change did on both sides: the kernel VM's stats-fd counters
- * and the engine's counters, as deltas, and how long it took. */
-#define VMM_EFFECT_MAX		24
-
-struct vmm_effect {
-	uint64_t duration_ns;		/* the whole change, as the caller saw it */
-	uint64_t kernel_ns;		/* the KVM ioctl(s) */
-	uint64_t engine_ns;		/* the engine's invalidation */
-	unsigned n;
-	struct {
-		const char *side;	/* "kernel" or "engine" */
-		const char *name;	/* "mmu_shadow_zapped", "leafs_zapped" */
-		int64_t delta;
-	} counters[VMM_EFFECT_MAX];
-};
 
 /* Creates a memslot: validates it (alignment, size, overlap -- err names
  * the overlapping slot --, the guest's physical address width, the slot
@@ -341,23 +156,12 @@ int vmm_memslot_dirty_log(struct vmm_vm *vm, uint32_t id, bool clear,
 			  uint64_t **bitmap, uint64_t *npages, uint64_t *ndirty,
 			  struct vmm_err *err);
 
-enum vmm_memslot_op_kind {
-	VMM_OP_CREATE,
-	VMM_OP_MOVE,
-	VMM_OP_DELETE,
-};
-
-struct vmm_memslot_op {
-	enum vmm_memslot_op_kind kind;
-	struct vmm_memslot_params create;	/* CREATE */
-	uint32_t id;				/* MOVE, DELETE */
-	uint64_t gpa;				/* MOVE */
-};
-
 /* Called once every op of a transaction is applied, vCPUs still held
- * (e.g. to make the new layout durable); non-zero -errno undoes it all. */
+ * (e.g. to make the new layout durable, or to ask the control plane
+ * whether it did); fx already holds the ops' effect and ids their slot
+ * ids.  A non-zero -errno undoes it all. */
 struct vmm_txn_commit {
-	int (*fn)(void *arg);
+	int (*fn)(void *arg, const uint32_t *ids, const struct vmm_effect *fx);
 	void *arg;
 };
 
@@ -369,7 +173,6 @@ struct vmm_txn_commit {
  * *failed stays SIZE_MAX and its error is returned.  Slots deleted by the
  * transaction keep their memory until it is committed.  At most
  * VMM_TXN_MAX ops. */
-#define VMM_TXN_MAX		64
 int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 			    size_t n, uint32_t *ids, size_t *failed,
 			    const struct vmm_txn_commit *commit,
@@ -382,21 +185,10 @@ int vmm_memslot_transaction(struct vmm_vm *vm, const struct vmm_memslot_op *ops,
 int vmm_vm_console_read(struct vmm_vm *vm, size_t tail, char *buf, size_t len,
 			size_t *n);
 
-/* One record of the report port (VMM_REPORT_* tags of vmm/guest/abi.h). */
-struct vmm_report {
-	uint64_t seq;			/* 0, 1, 2 ... per VM */
-	uint64_t host_ns;		/* CLOCK_MONOTONIC when committed */
-	uint32_t vcpu;
-	uint32_t tag;
-	uint64_t value;
-};
-
 /* Copies records with seq >= from (oldest kept first, the last 4096 are
  * kept) into recs; *n gets the count. */
 int vmm_vm_reports_read(struct vmm_vm *vm, uint64_t from,
 			struct vmm_report *recs, size_t max, size_t *n);
-
-#define VMM_MEMORY_IO_MAX	(1u << 20)
 
 /* Reads/writes guest memory by GPA, bounds- and permission-checked:
  * -EFAULT range not backed by memslots, -EACCES write to a read-only slot
@@ -407,17 +199,6 @@ int vmm_vm_memory_read(struct vmm_vm *vm, uint64_t gpa, void *buf, size_t len,
 int vmm_vm_memory_write(struct vmm_vm *vm, uint64_t gpa, const void *buf,
 			size_t len, struct vmm_err *err);
 
-/* One statistic.  source: "engine" (slotd's mmu counters),
- * "kvm" (the VM's or a vCPU's binary stats fd),
- * "exits" (per-vCPU KVM exit counts by reason name) or "devices". */
-struct vmm_stat {
-	const char *source;
-	int vcpu;			/* -1: VM-wide */
-	const char *name;		/* "remote_tlb_flush", "io", ... */
-	uint64_t value;			/* histograms: sum of buckets */
-	bool cumulative;		/* false: instant or peak value */
-};
-
 /* Calls fn for every statistic of the VM; a non-zero return stops. */
 int vmm_vm_stats_foreach(struct vmm_vm *vm,
 			 int (*fn)(const struct vmm_stat *st, void *arg),
@@ -425,16 +206,6 @@ int vmm_vm_stats_foreach(struct vmm_vm *vm,
 
 /* ---- helpers --------------------------------------------------------- */
 
-/* "268435456", "256M", "1G", "64k", "2GiB", "512MB" -> bytes (binary
- * units).  -EINVAL on junk, -ERANGE on overflow. */
-int vmm_parse_size(const char *s, uint64_t *out);
-const char *vmm_vm_state_name(enum vmm_vm_state state);
-const char *vmm_vm_type_name(enum vmm_vm_type type);
-/* "default" / "protected" -> type; -EINVAL otherwise. */
-int vmm_vm_type_parse(const char *s, enum vmm_vm_type *out);
-const char *vmm_exit_reason_name(unsigned reason);
-/* Names of the built-in payloads, NULL-terminated order via index. */
-const char *vmm_builtin_payload_name(size_t index);
 /* The realtime signal that kicks vCPU threads out of KVM_RUN; vmm_create
  * installs an empty handler for it.  The daemon must leave it alone. */
 int vmm_kick_signal(void);

@@ -39,12 +39,20 @@ static void setup(void)
 		snprintf(shm, sizeof(shm), "%s", files);
 }
 
-static void start(void)
+/* Starts slotd; with stop, a clean exit ends its guests (as a reboot of
+ * the host would), so the next start recreates them from the state. */
+static void start_with(bool stop)
 {
-	const char *extra[] = { "--file-dir", files, "--file-dir", shm, NULL };
+	const char *extra[] = { "--file-dir", files, "--file-dir", shm, "--vms-on-exit",
+				stop ? "stop" : "keep", NULL };
 
 	cr_assert_eq(test_daemon_start_in(&d, top, extra), 0, "slotd did not start; log:\n%s",
 		     test_slurp(d.log));
+}
+
+static void start(void)
+{
+	start_with(false);
 }
 
 static void teardown(void)
@@ -100,19 +108,15 @@ static char *kill9_keeps_layout(const char *vm, const char *before)
 	return after;
 }
 
-static void restart(void)
-{
-	cr_assert_eq(test_daemon_stop(&d), 0, "slotd did not stop cleanly");
-	start();
-}
-
+/* Without runners left (slotd ended its guests), a restart recreates
+ * every VM from the state directory. */
 Test(persist, restart_restores_vms_slots_quirks_and_file_contents)
 {
 	json_object *r, *res, *q;
 	char p[512], *before, *after;
 	bool zap = true;
 
-	start();
+	start_with(true);
 	ok_put("vm.create", "{\"name\":\"keep\",\"memory\":\"16M\",\"payload\":\"builtin:busy\","
 	       "\"args\":[7,8],\"ram\":\"anon\"}");
 	ok_put("vm.create", "{\"name\":\"gone\",\"memory\":\"16M\"}");
@@ -131,9 +135,12 @@ Test(persist, restart_restores_vms_slots_quirks_and_file_contents)
 	ok_put("vm.memory.write", "{\"name\":\"keep\",\"gpa\":\"0x140001000\",\"data\":\"bWVtZmQh\"}");
 	ok_put("vm.destroy", "{\"name\":\"gone\"}");
 	before = layout("keep");
-	restart();
+	cr_assert_eq(test_daemon_stop(&d), 0, "slotd did not stop cleanly");
+	cr_assert_eq(test_runners_kill(top), 0, "--vms-on-exit stop ended every runner");
+	start_with(true);
 	res = ok("vm.info", "{\"name\":\"keep\"}", &r);
 	cr_assert(json_object_get_boolean(member(res, "restored")), "vm.info: restored must be true");
+	cr_assert(!json_object_get_boolean(member(res, "adopted")), "no runner to adopt");
 	cr_assert_str_eq(json_object_get_string(member(res, "state")), "defined");
 	cr_assert_eq(json_object_get_int64(member(res, "memory")), 16 << 20);
 	q = member(res, "quirks_enabled");
@@ -156,7 +163,8 @@ Test(persist, restart_restores_vms_slots_quirks_and_file_contents)
 	cr_assert(r && json_object_object_get_ex(r, "error", NULL), "a destroyed VM came back: %s",
 		  json_object_to_json_string(r));
 	json_object_put(r);
-	cr_assert(strstr(test_slurp(d.log), "restored 1 VM"), "the log sums up what was restored");
+	cr_assert(strstr(test_slurp(d.log), "0 VM(s) adopted, 1 recreated"),
+		  "the log sums up what was restored");
 	free(before);
 	free(after);
 }
@@ -374,8 +382,9 @@ Test(persist, a_change_that_cannot_be_written_is_error_32010_naming_the_file)
 	ok_put("memslot.create", "{\"vm\":\"w\",\"gpa\":\"0x400000000\",\"size\":4096}");
 	snprintf(path, sizeof(path), "%s/state/vm-w.json", top);
 	text = test_slurp(path);
-	cr_assert(text && strstr(text, "0x400000000"),
-		  "the change after the journal went should be in the snapshot: %s", text);
+	cr_assert(text && strstr(text, "\"gpa\":17179869184"),
+		  "the change after the journal went (gpa 0x400000000) should be in the snapshot: %s",
+		  text);
 	free(text);
 	cr_assert(strstr(test_slurp(d.log), "cannot empty its journal"), "the failure is logged");
 	/* The same for the snapshot, whose rename() must fail now. */

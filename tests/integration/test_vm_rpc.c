@@ -222,13 +222,14 @@ Test(vm_rpc, memtouch_pass_times_arrive_as_reports)
 	json_object_put(r);
 }
 
-/* Resident memory of the daemon in KiB, from /proc/PID/statm. */
-static long daemon_rss_kib(void)
+/* Resident memory of process pid in KiB, from /proc/PID/statm (-1: no
+ * such process). */
+static long rss_kib(pid_t pid)
 {
 	char path[64], *s;
 	long pages = -1, rss = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/statm", (int)d.pid);
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
 	s = test_slurp(path);
 	if (s && sscanf(s, "%ld %ld", &pages, &rss) == 2)
 		rss *= sysconf(_SC_PAGESIZE) / 1024;
@@ -236,14 +237,16 @@ static long daemon_rss_kib(void)
 	return rss;
 }
 
-/* A guest that touched 128 MiB leaves the daemon that much bigger; after
- * vm.destroy its RSS is back near where it started. */
-Test(vm_rpc, destroy_gives_the_memory_back_to_the_system)
+/* A guest's memory is its runner's, never slotd's: a guest that touched
+ * 128 MiB makes its runner that much bigger and slotd not; vm.destroy
+ * ends the runner, and the memory goes back with it. */
+Test(vm_rpc, a_guests_memory_lives_in_its_runner_and_destroy_gives_it_back)
 {
-	json_object *r;
-	long base, touched, after;
+	json_object *r, *info;
+	long base, touched, runner;
+	pid_t pid;
 
-	base = daemon_rss_kib();
+	base = rss_kib(d.pid);
 	cr_assert_gt(base, 0);
 	ok("vm.create", "{\"name\":\"big\",\"memory\":\"160M\",\"ram\":\"anon\","
 	   "\"payload\":\"builtin:memtouch\",\"args\":[134217728,1]}", &r);
@@ -251,14 +254,22 @@ Test(vm_rpc, destroy_gives_the_memory_back_to_the_system)
 	ok("vm.start", "{\"name\":\"big\"}", &r);
 	json_object_put(r);
 	wait_state("big", "stopped");
-	touched = daemon_rss_kib();
-	cr_assert_gt(touched - base, 100 * 1024, "the guest touched 128 MiB but RSS grew by %ld KiB",
+	info = ok("vm.info", "{\"name\":\"big\"}", &r);
+	pid = (pid_t)json_object_get_int64(json_object_object_get(
+		json_object_object_get(info, "runner"), "pid"));
+	json_object_put(r);
+	cr_assert_gt(pid, 0, "vm.info names the VM's runner process");
+	cr_assert_neq(pid, d.pid);
+	runner = rss_kib(pid);
+	touched = rss_kib(d.pid);
+	cr_assert_gt(runner, 128 * 1024, "the guest touched 128 MiB; its runner holds %ld KiB", runner);
+	cr_assert_lt(touched - base, 8 * 1024, "slotd grew by %ld KiB with the guest's memory",
 		     touched - base);
 	ok("vm.destroy", "{\"name\":\"big\"}", &r);
 	json_object_put(r);
-	after = daemon_rss_kib();
-	cr_assert_lt(after - base, 16 * 1024, "RSS %ld KiB before, %ld with the VM, %ld after destroy",
-		     base, touched, after);
+	for (int i = 0; i < 500 && rss_kib(pid) >= 0; i++)
+		usleep(10000);
+	cr_assert_lt(rss_kib(pid), 0, "the runner (and its memory) is gone after vm.destroy");
 }
 
 /* SIGTERM with guests running: slotd stops them and exits 0, promptly. */

@@ -1,4 +1,5 @@
 /* Test helpers for driving the real slotd binary. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -16,7 +17,8 @@
 
 #include <criterion/criterion.h>
 
-#include "daemon/daemon.h"
+#include "common/durable.h"
+#include "common/log.h"
 #include "tests/lib/daemon.h"
 #include "tests/lib/json_check.h"
 
@@ -206,8 +208,55 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path);
 }
 
+/* Whether /proc/PID/cmdline is a slotd-runner's with a socket under dir. */
+static bool runner_of(const char *pid, const char *dir)
+{
+	char path[300], buf[4096];
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	r = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (r <= 0)
+		return false;
+	buf[r] = '\0';
+	if (!strstr(buf, "slotd-runner"))
+		return false;
+	/* argv: slotd-runner --vm NAME --socket PATH */
+	for (int i = 0; i < 4 && n < (size_t)r; i++)
+		n += strlen(buf + n) + 1;
+	return n < (size_t)r && !strncmp(buf + n, dir, strlen(dir));
+}
+
+int test_runners_kill(const char *dir)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t pids[256];
+	int n = 0;
+
+	while (d && (e = readdir(d)) && n < 256)
+		if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && runner_of(e->d_name, dir)) {
+			pids[n] = (pid_t)atoi(e->d_name);
+			kill(pids[n++], SIGKILL);
+		}
+	if (d)
+		closedir(d);
+	/* Not our children (setsid, re-parented): wait until they are gone. */
+	for (int i = 0; i < n; i++)
+		for (long deadline = now_ms() + 5000; kill(pids[i], 0) == 0 && now_ms() < deadline;)
+			usleep(2000);
+	return n;
+}
+
 void test_rmtree(const char *dir)
 {
+	test_runners_kill(dir);
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -235,7 +284,7 @@ int test_daemon_stop(struct test_daemon *d)
 
 int test_send(int fd, const void *buf, size_t len)
 {
-	return daemon_write_all(fd, buf, len);
+	return durable_write_all(fd, buf, len);
 }
 
 char *test_recv_line(int fd, int timeout_ms)

@@ -56,8 +56,12 @@ json_object *test_rpc(const char *sock, const char *method, const char *params);
  * or -1 when it could not run or was killed. */
 int test_run(const char *const *argv, char **out, char **err);
 
-/* rm -rf dir (for test fixtures). */
+/* rm -rf dir (for test fixtures); first ends the VM runner processes
+ * serving sockets under dir (a test must leave no process behind). */
 void test_rmtree(const char *dir);
+/* SIGKILLs every slotd-runner whose socket lies under dir and waits for
+ * them; returns how many there were. */
+int test_runners_kill(const char *dir);
 
 /* Reads a whole file into a malloc'd string (NULL on error). */
 char *test_slurp(const char *path);

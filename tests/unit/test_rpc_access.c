@@ -8,22 +8,27 @@
 
 #include "rpc/internal.h"
 #include "rpc/rpc.h"
-#include "vmm/vmm.h"
+#include "ctl/ctl.h"
+#include "tests/lib/daemon.h"
 #include "tests/lib/json_check.h"
 
 static struct event_base *base;
 static struct rpc_server *srv;
-static struct vmm *vmm;
+static struct ctl *ctl;
+static char rundir[] = "/tmp/slotd-access-XXXXXX";
 
 static void setup(void)
 {
 	/* No KVM: the handlers that run answer -32001 without a VM. */
-	struct vmm_config vc = { .kvm_path = "/nonexistent/kvm" };
+	struct ctl_config cc = { .kvm_path = "/nonexistent/kvm", .runtime_dir = rundir,
+				 .runner_path = "/nonexistent/slotd-runner", .log_fd = -1 };
 	struct rpc_config cfg = { 0 };
 
-	cr_assert_eq(vmm_create(&vc, &vmm), 0);
-	cfg.vmm = vmm;
+	cr_assert_not_null(mkdtemp(rundir));
 	base = event_base_new();
+	cc.base = base;
+	cr_assert_eq(ctl_create(&cc, &ctl), 0);
+	cfg.ctl = ctl;
 	cr_assert_eq(rpc_server_create(base, &cfg, &srv), 0);
 	cr_assert_eq(rpc_methods_register_all(srv), 0);
 }
@@ -31,8 +36,9 @@ static void setup(void)
 static void teardown(void)
 {
 	rpc_server_destroy(srv);
-	vmm_destroy(vmm);
+	ctl_destroy(ctl, CTL_EXIT_KEEP);
 	event_base_free(base);
+	test_rmtree(rundir);
 }
 
 TestSuite(rpc_access, .init = setup, .fini = teardown);
@@ -89,7 +95,7 @@ static int code_of(const char *rep)
 	return code;
 }
 
-Test(rpc_access, the_read_only_peer_gets_32011_for_every_other_method)
+Test(rpc_access, the_read_only_peer_gets_32012_for_every_other_method)
 {
 	const struct rpc_peer ro = { .read_only = true, .via = "read-only socket" };
 	bool read_only;
@@ -98,7 +104,7 @@ Test(rpc_access, the_read_only_peer_gets_32011_for_every_other_method)
 		const char *m = rpc_method_access_get(i, &read_only);
 		char req[160], *rep;
 
-		/* {"name":"x"} fails validation or lookup for most, never 32011
+		/* {"name":"x"} fails validation or lookup for most, never 32012
 		 * for a read-only one; the refusal comes before any of that. */
 		snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\","
 			 "\"params\":{\"name\":\"x\"}}", m);
@@ -108,7 +114,7 @@ Test(rpc_access, the_read_only_peer_gets_32011_for_every_other_method)
 		if (read_only)
 			cr_expect_neq(code_of(rep), RPC_ERR_DENIED, "%s refused: %s", m, rep);
 		else
-			cr_expect_eq(code_of(rep), RPC_ERR_DENIED, "%s: expected -32011, got %s", m, rep);
+			cr_expect_eq(code_of(rep), RPC_ERR_DENIED, "%s: expected -32012, got %s", m, rep);
 		free(rep);
 	}
 }

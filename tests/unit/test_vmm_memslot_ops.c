@@ -257,15 +257,19 @@ Test(vmm_memslot_ops, failed_transaction_leaves_the_layout_as_it_was)
 struct commit_probe {
 	int calls;
 	size_t slots_seen;
+	uint32_t first_id;
+	unsigned fx_counters;
 	int ret;
 };
 
-static int commit_probe_fn(void *arg)
+static int commit_probe_fn(void *arg, const uint32_t *ids, const struct vmm_effect *fx)
 {
 	struct commit_probe *p = arg;
 	struct vmm_memslot_info slots[8];
 
 	p->calls++;
+	p->first_id = ids[0];
+	p->fx_counters = fx->n;
 	vmm_vm_memslots_get(vm, slots, 8, &p->slots_seen);
 	return p->ret;
 }
@@ -292,6 +296,9 @@ Test(vmm_memslot_ops, a_transaction_whose_commit_fails_is_undone_whole)
 	cr_assert_eq(vmm_memslot_transaction(vm, ops, 2, ids, &failed, &commit, NULL, &err), 0,
 		     "%s", err.msg);
 	cr_assert_eq(probe.calls, 2);
+	cr_assert_eq(probe.first_id, ids[0], "the commit sees the ops' ids: %u, expected %u",
+		     probe.first_id, ids[0]);
+	cr_assert_gt(probe.fx_counters, 0, "the commit sees the ops' effect already filled");
 	cr_assert_eq(vmm_vm_memory_read(vm, SLOT_GPA, buf, 1, &err), -EFAULT);
 }
 

@@ -92,6 +92,8 @@ struct vmm_boot_params {
 #define VMM_DMA_ST_BAD_DST	4	/* dst range not backed, or read-only */
 #define VMM_DMA_ST_BAD_LEN	5	/* 0 or above VMM_DMA_MAX_LEN */
 #define VMM_DMA_ST_BAD_DESC	6	/* descriptor itself unmapped (in32 only) */
+#define VMM_DMA_ST_IO_ERROR	7	/* a backing failed under the access (a
+					 * truncated file: SIGBUS); partly done */
 #define VMM_DMA_MAX_LEN		(1ULL << 30)
 
 struct vmm_dma_desc {

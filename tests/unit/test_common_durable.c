@@ -9,7 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
+#include "common/durable.h"
+#include "common/log.h"
 #include "tests/lib/daemon.h"
 
 static char dir[64];
@@ -39,15 +40,15 @@ Test(daemon_state, write_replaces_and_remove_removes)
 {
 	char *s;
 
-	cr_assert_eq(daemon_state_write(dir, "a.json", "one", 3), 0);
-	cr_assert_eq(daemon_state_write(dir, "a.json", "second", 6), 0);
+	cr_assert_eq(durable_file_write(dir, "a.json", "one", 3), 0);
+	cr_assert_eq(durable_file_write(dir, "a.json", "second", 6), 0);
 	s = read_file("a.json");
 	cr_assert_str_eq(s, "second");
 	free(s);
-	cr_assert_eq(daemon_state_remove(dir, "a.json"), 0);
+	cr_assert_eq(durable_file_remove(dir, "a.json"), 0);
 	cr_assert_null(read_file("a.json"));
-	cr_assert_eq(daemon_state_remove(dir, "a.json"), 0, "removing twice is fine");
-	cr_assert_eq(daemon_state_write("/nonexistent/dir", "a.json", "x", 1), -ENOENT);
+	cr_assert_eq(durable_file_remove(dir, "a.json"), 0, "removing twice is fine");
+	cr_assert_eq(durable_file_write("/nonexistent/dir", "a.json", "x", 1), -ENOENT);
 }
 
 static int collect(const char *name, void *arg)
@@ -62,14 +63,14 @@ Test(daemon_state, foreach_lists_in_order_and_drops_interrupted_writes)
 	char seen[256] = "", tmp[256];
 	FILE *f;
 
-	daemon_state_write(dir, "vm-b.json", "b", 1);
-	daemon_state_write(dir, "vm-a.json", "a", 1);
-	daemon_state_write(dir, "other.txt", "o", 1);
+	durable_file_write(dir, "vm-b.json", "b", 1);
+	durable_file_write(dir, "vm-a.json", "a", 1);
+	durable_file_write(dir, "other.txt", "o", 1);
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-vm-c.json.123", dir);
 	f = fopen(tmp, "w");
 	fputs("half", f);
 	fclose(f);
-	cr_assert_eq(daemon_state_foreach(dir, ".json", collect, seen), 0);
+	cr_assert_eq(durable_dir_foreach(dir, ".json", collect, seen), 0);
 	cr_assert_str_eq(seen, "vm-a.json,vm-b.json,");
 	cr_assert_neq(access(tmp, F_OK), 0, "the interrupted write was not removed");
 }
@@ -83,7 +84,7 @@ Test(daemon_state, kill_9_never_leaves_a_torn_file)
 
 	memset(a, 'A', len);
 	memset(b, 'B', len);
-	daemon_state_write(dir, "vm.json", a, len);
+	durable_file_write(dir, "vm.json", a, len);
 	srand(7);
 	for (int round = 0; round < 20; round++) {
 		pid_t p = fork();
@@ -91,7 +92,7 @@ Test(daemon_state, kill_9_never_leaves_a_torn_file)
 
 		if (p == 0) {
 			for (int i = 0;; i++)
-				daemon_state_write(dir, "vm.json", i % 2 ? a : b, len);
+				durable_file_write(dir, "vm.json", i % 2 ? a : b, len);
 		}
 		usleep(1000 + rand() % 20000);
 		kill(p, SIGKILL);

@@ -1,5 +1,6 @@
-/* Durable, atomic files in the state directory. */
+/* Durable, atomic files (state directory, journals). */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,11 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
+#include "common/durable.h"
+#include "common/log.h"
 
 #define TMP_PREFIX ".tmp-"
 
-static int fsync_dir(const char *dir)
+int durable_dir_sync(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
 
@@ -23,7 +25,7 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
-int daemon_write_all(int fd, const void *data, size_t len)
+int durable_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -40,7 +42,7 @@ int daemon_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int daemon_state_write(const char *dir, const char *name, const void *data,
+int durable_file_write(const char *dir, const char *name, const void *data,
 		       size_t len)
 {
 	char tmp[4096], dst[4096];
@@ -53,7 +55,7 @@ int daemon_state_write(const char *dir, const char *name, const void *data,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	r = daemon_write_all(fd, data, len);
+	r = durable_write_all(fd, data, len);
 	if (!r && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && !r)
@@ -65,10 +67,10 @@ int daemon_state_write(const char *dir, const char *name, const void *data,
 		unlink(tmp);
 		return r;
 	}
-	return fsync_dir(dir);
+	return durable_dir_sync(dir);
 }
 
-int daemon_state_remove(const char *dir, const char *name)
+int durable_file_remove(const char *dir, const char *name)
 {
 	char path[4096];
 
@@ -76,7 +78,7 @@ int daemon_state_remove(const char *dir, const char *name)
 		return -ENAMETOOLONG;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
-	return fsync_dir(dir);
+	return durable_dir_sync(dir);
 }
 
 static bool has_suffix(const char *s, const char *suffix)
@@ -91,7 +93,7 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int daemon_state_foreach(const char *dir, const char *suffix,
+int durable_dir_foreach(const char *dir, const char *suffix,
 			 int (*fn)(const char *name, void *arg), void *arg)
 {
 	DIR *d = opendir(dir);
