@@ -1,5 +1,5 @@
 # slotd: one entry point.  make | make test | make demo | make bench |
-# make check-sanitize | make install.  V=1 prints full commands.
+# make check-sanitize | make fuzz | make install.  V=1 prints full commands.
 # Module fragments (guest payloads, benchmarks) live in mk/*.mk.
 
 O        ?= build
@@ -24,6 +24,12 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 else ifeq ($(SAN),tsan)
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else ifeq ($(SAN),fuzz)
+# clang only: libFuzzer's coverage hooks plus ASan and UBSan.  clang
+# flags "{ X }" initializers of structs with more fields, which gcc
+# accepts (mmu/mmu.c, clients/): not an error in the fuzz build.
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined -Wno-missing-field-initializers
 endif
 
 PKGS := json-c libevent libevent_pthreads liburcu-qsbr liburcu liburcu-cds libsystemd \
@@ -146,6 +152,17 @@ $(O)/tests/slotd-next: $(NEXT_SRC:%.c=$(O)/next/%.o) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built by "make fuzz" with
+# SAN=fuzz CC=clang in build-fuzz.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/fuzz/%)
+FUZZ_SECONDS ?= 60
+
+$(O)/fuzz/%: $(O)/tests/fuzz/%.o $(O)/tests/lib/json_check.o $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 tests: $(TEST_BIN) $(if $(filter daemon,$(MODULES)),$(O)/slotd $(O)/slotd-runner $(O)/slotctl \
 	$(O)/tests/slotd-next)
 benches: $(BENCH_BIN) $(O)/slotd $(O)/slotd-runner $(O)/slotctl
@@ -161,6 +178,17 @@ check-sanitize:
 	$(Q)$(MAKE) --no-print-directory O=build-asan SAN=asan test
 	$(Q)TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 $(TSAN_OPTIONS)" \
 		$(MAKE) --no-print-directory O=build-tsan SAN=tsan test
+
+fuzzers: $(FUZZ_BIN)
+
+# Builds the fuzz targets with clang (installed on first use by
+# scripts/deps.sh --fuzz, only here) and runs each for FUZZ_SECONDS
+# (default 60) from its checked-in seeds in tests/fuzz/corpus/NAME;
+# FUZZ=word runs only the targets whose name has it.
+fuzz:
+	$(Q)scripts/deps.sh --fuzz
+	$(Q)$(MAKE) --no-print-directory O=build-fuzz SAN=fuzz CC=clang fuzzers
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(foreach f,$(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%),$(if $(FUZZ),$(if $(findstring $(FUZZ),$(f)),$(f)),$(f)))
 
 bench: benches
 	$(Q)O=$(O) bench/run.sh $(BENCH_BIN)
@@ -231,9 +259,9 @@ deps:
 	$(Q)scripts/deps.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-cov build-gcc0 build-clang build-clang0
+	rm -rf build build-asan build-tsan build-cov build-gcc0 build-clang build-clang0 build-fuzz
 
-.PHONY: all test tests check-sanitize bench benches demo install clean deps coverage check-build \
+.PHONY: all test tests check-sanitize fuzz fuzzers bench benches demo install clean deps coverage check-build \
 	test-systemd check-docs
 .SECONDARY:
 

@@ -15,6 +15,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon/daemon.h"
+#include "rpc/rpc.h"
 
 /* mkdir -p for the parent directories of path. */
 static int mkdir_parents(const char *path, mode_t mode)
@@ -33,90 +34,46 @@ static int mkdir_parents(const char *path, mode_t mode)
 	return 0;
 }
 
-/* 0 when nothing (or a stale socket, now removed) is at path; -EADDRINUSE
- * when a live process accepts there; -EEXIST for a non-socket file. */
-static int clear_stale(const struct sockaddr_un *sa)
+int daemon_listen_ro(const struct slotd_config *cfg, int *fd)
 {
-	struct stat st;
-	int fd, r;
-
-	if (lstat(sa->sun_path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	if (r == 0)
-		return -EADDRINUSE;
-	slog_info("removing stale socket %s", sa->sun_path);
-	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
+	/* World-connectable, as libvirt's libvirt-sock-ro: it serves only
+	 * what changes nothing and reveals no guest memory. */
+	return rpc_unix_listen(cfg->socket_ro_path, 0666, cfg->socket_group, fd);
 }
 
-static int socket_group_set(const char *path, const char *group)
+void daemon_unlink_sockets(const struct slotd_config *cfg, bool main_owned,
+			   bool ro_owned)
 {
-	struct group *g = getgrnam(group);
-
-	if (!g) {
-		slog_error("socket group '%s' does not exist", group);
-		return -ENOENT;
-	}
-	if (chown(path, (uid_t)-1, g->gr_gid) < 0) {
-		slog_error("chown %s to group %s: %s", path, group, strerror(errno));
-		return -errno;
-	}
-	return 0;
+	if (main_owned)
+		unlink(cfg->socket_path);
+	if (ro_owned && cfg->socket_ro_path)
+		unlink(cfg->socket_ro_path);
 }
 
-/* Binds a new socket at cfg->socket_path with mode 0660. */
-static int bind_own(const struct slotd_config *cfg, int *out)
+int daemon_rpc_listen(const struct slotd_config *cfg, struct rpc_server *srv,
+		      int *main_fd, int *ro_fd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, r;
+	const struct rpc_listen_opts main_opts = {
+		.allow_uids = cfg->allow_uids, .nallow_uids = cfg->nallow_uids,
+		.allow_gids = cfg->allow_gids, .nallow_gids = cfg->nallow_gids,
+	}, ro_opts = { .read_only = true };
+	int r = rpc_server_listen_ex(srv, *main_fd, &main_opts);
 
-	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
-		slog_error("socket path %s is longer than %zu bytes", cfg->socket_path,
-			   sizeof(sa.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, cfg->socket_path);
-	r = mkdir_parents(cfg->socket_path, 0755);
-	if (r == 0)
-		r = clear_stale(&sa);
-	if (r == -EADDRINUSE) {
-		slog_error("another slotd is already serving %s; refusing to start "
-			   "(stop it first, or pick another --socket)", sa.sun_path);
+	if (r)
 		return r;
+	*main_fd = -1;	/* the server owns it now */
+	if (*ro_fd >= 0) {
+		r = rpc_server_listen_ex(srv, *ro_fd, &ro_opts);
+		if (r)
+			return r;
+		*ro_fd = -1;
 	}
-	if (r == -EEXIST) {
-		slog_error("%s exists and is not a socket; refusing to remove it", sa.sun_path);
-		return r;
-	}
-	if (r) {
-		slog_error("cannot prepare %s: %s", sa.sun_path, strerror(-r));
-		return r;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(sa.sun_path, 0660) < 0 || listen(fd, 128) < 0) {
-		r = -errno;
-		slog_error("cannot serve %s: %s", sa.sun_path, strerror(errno));
-		close(fd);
-		return r;
-	}
-	if (cfg->socket_group && socket_group_set(sa.sun_path, cfg->socket_group)) {
-		close(fd);
-		unlink(sa.sun_path);
-		return -EPERM;
-	}
-	*out = fd;
-	return 0;
+	if (cfg->nallow_uids || cfg->nallow_gids)
+		slog_info("main socket: serving only root, uid %u, %zu more uid(s) and "
+			  "%zu gid(s)", (unsigned)geteuid(), cfg->nallow_uids, cfg->nallow_gids);
+	if (cfg->http_addr)
+		r = rpc_server_http_listen(srv, cfg->http_addr, cfg->http_token_file);
+	return r;
 }
 
 int daemon_listen(const struct slotd_config *cfg, int *fd, bool *owned)
@@ -136,7 +93,7 @@ int daemon_listen(const struct slotd_config *cfg, int *fd, bool *owned)
 		*owned = false;
 		return 0;
 	}
-	r = bind_own(cfg, fd);
+	r = rpc_unix_listen(cfg->socket_path, 0660, cfg->socket_group, fd);
 	*owned = r == 0;	/* only a path we bound is ours to remove */
 	return r;
 }
@@ -153,10 +110,14 @@ int daemon_state_dir_open(const char *dir)
 		slog_error("cannot create state directory %s: %s", dir, strerror(-r));
 		return r;
 	}
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Not through a symlink: a planted one would make us create or
+	 * lock a file elsewhere. */
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		r = -errno;
-		slog_error("cannot open %s: %s", lock, strerror(errno));
+		slog_error("cannot open %s: %s", lock, errno == ELOOP ?
+			   "it is a symbolic link; slotd does not follow one there" :
+			   strerror(errno));
 		return r;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -37,7 +37,9 @@ struct slotd {
 	struct event *drain;
 	int drain_ms;
 	int listen_fd;
+	int ro_fd;		/* --socket-ro, until the server owns it */
 	bool socket_owned;
+	bool ro_owned;		/* we bound --socket-ro: ours to remove */
 	int state_lock;
 	int ready_pipe;		/* write end: tells the parent we serve */
 };
@@ -80,8 +82,10 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { .tv_usec = 10 * 1000 };
 
 	(void)fd; (void)what;
-	/* The first pass only lets pending reads run. */
-	if (d->drain_ms > 0 && (rpc_server_flushed(d->rpc) || d->drain_ms >= DRAIN_TIMEOUT_MS)) {
+	/* The first pass only lets pending reads run.  Past the deadline a
+	 * slow reader gets the rest of its current line, never a cut one
+	 * (the write timeout bounds that). */
+	if (d->drain_ms > 0 && rpc_server_drained(d->rpc, d->drain_ms >= DRAIN_TIMEOUT_MS)) {
 		event_base_loopbreak(d->base);
 		return;
 	}
@@ -96,8 +100,8 @@ static void shutdown_begin(struct slotd *d, const char *why)
 	slog_info("%s: shutting down", why);
 	sd_notify(0, "STOPPING=1");
 	rpc_server_stop_listening(d->rpc);
-	if (d->socket_owned)
-		unlink(d->cfg.socket_path);
+	rpc_server_drain_begin(d->rpc);
+	daemon_unlink_sockets(&d->cfg, d->socket_owned, d->ro_owned);
 	d->drain = evtimer_new(d->base, drain_cb, d);
 	drain_cb(-1, 0, d);
 }
@@ -259,22 +263,17 @@ static int ctl_setup(struct slotd *d)
 static int rpc_setup(struct slotd *d)
 {
 	struct rpc_config rc = {
-		.max_message = d->cfg.max_message,
-		.max_batch = d->cfg.max_batch,
-		.max_conns = d->cfg.max_conns,
 		.ctl = d->ctl,
 		.app = d,
 	};
-	int r = rpc_server_create(d->base, &rc, &d->rpc);
+	int r;
 
+	daemon_config_rpc(&d->cfg, &rc);
+	r = rpc_server_create(d->base, &rc, &d->rpc);
 	if (!r)
 		r = rpc_methods_register_all(d->rpc);
 	if (!r)
-		r = rpc_server_listen(d->rpc, d->listen_fd);
-	if (!r)
-		d->listen_fd = -1;	/* the server owns it now */
-	if (!r && d->cfg.http_addr)
-		r = rpc_server_http_listen(d->rpc, d->cfg.http_addr, d->cfg.http_token_file);
+		r = daemon_rpc_listen(&d->cfg, d->rpc, &d->listen_fd, &d->ro_fd);
 	return r;
 }
 
@@ -304,6 +303,9 @@ static int setup(struct slotd *d)
 	r = daemon_listen(&d->cfg, &d->listen_fd, &d->socket_owned);
 	if (r)
 		return r;
+	if (d->cfg.socket_ro_path && (r = daemon_listen_ro(&d->cfg, &d->ro_fd)))
+		return r;
+	d->ro_owned = d->cfg.socket_ro_path != NULL;
 	if (!d->cfg.foreground && getenv("NOTIFY_SOCKET") == NULL && (r = detach(d)))
 		return r;
 	d->base = event_base_new();
@@ -329,6 +331,8 @@ static void teardown(struct slotd *d)
 		event_base_free(d->base);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
+	if (d->ro_fd >= 0)
+		close(d->ro_fd);
 	if (d->state_lock >= 0)
 		close(d->state_lock);
 	daemon_config_free(&d->cfg);
@@ -337,7 +341,7 @@ static void teardown(struct slotd *d)
 int main(int argc, char **argv)
 {
 	struct slotd d = {
-		.listen_fd = -1, .state_lock = -1, .ready_pipe = -1, .sig_fd = -1,
+		.listen_fd = -1, .ro_fd = -1, .state_lock = -1, .ready_pipe = -1, .sig_fd = -1,
 	};
 	int r = daemon_config_parse(&d.cfg, argc, argv);
 
@@ -356,8 +360,7 @@ int main(int argc, char **argv)
 	r = setup(&d);
 	if (r) {
 		slog_error("start-up failed: %s", strerror(-r));
-		if (d.socket_owned)
-			unlink(d.cfg.socket_path);
+		daemon_unlink_sockets(&d.cfg, d.socket_owned, d.ro_owned);
 		teardown(&d);
 		return 1;
 	}

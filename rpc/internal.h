@@ -20,43 +20,135 @@ struct evconnlistener;
 struct bufferevent;
 struct event;
 
+struct rpc_listener;
+
+/* Who sent a request, for authorization and the audit log. */
+struct rpc_peer {
+	uint64_t conn_id;	/* 0: no stream connection (HTTP, in-process) */
+	bool read_only;		/* only methods that change nothing */
+	bool has_cred;		/* pid/uid/gid are known (SO_PEERCRED) */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	const char *via;	/* "socket", "read-only socket", "HTTP", ... */
+};
+
 /* One client connection; freed from the loop once closed and flushed. */
 struct rpc_conn {
 	TAILQ_ENTRY(rpc_conn) link;
 	struct rpc_server *srv;
+	struct rpc_listener *listener;
 	struct bufferevent *bev;
 	uint64_t id;
 	bool discarding;	/* dropping an oversized line up to its '\n' */
 	bool closing;		/* close once the output is flushed */
 	bool reading;		/* in read_cb: replies wait in pending */
+	bool blocked;		/* not reading: its own or its listener's
+				 * unsent replies are over their budget */
+	bool idle_armed;	/* the idle timeout is set (not subscribed) */
+	bool cut;		/* draining past the deadline: output ends at
+				 * the end of the line being sent */
+	uint64_t drain_left;	/* draining: request bytes still in flight */
+	uint64_t appended;	/* bytes ever queued (sent = this - queued) */
+	uint64_t *ends;		/* ring of the end offsets of unsent lines */
+	uint64_t last_end;	/* the last line end known to be sent */
+	size_t ends_head, ends_n, ends_cap;
 	struct evbuffer *pending;	/* replies not handed to bev yet */
 	uint64_t topics;	/* RPC_TOPIC_* bits subscribed */
-	pid_t pid;
-	uid_t uid;
-	gid_t gid;
+	struct rpc_peer peer;
 };
 
+/* A listening socket: the stream protocol or HTTP, each with its own
+ * connection cap and output budget, so that clients of one (the
+ * world-connectable read-only socket, say) cannot starve another. */
 struct rpc_listener {
 	TAILQ_ENTRY(rpc_listener) link;
+	struct rpc_server *srv;
 	struct evconnlistener *lev;
 	struct event *backoff;	/* re-enables accept after EMFILE */
+	struct event *resume;	/* unblocks connections once output drains */
+	void (*accept)(struct rpc_listener *l, int fd);
+	const char *what;	/* "socket", "read-only socket", "HTTP" */
+	bool read_only;
+	uint32_t *allow_uids, *allow_gids;
+	size_t nallow_uids, nallow_gids;
+	unsigned nconns, max_conns;
+	unsigned nblocked;	/* connections not reading for the budget */
+	size_t out_total;	/* unsent reply bytes of its connections */
+	void *arg;		/* the HTTP server of an HTTP listener */
 };
 
-struct rpc_http;
-void rpc_http_destroy(struct rpc_http *h);
+/* Adds a listener on fd calling accept for each connection (the server
+ * owns fd from then on). */
+int rpc_listener_add(struct rpc_server *srv, int fd, const char *what,
+		     void (*accept)(struct rpc_listener *, int), void *arg,
+		     unsigned max_conns, struct rpc_listener **out);
+/* Counts a connection of l gone (HTTP connections). */
+void rpc_listener_conn_gone(struct rpc_listener *l);
+/* Tracks l->out_total from an output evbuffer of one of its connections,
+ * and stops (before the buffer is freed with what it holds). */
+void rpc_listener_track(struct rpc_listener *l, struct evbuffer *b);
+void rpc_listener_untrack(struct rpc_listener *l, struct evbuffer *b);
+/* An HTTP listener's state (rpc/http.c): stopped (its unix: socket file
+ * removed; connections still served), whether its connections have
+ * nothing left to send or read, and freed with its connections. */
+void rpc_http_listener_stop(struct rpc_listener *l);
+void rpc_http_listener_resume(struct rpc_listener *l);
+bool rpc_http_listener_flushed(const struct rpc_listener *l);
+void rpc_http_listener_free(struct rpc_listener *l);
+/* Accepts the connections already waiting on l, so they are served. */
+void rpc_listener_drain_backlog(struct rpc_listener *l);
+
+/* One HTTP/1.x request head (rpc/http_parse.c); pointers are into the
+ * parsed buffer. */
+enum rpc_http_method { RPC_HTTP_OTHER, RPC_HTTP_GET, RPC_HTTP_HEAD, RPC_HTTP_POST };
+struct rpc_http_req {
+	enum rpc_http_method method;
+	int minor;			/* HTTP/1.minor */
+	const char *target;		/* the request target, not NUL-ended */
+	size_t target_len, path_len;	/* the path: before any '?' */
+	uint64_t content_length;
+	bool has_length, has_host, has_te, expect_continue;
+	bool conn_close, conn_keep_alive, keep_alive;
+	const char *auth;		/* the Authorization value, or NULL */
+	size_t auth_len;
+	unsigned nheaders;
+	size_t head_len;		/* bytes up to and with the empty line */
+	int status;			/* why it was refused: 400, 417, 431, ... */
+	const char *why;
+};
+/* Parses the head at the start of buf (len bytes, of which at most
+ * max_head are looked at).  1: complete and valid (r->head_len); 0: more
+ * bytes are needed; -status: refused (r->why says why; 431 when no head
+ * ends within max_head bytes). */
+int rpc_http_parse_head(const char *buf, size_t len, size_t max_head,
+			struct rpc_http_req *r);
+
+/* Handles one JSON text from peer; the reply (malloc'd, no newline) is at
+ * most max_reply bytes: a larger one is replaced by error -32006, and a
+ * batch stops executing its entries once their replies reach the limit.
+ * NULL when nothing is to be sent. */
+char *rpc_handle_peer(struct rpc_server *srv, const struct rpc_peer *peer,
+		      const char *text, size_t len, size_t max_reply);
+/* Whether the method changes nothing and reveals no guest memory (the
+ * read-only socket serves only these); the table is in rpc/access.c. */
+bool rpc_method_read_only(const char *name);
+size_t rpc_method_access_count(void);
+const char *rpc_method_access_get(size_t i, bool *read_only);
+
+struct def_entry;
 
 struct rpc_server {
-	struct rpc_http *http;
 	struct event_base *base;
 	struct rpc_config cfg;
 	const struct rpc_method **methods;	/* sorted by name */
 	size_t nmethods;
 	json_object *openrpc;
-	struct json_tokener *tok;	/* reused for every message (reset) */
 	json_object *method_index;	/* name -> method of openrpc */
 	TAILQ_HEAD(, rpc_conn) conns;
 	TAILQ_HEAD(, rpc_listener) listeners;
 	unsigned nconns;
+	bool draining;		/* SIGTERM: only requests in flight are read */
 	uint64_t next_conn_id;
 	uint64_t requests, errors;
 	struct rpc_metrics *metrics;	/* rpc/metrics.c: per-method latency */
@@ -64,6 +156,7 @@ struct rpc_server {
 
 struct rpc_call {
 	struct rpc_server *srv;
+	const struct rpc_peer *peer;
 	uint64_t conn_id;
 	json_object *error;	/* the error object once one was recorded */
 };
@@ -79,6 +172,28 @@ json_object *rpc_schema_method(struct rpc_server *srv, const char *name);
  * records -32602 naming the field in call and returns -EINVAL. */
 int rpc_schema_check_params(struct rpc_call *call, json_object *openrpc,
 			    json_object *method, json_object *params);
+
+/* Strict JSON (rpc/json.c).  Parses exactly one RFC 8259 text in UTF-8
+ * (RFC 3629) into json-c objects: numbers that fit 64 bits become
+ * integers, others doubles that serialize as their own text; strings may
+ * hold U+0000 (json-c keeps their length), member names may not.
+ * Returns 0, -EINVAL (not JSON; *why says where), -EPROTO (a member name
+ * with U+0000) or -ENOMEM; nesting deeper than max_depth is refused. */
+int rpc_json_parse(const char *text, size_t len, unsigned max_depth,
+		   json_object **out, char *why, size_t whylen);
+/* Whether text is exactly one strict JSON text (the grammar above). */
+bool rpc_json_valid(const char *text, size_t len);
+/* Length of the valid UTF-8 sequence at p (0 when it is none). */
+size_t rpc_utf8_seq_len(const unsigned char *p, const unsigned char *end);
+bool rpc_utf8_valid(const char *s, size_t len);
+/* len, less an incomplete UTF-8 sequence at the end of s (what a cut
+ * through a character leaves). */
+size_t rpc_utf8_trim(const char *s, size_t len);
+/* Replaces, in the tree o, strings and member names that are not UTF-8
+ * (bad bytes become U+FFFD) and non-finite numbers (null). */
+void rpc_json_mend(json_object *o);
+/* o serialized as strict JSON (mended if it must be; malloc'd). */
+char *rpc_json_text(json_object *o);
 
 /* Base64 of len bytes (malloc'd), and back (-EINVAL on malformed text). */
 char *rpc_base64_encode(const unsigned char *in, size_t len);

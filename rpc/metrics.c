@@ -84,7 +84,7 @@ void rpc_trace_begin(struct rpc_trace *t, struct rpc_server *srv,
 	/* memslot.* name their VM "vm", vm.* "name". */
 	t->fields.vm = vm ? vm : param_str(params, "name");
 	t->fields.slot = param_slot(params);
-	t->fields.peer_uid = c ? (long long)c->uid : -1;
+	t->fields.peer_uid = c && c->peer.has_cred ? (long long)c->peer.uid : -1;
 	slog_context_set(&t->fields);
 	t->start_ns = mono_ns();
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -34,6 +35,7 @@ struct rpc_call;
 #define RPC_ERR_OVERLOADED	-32009	/* too many connections */
 #define RPC_ERR_STATE_IO	-32010	/* state could not be written */
 #define RPC_ERR_BACKING		-32011	/* guest memory's backing failed (SIGBUS) */
+#define RPC_ERR_DENIED		-32012	/* not permitted on this connection */
 
 /* A handler gets the call and its (schema-validated) params, which may be
  * NULL when the method takes none.  It returns 0 with *result set (a new
@@ -50,12 +52,23 @@ struct rpc_config {
 	size_t max_message;	/* bytes in one line; default 1 MiB */
 	size_t max_batch;	/* entries in one batch; default 256 */
 	unsigned max_conns;	/* concurrent connections; default 256 */
-	size_t max_outbuf;	/* unread reply bytes before a client is
-				 * dropped; default 64 MiB */
+	size_t max_outbuf;	/* unsent reply bytes one connection may
+				 * hold, and the largest reply; default
+				 * 16 MiB */
+	size_t max_output_total; /* unsent reply bytes of all connections
+				 * of one listener; default 64 MiB */
+	int idle_timeout_s;	/* close a stream connection silent that
+				 * long (not while subscribed to events);
+				 * 0: default 300 s; < 0: never */
+	unsigned http_max_conns;	/* default 64 */
+	size_t http_max_header;		/* request head bytes; default 8 KiB */
+	unsigned http_header_timeout_s;	/* default 10 */
+	unsigned http_body_timeout_s;	/* default 30 */
 	const char *openrpc;	/* the OpenRPC document (JSON text); NULL:
 				 * the one built into slotd */
 	struct ctl *ctl;	/* the control plane the vm.* and memslot.*
 				 * methods drive */
+	const char *socket_group; /* group of an HTTP unix: socket, or NULL */
 	void *app;		/* handed to handlers via rpc_call_app() */
 };
 
@@ -73,19 +86,62 @@ int rpc_methods_register_all(struct rpc_server *srv);
 
 /* Serves a listening stream socket; the server owns fd from now on. */
 int rpc_server_listen(struct rpc_server *srv, int fd);
+
+/* How a listening stream socket serves (rpc_server_listen_ex). */
+struct rpc_listen_opts {
+	bool read_only;		/* only methods that change nothing (and read
+				 * no guest memory); others get -32011 */
+	const uint32_t *allow_uids;	/* when either list is given, only peers
+					 * (SO_PEERCRED) with one of these */
+	size_t nallow_uids;		/* uids, or with one of the gids as
+					 * primary or supplementary group, */
+	const uint32_t *allow_gids;	/* are served (root and slotd's own
+					 * uid always are); others get -32011 */
+	size_t nallow_gids;
+	const char *what;	/* for logs; default "socket" */
+};
+int rpc_server_listen_ex(struct rpc_server *srv, int fd,
+			 const struct rpc_listen_opts *o);
 /* Serves HTTP on addr ("unix:PATH" or loopback "HOST:PORT"; TCP needs a
  * token file): POST /rpc, GET /metrics, GET /healthz. */
 int rpc_server_http_listen(struct rpc_server *srv, const char *addr,
 			   const char *token_file);
+/* Binds and listens on a Unix stream socket at path, created with mode
+ * (never another for a moment) and, when group is not NULL, that group.
+ * Parent directories are made; a stale socket is removed; anything else
+ * at path, or a live listener (even one with a full backlog), is refused
+ * (-EEXIST, -EADDRINUSE), logged.  *out gets the fd. */
+int rpc_unix_listen(const char *path, mode_t mode, const char *group, int *out);
+
+/* Reads a bearer token file strictly: a regular file not readable or
+ * writable by others, holding one line of 1..RPC_TOKEN_MAX visible ASCII
+ * characters (a final newline is allowed).  0 with *out malloc'd, or
+ * -errno with why set; a token is never cut. */
+#define RPC_TOKEN_MAX	1024
+int rpc_token_read(const char *path, char **out, char *why, size_t whylen);
+
 /* Stops accepting; established connections keep being served. */
 void rpc_server_stop_listening(struct rpc_server *srv);
+/* Begins a graceful stop (after rpc_server_stop_listening): each stream
+ * connection is read only up to the request bytes already sent when it
+ * is called (the requests in flight; a line begun then is read to its
+ * end), and no further. */
+void rpc_server_drain_begin(struct rpc_server *srv);
+/* True once every request in flight is answered and every reply sent.
+ * With deadline set, nothing more is read or answered, and a connection
+ * keeps only the rest of the line it is in the middle of sending (no line
+ * is ever cut; the write timeout, 30 s, still drops a client that stopped
+ * reading); true once those are sent too. */
+bool rpc_server_drained(struct rpc_server *srv, bool deadline);
+
 /* Connections still open. */
 unsigned rpc_server_conn_count(const struct rpc_server *srv);
 /* True when no client has unread request bytes or unwritten replies. */
 bool rpc_server_flushed(const struct rpc_server *srv);
 
 /* Handles one JSON text as received from a client.  Returns the reply text
- * (malloc'd, no trailing newline) or NULL when nothing is to be sent
+ * (malloc'd, no trailing newline; strict JSON in UTF-8, at most
+ * cfg.max_outbuf bytes) or NULL when nothing is to be sent
  * (notifications).  conn_id identifies the connection (0: none). */
 char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
 			const char *text, size_t len);

@@ -202,7 +202,8 @@ static int fail(struct check *c, const char *path, const char *fmt, ...)
 	if (c->quiet)
 		return -EINVAL;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		msg[rpc_utf8_trim(msg, sizeof(msg) - 1)] = 0;
 	va_end(ap);
 	return rpc_call_error(c->call, RPC_INVALID_PARAMS, path,
 			      "Invalid params: '%s' %s", path, msg);
@@ -299,6 +300,9 @@ static int check_string(struct check *c, struct node *n, json_object *v,
 	if (!json_object_is_type(v, json_type_string))
 		return 0;
 	len = json_object_get_string_len(v);
+	/* Handlers read C strings: "vm1\u0000x" must not pass for "vm1". */
+	if (memchr(json_object_get_string(v), '\0', (size_t)len))
+		return fail(c, path, "must not contain U+0000");
 	if (n->min_len && len < json_object_get_int(n->min_len)) {
 		snprintf(lim, sizeof(lim), "%d", json_object_get_int(n->min_len));
 		return fail(c, path, "must be at least %s characters long", lim);
@@ -318,8 +322,7 @@ static int check_string(struct check *c, struct node *n, json_object *v,
 	str = json_object_get_string(v);
 	if (pattern_matched(n, str, (size_t)len))
 		return 0;
-	/* regexec stops at a NUL: "a\u0000/x" must not pass for "a". */
-	nomatch = memchr(str, '\0', (size_t)len) ? REG_NOMATCH : regexec(&n->re, str, 0, NULL, 0);
+	nomatch = regexec(&n->re, str, 0, NULL, 0);
 	if (!nomatch)
 		pattern_keep(n, str, (size_t)len);
 	else if (n->description)
@@ -335,12 +338,12 @@ static void path_join(char *buf, size_t len, const char *path, const char *key)
 	size_t p = strlen(path), k = strlen(key), n = 0;
 
 	if (p) {
-		p = p < len - 2 ? p : len - 2;
+		p = p < len - 2 ? p : rpc_utf8_trim(path, len - 2);
 		memcpy(buf, path, p);
 		buf[p] = '.';
 		n = p + 1;
 	}
-	k = k < len - 1 - n ? k : len - 1 - n;
+	k = k < len - 1 - n ? k : rpc_utf8_trim(key, len - 1 - n);
 	memcpy(buf + n, key, k);
 	buf[n + k] = '\0';
 }

@@ -2,11 +2,18 @@
 # Installs the Debian packages slotd builds, tests and runs with, and
 # any named on the command line.  Idempotent: returns at once when
 # everything is present.
+# --fuzz: also clang and its libFuzzer runtime (for "make fuzz" only).
 set -euo pipefail
 
 pkgs=(gcc make pkg-config libjson-c-dev libevent-dev liburcu-dev
-      libcriterion-dev libsystemd-dev libseccomp-dev systemd python3 binutils
-      "$@")	# extra packages a target asks for (make check-build: clang)
+      libcriterion-dev libsystemd-dev libseccomp-dev systemd python3 binutils)
+for a in "$@"; do	# extra packages a target asks for (make check-build: clang)
+	if [ "$a" = "--fuzz" ]; then
+		pkgs+=(clang libclang-rt-dev)
+	else
+		pkgs+=("$a")
+	fi
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,6 +11,16 @@ logdir=$O/test-logs
 mkdir -p "$logdir"
 pass=0 fail=0 skip=0
 failed_bins=()
+
+# The slotd processes of this build that are alive now (pids, sorted).
+slotd_pids() {
+	local p exe
+	for p in /proc/[0-9]*; do
+		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+		case $exe in "$SLOTD_BIN"|"$SLOTD_BIN (deleted)") echo "${p#/proc/}";; esac
+	done | sort
+}
+before_pids=$(slotd_pids)
 for bin in "$@"; do
 	name=$(basename "$bin")
 	tap=$logdir/$name.tap log=$logdir/$name.log
@@ -24,6 +34,18 @@ for bin in "$@"; do
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1
 		echo "!! $name exited $rc without a failing test (crash?)"
+	fi
+	# A daemon a test started must not outlive it (a skip after setup
+	# once skipped the teardown): count it as a failure, and end it.
+	left=$(comm -13 <(echo "$before_pids") <(slotd_pids))
+	if [ -n "$left" ]; then
+		sleep 1
+		left=$(comm -13 <(echo "$before_pids") <(slotd_pids))
+	fi
+	if [ -n "$left" ]; then
+		echo "!! $name left slotd running (pids $(echo $left)); killed"
+		kill -9 $left 2>/dev/null
+		f=$((f + 1))
 	fi
 	printf '%-36s %4d passed %3d failed %3d skipped  (%ds)\n' \
 		"$name" "$p" "$f" "$s" $(( $(date +%s) - start ))

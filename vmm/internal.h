@@ -317,6 +317,11 @@ void vm_destroy_all(struct vmm *vmm);
 /* payload.c */
 int vm_payload_open(struct vmm_vm *vm, const struct vmm_vm_params *p, struct vmm_err *err);
 int vm_payload_load(struct vmm_vm *vm, struct vmm_err *err);
+/* The loader without a VM (fuzzing): checks image as vm_payload_open does
+ * and loads it into ram (ram_size bytes, one vCPU's stack at its top) as
+ * vm_payload_load does; *entry gets the entry point. */
+int vm_payload_load_image(const uint8_t *image, size_t size, uint8_t *ram,
+			  uint64_t ram_size, uint64_t *entry, struct vmm_err *err);
 
 /* lifecycle.c */
 /* Holds a running VM's vCPUs out of KVM_RUN (no state change); *held says

@@ -80,7 +80,8 @@ static int ehdr_check(struct vmm_vm *vm, struct vmm_err *err)
 		return vmm_err_set(err, -EINVAL, "payload",
 				   "not a static executable (e_type %u); link with -static -no-pie",
 				   eh->e_type);
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) ||
+	/* Misaligned headers would be read through a misaligned pointer. */
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff % _Alignof(Elf64_Phdr) ||
 	    eh->e_phoff > vm->image_size ||
 	    eh->e_phnum > (vm->image_size - eh->e_phoff) / sizeof(Elf64_Phdr))
 		return vmm_err_set(err, -EINVAL, "payload",
@@ -187,4 +188,27 @@ int vm_payload_load(struct vmm_vm *vm, struct vmm_err *err)
 	vm->payload_end = hi;
 	vm->entry = eh->e_entry;
 	return 0;
+}
+
+int vm_payload_load_image(const uint8_t *image, size_t size, uint8_t *ram,
+			  uint64_t ram_size, uint64_t *entry, struct vmm_err *err)
+{
+	struct vmm_memslot slot = { .hva = ram, .size = ram_size };
+	struct vmm_memslot *slots[1] = { &slot };
+	struct vmm_vm *vm = calloc(1, sizeof(*vm));
+	int r;
+
+	if (!vm)
+		return -ENOMEM;
+	vm->image = image;
+	vm->image_size = size;
+	vm->memory_bytes = ram_size;
+	vm->nr_vcpus = 1;
+	vm->slots = slots;
+	r = ehdr_check(vm, err);
+	if (!r)
+		r = vm_payload_load(vm, err);
+	*entry = vm->entry;
+	free(vm);
+	return r;
 }

@@ -345,6 +345,7 @@ Test(daemon, sigterm_finishes_and_removes_its_socket, .init = start, .fini = sto
 	log = test_slurp(d.log);
 	cr_assert(log && strstr(log, "shutting down"), "log: %s", log);
 	free(log);
+	test_rmtree(d.dir);	/* kept by the stop for the log above */
 }
 
 Test(daemon, bad_flags_and_config_are_refused_with_a_reason)

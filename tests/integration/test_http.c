@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
@@ -24,6 +25,7 @@ static void start(void)
 	snprintf(tokfile, sizeof(tokfile), "%s/token", dir);
 	f = fopen(tokfile, "w");
 	fprintf(f, "s3cret-token\n");
+	fchmod(fileno(f), 0600);	/* slotd refuses a token others can read */
 	fclose(f);
 	/* A port derived from the pid keeps parallel runs apart. */
 	port = 20000 + getpid() % 20000;
@@ -156,4 +158,6 @@ Test(http, tcp_listeners_must_be_loopback_and_have_a_token, .init = NULL, .fini 
 	cr_assert(err && strstr(err, "--http-token-file"), "stderr: %s", err);
 	free(err);
 	cr_assert_neq(access("/tmp/slotd-http-y.sock", F_OK), 0, "socket left behind after a failed start");
+	test_rmtree("/tmp/slotd-http-x-state");
+	test_rmtree("/tmp/slotd-http-y-state");
 }

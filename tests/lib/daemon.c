@@ -15,9 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+
 #include "common/durable.h"
 #include "common/log.h"
 #include "tests/lib/daemon.h"
+#include "tests/lib/json_check.h"
 
 static long now_ms(void)
 {
@@ -87,6 +90,37 @@ static void spawn(struct test_daemon *d, const char *const *extra)
 	_exit(127);
 }
 
+#define TRACKED_MAX 32
+
+/* Every daemon started in this process: stopped at exit if still alive.
+ * Criterion skips a suite's .fini when a test skips after its .init, so
+ * a skip would otherwise leave its daemon (and directory) behind. */
+static struct test_daemon *tracked[TRACKED_MAX];
+
+static void tracked_stop_all(void)
+{
+	for (int i = 0; i < TRACKED_MAX; i++)
+		if (tracked[i] && tracked[i]->pid > 0)
+			test_daemon_stop(tracked[i]);
+}
+
+static void track(struct test_daemon *d)
+{
+	static bool registered;
+	int free_slot = -1;
+
+	if (!registered)
+		registered = atexit(tracked_stop_all) == 0;
+	for (int i = 0; i < TRACKED_MAX; i++) {
+		if (tracked[i] == d)
+			return;
+		if (!tracked[i] && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot >= 0)
+		tracked[free_slot] = d;
+}
+
 int test_daemon_start_in(struct test_daemon *d, const char *dir,
 			 const char *const *extra)
 {
@@ -106,6 +140,7 @@ int test_daemon_start_in(struct test_daemon *d, const char *dir,
 		return -errno;
 	if (d->pid == 0)
 		spawn(d, extra);
+	track(d);
 	deadline = now_ms() + 10000;
 	while (now_ms() < deadline) {
 		int fd = test_connect(d->sock);
@@ -276,7 +311,12 @@ char *test_recv_line(int fd, int timeout_ms)
 		if (n <= 0)
 			break;
 		if (buf[len] == '\n') {
+			char why[128];
+
 			buf[len] = 0;
+			/* Every line slotd sends is held to strict JSON. */
+			cr_assert(tj_strict_json(buf, len, why, sizeof(why)),
+				  "slotd sent a line that is not strict JSON (%s): %.300s", why, buf);
 			return buf;
 		}
 		len++;

@@ -23,7 +23,10 @@ const char *test_slotd_bin(void);
 const char *test_slotctl_bin(void);
 
 /* Starts slotd with extra arguments (NULL-terminated, may be NULL) and waits
- * up to 10 s for its socket to accept.  Returns 0 or -errno. */
+ * up to 10 s for its socket to accept.  Returns 0 or -errno.  A daemon
+ * still running when the test process exits (a skip after setup skips
+ * the suite's teardown) is stopped then; d must outlive the process
+ * (a static or global). */
 int test_daemon_start(struct test_daemon *d, const char *const *extra);
 /* Like test_daemon_start with a caller-chosen directory (kept on stop). */
 int test_daemon_start_in(struct test_daemon *d, const char *dir,
@@ -40,7 +43,8 @@ int test_connect(const char *path);
 /* Writes all of buf; returns 0 or -errno. */
 int test_send(int fd, const void *buf, size_t len);
 /* Reads one '\n'-terminated line (without it) within timeout_ms; malloc'd,
- * NULL on timeout/EOF. */
+ * NULL on timeout/EOF.  Asserts (Criterion) that the line is strict JSON:
+ * every reply and notification the integration tests receive is checked. */
 char *test_recv_line(int fd, int timeout_ms);
 /* Sends line + '\n' and returns the reply line (malloc'd) or NULL. */
 char *test_rpc_raw(int fd, const char *line);
