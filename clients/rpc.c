@@ -205,6 +205,22 @@ static int reply_result(json_object *reply, json_object **result)
 	return SLOTCTL_EXIT_OK;
 }
 
+/* The methods that take a request_id (schemas/openrpc.json says so; a
+ * test of slotctl keeps this list in step with it). */
+static const char *const retryable[] = {
+	"memslot.create", "memslot.delete", "memslot.move", "memslot.set_flags",
+	"memslot.transaction", "vm.create", "vm.destroy", "vm.pause", "vm.quirks.set",
+	"vm.resume", "vm.start", "vm.stop", NULL,
+};
+
+bool slotctl_method_retryable(const char *method)
+{
+	for (int i = 0; retryable[i]; i++)
+		if (!strcmp(retryable[i], method))
+			return true;
+	return false;
+}
+
 int slotctl_call(struct slotctl *ctl, const char *method, json_object *params,
 		 json_object **result)
 {
@@ -214,6 +230,9 @@ int slotctl_call(struct slotctl *ctl, const char *method, json_object *params,
 	*result = NULL;
 	if (!params)
 		params = json_object_new_object();
+	if (ctl->request_id && slotctl_method_retryable(method) &&
+	    json_object_is_type(params, json_type_object))
+		json_object_object_add(params, "request_id", json_object_new_string(ctl->request_id));
 	ret = slotctl_connect(ctl);
 	if (ret) {
 		json_object_put(params);

@@ -25,7 +25,7 @@ _slotctl_options() {
 	_slotctl_run "$1" "$2" --help |
 		awk '/^options:/ {on = 1; next} on && NF == 0 {exit}
 		     on && $1 ~ /^--/ {print ($2 ~ /^[A-Z]/ ? $1 "=" : $1)}'
-	printf '%s\n' --socket --host --json --timeout --help
+	printf '%s\n' --socket --host --json --timeout --request-id --help
 }
 
 _slotctl_vms() {
@@ -79,7 +79,7 @@ _slotctl() {
 		w=${COMP_WORDS[i]}
 		case $w in
 		-s|--socket|-H|--host) _slotctl_conn+=("$w" "${COMP_WORDS[i + 1]}"); i=$((i + 1)) ;;
-		-t|--timeout) i=$((i + 1)) ;;
+		-t|--timeout|-r|--request-id) i=$((i + 1)) ;;
 		--socket=*|--host=*) _slotctl_conn+=("$w") ;;
 		-*) [ ${#pos[@]} -ge 2 ] && _slotctl_options "${pos[0]}" "${pos[1]}" |
 			grep -qx -- "$w=" && i=$((i + 1)) ;;
@@ -87,7 +87,7 @@ _slotctl() {
 		esac
 	done
 	case $prev in
-	-s|--socket|-H|--host|-t|--timeout) _slotctl_value "$prev"; return ;;
+	-s|--socket|-H|--host|-t|--timeout|-r|--request-id) _slotctl_value "$prev"; return ;;
 	--*) if [ ${#pos[@]} -ge 2 ] && _slotctl_options "${pos[0]}" "${pos[1]}" | grep -qx -- "$prev="; then
 		_slotctl_value "$prev"
 		return
@@ -97,7 +97,7 @@ _slotctl() {
 		if [ ${#pos[@]} -ge 2 ]; then
 			COMPREPLY=($(compgen -W "$(_slotctl_options "${pos[0]}" "${pos[1]}" | sed 's/=$//')" -- "$cur"))
 		else
-			COMPREPLY=($(compgen -W "--socket --host --json --timeout --help --version" -- "$cur"))
+			COMPREPLY=($(compgen -W "--socket --host --json --timeout --request-id --help --version" -- "$cur"))
 		fi
 		return
 	fi

@@ -24,13 +24,14 @@ static const struct slotctl_noun *const nouns[] = {
 };
 
 enum { OPT_SOCKET = 's', OPT_JSON = 'j', OPT_TIMEOUT = 't', OPT_HELP = 'h',
-       OPT_VERSION = 'V', OPT_HOST = 'H' };
+       OPT_VERSION = 'V', OPT_HOST = 'H', OPT_REQUEST_ID = 'r' };
 
 static const struct option global_opts[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "host", required_argument, NULL, OPT_HOST },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "request-id", required_argument, NULL, OPT_REQUEST_ID },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 };
@@ -47,6 +48,9 @@ static const char global_help[] =
 	"JSON on stderr\n"
 	"  -t, --timeout SEC   give up waiting for a reply after SEC seconds "
 	"(default 30)\n"
+	"  -r, --request-id ID make the change at most once: run again with the\n"
+	"                      same ID (after a timeout, say), slotd answers\n"
+	"                      with the first outcome instead of acting twice\n"
 	"  -h, --help          show help (also after NOUN or NOUN VERB)\n"
 	"  -V, --version       show slotctl's own version\n";
 
@@ -67,7 +71,7 @@ static void version_print(void)
 static void usage_top(FILE *f)
 {
 	fputs("usage: slotctl [--socket PATH | --host ssh://HOST] [--json] "
-	      "[--timeout SEC] NOUN VERB [ARGS...]\n\nnouns:\n", f);
+	      "[--timeout SEC] [--request-id ID] NOUN VERB [ARGS...]\n\nnouns:\n", f);
 	for (int i = 0; nouns[i]; i++)
 		fprintf(f, "  %-10s %s\n", nouns[i]->name, nouns[i]->help);
 	fprintf(f, "\n%s\nslotctl NOUN --help lists the verbs of NOUN.\n",
@@ -136,6 +140,9 @@ static int global_opt(struct slotctl *ctl, int c, const char *arg)
 	case OPT_HOST:
 		ctl->host = *arg ? arg : NULL;
 		return 0;
+	case OPT_REQUEST_ID:
+		ctl->request_id = arg;
+		return 0;
 	case OPT_JSON:
 		ctl->json = true;
 		slotctl_json_errors = true;
@@ -182,7 +189,7 @@ static int verb_parse(struct slotctl *ctl, const struct slotctl_verb *v,
 	a->verb = v;
 	optind = 0;	/* glibc: restart, permuting options after arguments */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hjs:t:VH:", table, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hjs:t:VH:r:", table, NULL)) != -1) {
 		if (c >= 256)
 			a->opt[c - 256] = optarg ? optarg : "";
 		else if (c == OPT_HELP)
@@ -289,7 +296,7 @@ static int global_parse(struct slotctl *ctl, int argc, char **argv)
 
 	memcpy(table, global_opts, sizeof(global_opts));
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+hjs:t:VH:", table, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hjs:t:VH:r:", table, NULL)) != -1) {
 		if (c == OPT_HELP)
 			return 0;
 		if (c == OPT_VERSION)

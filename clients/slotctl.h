@@ -29,6 +29,7 @@ struct slotctl {
 	bool json;
 	int timeout_ms;
 	bool timeout_set;	/* --timeout given explicitly */
+	const char *request_id;	/* --request-id: sent with the call that changes */
 	struct slotctl_conn *conn;
 };
 
@@ -142,6 +143,8 @@ extern bool slotctl_json_errors;
 /* rpc.c: calls as the verbs need them, reporting failures on stderr. */
 /* Connects on first use; prints why it failed. */
 int slotctl_connect(struct slotctl *ctl);
+/* Whether method takes a request_id (--request-id is sent with it). */
+bool slotctl_method_retryable(const char *method);
 /* Calls method (params owned, may be NULL); *result is the result object
  * (caller puts it).  Returns an exit status, failures already printed. */
 int slotctl_call(struct slotctl *ctl, const char *method, json_object *params,

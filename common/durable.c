@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/durable.h"
@@ -133,4 +134,22 @@ int durable_dir_foreach(const char *dir, const char *suffix,
 	}
 	free(names);
 	return r;
+}
+
+/* One pwritev2 with RWF_DSYNC (the guarantee of write + fdatasync in one
+ * call), or the two calls where the flag is refused; a short write is
+ * completed the same way. */
+int durable_append(int fd, const char *line, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)line, .iov_len = len };
+	ssize_t n = pwritev2(fd, &iov, 1, -1, RWF_DSYNC);
+
+	if (n < 0 && errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	if (n == (ssize_t)len)
+		return 0;
+	n = n < 0 ? 0 : n;
+	if (durable_write_all(fd, line + n, len - (size_t)n))
+		return -errno;
+	return fdatasync(fd) < 0 ? -errno : 0;
 }

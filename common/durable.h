@@ -12,6 +12,9 @@ int durable_file_write(const char *dir, const char *name, const void *data,
 		       size_t len);
 /* Writes all of data to fd, retrying short writes and EINTR; 0 or -errno. */
 int durable_write_all(int fd, const void *data, size_t len);
+/* Appends len bytes to fd (opened O_APPEND) and makes them durable
+ * before it returns (data, not metadata: fdatasync's guarantee). */
+int durable_append(int fd, const char *line, size_t len);
 /* Removes dir/name durably (unlink, fsync of dir); absent is not an error. */
 int durable_file_remove(const char *dir, const char *name);
 /* Calls fn(name, arg) for each file in dir ending in suffix, in name order;

@@ -450,6 +450,11 @@ int ctl_create(const struct ctl_config *cfg, struct ctl **out)
 	r = strings_copy(ctl, cfg);
 	if (!r && cfg->state_dir)
 		r = store_open(cfg->state_dir, &ctl->store);
+	if (!r)
+		r = ctl_requests_new(cfg->state_dir, &ctl->requests);
+	if (!r && (r = ctl_requests_load(ctl->requests)))
+		slog_error("state: %s/requests.journal cannot be read or rewritten: %s",
+			   cfg->state_dir, strerror(-r));
 	if (!r && cfg->base && !(ctl->notify_ev = event_new(cfg->base, -1, 0, notify_cb, ctl)))
 		r = -ENOMEM;
 	if (!r && cfg->base && !(ctl->flush_ev = event_new(cfg->base, -1, 0, flush_cb, ctl)))
@@ -492,6 +497,7 @@ void ctl_destroy(struct ctl *ctl, enum ctl_exit_policy policy)
 	if (ctl->flush_ev)
 		event_free(ctl->flush_ev);
 	store_close(ctl->store);
+	ctl_requests_free(ctl->requests);
 	if (ctl->kvm_fd >= 0)
 		close(ctl->kvm_fd);
 	if (ctl->runtime_lock >= 0)

@@ -80,6 +80,44 @@ void ctl_destroy(struct ctl *ctl, enum ctl_exit_policy policy);
 
 const struct vmm_caps *ctl_caps(const struct ctl *ctl);
 
+/* ---- retries (ctl/requests.c) ---------------------------------------------- */
+
+/* A call a client gave a request_id is answered once: its outcome is
+ * kept (durably, with a state directory) and a retry with the same id
+ * gets it back instead of acting again.  Kept for CTL_REQUEST_WINDOW_S,
+ * at most CTL_REQUEST_KEEP ids and CTL_REQUEST_BYTES of replies. */
+#define CTL_REQUEST_ID_MAX	128
+#define CTL_REQUEST_WINDOW_S	(24ull * 3600)
+#define CTL_REQUEST_KEEP	10000
+#define CTL_REQUEST_BYTES	(32u << 20)
+
+struct ctl_request {
+	const char *method;		/* the call it answered */
+	uint64_t fingerprint;		/* of the call's params (the caller's hash) */
+	bool error;			/* reply is an error member, else a result */
+	bool in_doubt;			/* carried out, reply lost in a crash */
+	const char *vm;			/* in doubt: the VM it changed */
+	const char *reply;		/* JSON text */
+	size_t len;
+	uint64_t at_ns;			/* CLOCK_REALTIME */
+};
+
+/* 0 when id (len bytes) can be a request id: 1..CTL_REQUEST_ID_MAX of
+ * letters, digits and . _ : / @ + = -; else -EINVAL and why. */
+int ctl_request_id_check(const char *id, size_t len, char *why, size_t whylen);
+/* The kept outcome of id (pointers valid until the next call into ctl),
+ * or -ENOENT. */
+int ctl_request_find(struct ctl *ctl, const char *id, struct ctl_request *out);
+/* The call with this id runs now: what it persists carries the id, so a
+ * restarted slotd knows it was carried out even if ctl_request_end's
+ * write never happened. */
+void ctl_request_begin(struct ctl *ctl, const char *id);
+/* The call ended with outcome o (o->method, fingerprint, error, reply);
+ * keep false (an outcome a retry should not get, e.g. state that could
+ * not be written) forgets it.  Durable before it returns; a write that
+ * fails is logged and returned (the outcome is still kept in memory). */
+int ctl_request_end(struct ctl *ctl, const struct ctl_request *o, bool keep);
+
 /* ---- VMs ------------------------------------------------------------- */
 
 /* Creates a VM in its own runner, state defined; durable before it

@@ -38,6 +38,7 @@ struct ctl {
 	int runtime_lock;
 	struct vmm_caps caps;
 	struct store *store;		/* NULL: nothing persisted */
+	struct ctl_requests *requests;	/* outcomes kept for retries */
 	TAILQ_HEAD(, ctl_vm) vms;
 	struct event *notify_ev;
 	struct event *flush_ev;		/* sends queued commits (change.c) */
@@ -66,6 +67,24 @@ void vm_info_take(struct ctl_vm *vm, const struct vmm_vm_info *in);
 void vm_params(const struct ctl_vm *vm, struct vmm_vm_params *p);
 /* The model's layout as memslot infos: boot RAM (slot 0) from info. */
 int vm_boot_slot(const struct ctl_vm *vm, struct vmm_memslot_info *s);
+
+/* requests.c */
+struct ctl_requests;
+/* A table of outcomes kept in dir (NULL: memory only), empty. */
+int ctl_requests_new(const char *dir, struct ctl_requests **out);
+void ctl_requests_free(struct ctl_requests *q);
+/* Reads dir's requests.journal (what is past the window dropped) and
+ * rewrites it with what is kept. */
+int ctl_requests_load(struct ctl_requests *q);
+/* Takes the lines of text into q as of time now; *bad counts lines that
+ * are not an outcome (a torn last one included).  For tests and the
+ * fuzzer too. */
+int ctl_requests_parse(struct ctl_requests *q, const char *text, uint64_t now,
+		       unsigned *bad);
+size_t ctl_requests_count(const struct ctl_requests *q);
+/* Keeps id in doubt (vm's state holds its change, its outcome was never
+ * written), unless it has an outcome or is past the window. */
+int ctl_request_doubt(struct ctl *ctl, const char *id, uint64_t at_ns, const char *vm);
 
 /* change.c */
 /* Sends every runner's queued commit once the loop is done with the

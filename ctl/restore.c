@@ -209,7 +209,7 @@ static void runner_end(struct runner *r, const char *why)
 }
 
 /* Adopts, or else recreates, one VM of the state directory. */
-static int restore_vm(const struct store_vm *sv, char *why, size_t len, void *arg)
+static int restore_vm_one(const struct store_vm *sv, char *why, size_t len, void *arg)
 {
 	struct restore_ctx *c = arg;
 	struct ctl *ctl = c->ctl;
@@ -274,6 +274,23 @@ static int restore_vm(const struct store_vm *sv, char *why, size_t len, void *ar
 	}
 	vm_link(vm);
 	return 0;
+}
+
+/* restore_vm_one, with the request that last changed the VM: kept in
+ * doubt if its outcome was never written, and carried by what restoring
+ * the VM writes (so a second crash does not lose it). */
+static int restore_vm(const struct store_vm *sv, char *why, size_t len, void *arg)
+{
+	struct restore_ctx *c = arg;
+	int r;
+
+	if (sv->rid[0] && ctl_request_doubt(c->ctl, sv->rid, sv->rid_at, sv->def.name))
+		slog_warn("state: VM %s: request %s could not be kept in doubt", sv->def.name,
+			  sv->rid);
+	store_rid_set(c->ctl->store, sv->rid, sv->rid_at);
+	r = restore_vm_one(sv, why, len, arg);
+	store_rid_set(c->ctl->store, NULL, 0);
+	return r;
 }
 
 /* Runners whose VM the state directory does not have: ended. */

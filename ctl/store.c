@@ -12,6 +12,11 @@
  * per line, each made durable before the change is answered:
  *   {"seq": n, "put": {slot}}   or   {"seq": n, "del": id}
  *
+ * Both carry "rid": the client's request_id of the call that wrote them,
+ * when it gave one (store_rid_set).  Only the last one counts: it tells a
+ * restarted slotd which request's change is on disk though its outcome
+ * never reached ctl/requests.c's file (a crash between the two writes).
+ *
  * A change costs one short append instead of rewriting a file that grows
  * with the slot count.  Every JOURNAL_MAX lines, or as many as the
  * snapshot has slots if that is more (so that rewriting it costs O(1) per
@@ -33,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -59,6 +63,8 @@ struct entry {
 struct store {
 	char *dir;
 	struct entry *entries;
+	char rid[STORE_RID_MAX + 1];	/* written with each record; "": none */
+	uint64_t rid_at;		/* when its request came (CLOCK_REALTIME ns) */
 };
 
 int store_open(const char *dir, struct store **out)
@@ -289,6 +295,24 @@ static void journal_name(const char *vm, char *buf, size_t len)
 	snprintf(buf, len, "vm-%s.journal", vm);
 }
 
+void store_rid_set(struct store *st, const char *rid, uint64_t at_ns)
+{
+	snprintf(st->rid, sizeof(st->rid), "%s", rid && strlen(rid) <= STORE_RID_MAX ? rid : "");
+	st->rid_at = at_ns;
+}
+
+/* ,"rid":"..." when a request id is set (its characters need no escape:
+ * ctl_request_id_check allows none that would). */
+static void put_rid(struct text *t, const struct store *st)
+{
+	if (!st->rid[0])
+		return;
+	puts_(t, ",\"rid\":\"");
+	puts_(t, st->rid);
+	puts_(t, "\",\"rid_at\":");
+	put_u64(t, st->rid_at);
+}
+
 /* ---- journal --------------------------------------------------------------- */
 
 /* Whether e's open journal was removed, or renamed over, since it was
@@ -318,24 +342,6 @@ static int journal_open(struct store *st, struct entry *e, bool trunc)
 	return e->jfd < 0 ? -errno : 0;
 }
 
-/* Writes line durably: one pwritev2 with RWF_DSYNC (the guarantee of
- * write + fdatasync in one call), or the two calls where the flag is
- * refused; a short write is completed the same way. */
-static int journal_write(int fd, const char *line, size_t len)
-{
-	struct iovec iov = { .iov_base = (void *)line, .iov_len = len };
-	ssize_t n = pwritev2(fd, &iov, 1, -1, RWF_DSYNC);
-
-	if (n < 0 && errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	if (n == (ssize_t)len)
-		return 0;
-	n = n < 0 ? 0 : n;
-	if (durable_write_all(fd, line + n, len - (size_t)n))
-		return -errno;
-	return fdatasync(fd) < 0 ? -errno : 0;
-}
-
 /* Appends {"seq":N,key:value} to vm's journal, durably. */
 static int journal_append(struct store *st, const char *vm, const char *key,
 			  const char *value, size_t vlen, struct vmm_err *err)
@@ -349,6 +355,7 @@ static int journal_append(struct store *st, const char *vm, const char *key,
 		return -ESTALE;
 	puts_(&t, "{\"seq\":");
 	put_u64(&t, e->seq + 1);
+	put_rid(&t, st);
 	puts_(&t, ",\"");
 	puts_(&t, key);
 	puts_(&t, "\":");
@@ -356,7 +363,7 @@ static int journal_append(struct store *st, const char *vm, const char *key,
 	puts_(&t, "}\n");
 	r = t.failed ? -ENOMEM : e->jfd >= 0 ? 0 : journal_open(st, e, false);
 	if (!r)
-		r = journal_write(e->jfd, t.p, t.n);
+		r = durable_append(e->jfd, t.p, t.n);
 	free(t.p);
 	if (!r) {
 		e->seq++;
@@ -405,6 +412,7 @@ int store_snapshot(struct store *st, const struct store_vm_def *def, uint64_t qu
 		return io_error(st, err, def->name, name, -ENOMEM);
 	puts_(&t, "{\"format\":\"slotd-vm\",\"version\":2,\"seq\":");
 	put_u64(&t, e->seq);
+	put_rid(&t, st);
 	puts_(&t, ",\n\"vm\":");
 	put_def(&t, def);
 	puts_(&t, ",\n\"quirks_enabled\":[");
@@ -652,6 +660,18 @@ static int gpa_cmp(const void *a, const void *b)
 	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
 }
 
+/* v->rid and rid_at from a record's or snapshot's members (absent: ""). */
+static void rid_of(json_object *o, struct store_vm *v)
+{
+	json_object *r = member(o, "rid"), *at = member(o, "rid_at");
+	const char *s = r && json_object_is_type(r, json_type_string) ?
+		json_object_get_string(r) : "";
+
+	snprintf(v->rid, sizeof(v->rid), "%s", strlen(s) <= STORE_RID_MAX ? s : "");
+	if (!at || u64_of(at, &v->rid_at))
+		v->rid_at = 0;
+}
+
 /* Applies one journal record with seq above the snapshot's. */
 static int record_apply(struct store_vm *v, json_object *rec, uint64_t *seq)
 {
@@ -665,6 +685,7 @@ static int record_apply(struct store_vm *v, json_object *rec, uint64_t *seq)
 		return 0;	/* already in the snapshot */
 	*seq = n;
 	v->replayed++;
+	rid_of(rec, v);
 	if (del) {
 		if (u64_of(del, &id))
 			return -EINVAL;
@@ -721,6 +742,7 @@ int store_parse(const char *snapshot, const char *journal, struct store_vm *v, c
 	v->version = (unsigned)version;
 	if (def_of(member(doc, "vm"), &v->def, why, len))
 		goto out;
+	rid_of(doc, v);
 	v->quirks_enabled = member(doc, "quirks_enabled") ?
 		quirks_of(member(doc, "quirks_enabled")) : vmm_quirks_all();
 	if (member(doc, "seq") && u64_of(member(doc, "seq"), &seq)) {

@@ -13,6 +13,9 @@
 
 struct store;
 
+/* The longest request id kept with a record (ctl/requests.c). */
+#define STORE_RID_MAX	128
+
 /* What vm.create was given (sizes in bytes, defaults filled). */
 struct store_vm_def {
 	char name[VMM_NAME_MAX];
@@ -34,6 +37,8 @@ struct store_vm {
 	unsigned version;		/* of the snapshot's format */
 	unsigned replayed;		/* journal records applied */
 	bool torn;			/* a torn last record was ignored */
+	char rid[STORE_RID_MAX + 1];	/* request id of the last record; "" */
+	uint64_t rid_at;		/* when that request came (realtime ns) */
 	char file[64];			/* vm-NAME.json */
 };
 
@@ -55,6 +60,9 @@ int store_snapshot(struct store *st, const struct store_vm_def *def, uint64_t qu
 int store_slot_put(struct store *st, const char *vm, const struct vmm_memslot_info *s,
 		   struct vmm_err *err);
 int store_slot_del(struct store *st, const char *vm, uint32_t id, struct vmm_err *err);
+/* The client's request id the records written from now on carry, with
+ * the time its request came (NULL or "": none), until it is set again. */
+void store_rid_set(struct store *st, const char *rid, uint64_t at_ns);
 /* Removes the VM's files durably. */
 int store_vm_remove(struct store *st, const char *vm, struct vmm_err *err);
 

@@ -156,6 +156,7 @@ struct rpc_server {
 
 struct rpc_call {
 	struct rpc_server *srv;
+	bool replayed;		/* answered with a kept outcome (request_id) */
 	const struct rpc_peer *peer;
 	uint64_t conn_id;
 	json_object *error;	/* the error object once one was recorded */
@@ -276,6 +277,23 @@ int rpc_size_at(struct rpc_call *call, json_object *o, const char *prefix, const
  * as the API nests them ("backing.path"). */
 const char *rpc_slot_field(const struct vmm_err *e, char *buf, size_t len);
 int rpc_slot_error(struct rpc_call *call, int r, const struct vmm_err *e);
+
+/* retry.c: request_id around a mutating call. */
+struct rpc_retry {
+	bool active;			/* the call runs with this id */
+	char id[129];
+	uint64_t fp;
+};
+/* A hash of params (members in name order, skip left out). */
+uint64_t rpc_params_fingerprint(json_object *params, const char *skip);
+/* Before the handler: NULL to run it (params' request_id, if any, taken
+ * out and recorded as running), else the reply member of a retry (kept
+ * outcome, or the error saying why not) and its *kind. */
+json_object *rpc_retry_begin(struct rpc_call *call, const char *name, json_object *params,
+			     struct rpc_retry *rt, const char **kind);
+/* After the handler: keeps the outcome (result, else call->error). */
+void rpc_retry_end(struct rpc_call *call, const char *name, struct rpc_retry *rt,
+		   json_object *result);
 
 /* Sends a notification once the current reply is on its way. */
 void rpc_notify_later(struct rpc_server *srv, const char *topic,

@@ -156,7 +156,8 @@ static const char *envelope_check(json_object *req, json_object **id)
 }
 
 /* Logs a call that may change something, with the peer that made it. */
-static void audit(const struct rpc_peer *peer, const char *name, json_object *err)
+static void audit(const struct rpc_peer *peer, const char *name, json_object *err,
+		  bool replayed)
 {
 	json_object *code;
 	char who[96];
@@ -166,12 +167,13 @@ static void audit(const struct rpc_peer *peer, const char *name, json_object *er
 	else
 		snprintf(who, sizeof(who), "a peer without credentials");
 	if (err && json_object_object_get_ex(err, "code", &code))
-		slog_info("rpc: %s by %s (%s, connection %llu): error %d", name, who,
+		slog_info("rpc: %s by %s (%s, connection %llu): %serror %d", name, who,
 			  peer->via ? peer->via : "in-process", (unsigned long long)peer->conn_id,
-			  json_object_get_int(code));
+			  replayed ? "retry, first outcome: " : "", json_object_get_int(code));
 	else
-		slog_info("rpc: %s by %s (%s, connection %llu): done", name, who,
-			  peer->via ? peer->via : "in-process", (unsigned long long)peer->conn_id);
+		slog_info("rpc: %s by %s (%s, connection %llu): %s", name, who,
+			  peer->via ? peer->via : "in-process", (unsigned long long)peer->conn_id,
+			  replayed ? "retry, first outcome: done" : "done");
 }
 
 static json_object *denied(const char *name)
@@ -196,6 +198,7 @@ static json_object *dispatch(struct rpc_server *srv, const struct rpc_peer *peer
 	const struct rpc_method *m = strlen(name) ==
 		(size_t)json_object_get_string_len(method) ? method_find(srv, name) : NULL;
 	json_object *schema, *result = NULL;
+	struct rpc_retry retry = { .active = false };
 	bool read_only;
 	int r;
 
@@ -212,10 +215,15 @@ static json_object *dispatch(struct rpc_server *srv, const struct rpc_peer *peer
 	schema = rpc_schema_method(srv, name);
 	if (schema && rpc_schema_check_params(&call, srv->openrpc, schema, params))
 		return call.error;
+	if (!read_only && (result = rpc_retry_begin(&call, name, params, &retry, kind))) {
+		audit(peer, name, strcmp(*kind, "error") ? NULL : result, call.replayed);
+		return result;
+	}
 	r = m->handler(&call, params, &result);
 	if (r == 0 && !call.error) {
+		rpc_retry_end(&call, name, &retry, result);
 		if (!read_only)
-			audit(peer, name, NULL);
+			audit(peer, name, NULL, false);
 		*kind = "result";
 		return result;
 	}
@@ -223,8 +231,9 @@ static json_object *dispatch(struct rpc_server *srv, const struct rpc_peer *peer
 	if (!call.error)
 		rpc_call_error(&call, RPC_INTERNAL_ERROR, NULL,
 			       "Internal error in %s: %s", name, strerror(r < 0 ? -r : EIO));
+	rpc_retry_end(&call, name, &retry, NULL);
 	if (!read_only)
-		audit(peer, name, call.error);
+		audit(peer, name, call.error, false);
 	return call.error;
 }
 

@@ -36,6 +36,7 @@ struct rpc_call;
 #define RPC_ERR_STATE_IO	-32010	/* state could not be written */
 #define RPC_ERR_BACKING		-32011	/* guest memory's backing failed (SIGBUS) */
 #define RPC_ERR_DENIED		-32012	/* not permitted on this connection */
+#define RPC_ERR_IN_DOUBT	-32013	/* a retry of a call whose reply was lost */
 
 /* A handler gets the call and its (schema-validated) params, which may be
  * NULL when the method takes none.  It returns 0 with *result set (a new

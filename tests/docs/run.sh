@@ -25,6 +25,8 @@ cleanup() {
 		for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$daemon_pid" 2>/dev/null
 	fi
+	# A runner its slotd did not end (killed above, say) is ended here.
+	[ -n "$tmp" ] && pkill -KILL -f -- "--socket $tmp/" 2>/dev/null
 	[ -n "$tmp" ] && rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -66,6 +68,22 @@ verbs_documented() {
 	done
 	if [ ${#missing[@]} -eq 0 ]; then ok "slotctl.1 documents every NOUN VERB"
 	else not_ok "slotctl.1 documents every NOUN VERB" "missing: ${missing[*]}"; fi
+}
+
+# slotctl --request-id goes with exactly the methods whose params take a
+# request_id in the API document.
+retryable_in_step() {
+	local want have
+	want=$(python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+print(" ".join(sorted(m["name"] for m in d["methods"]
+                      if any(p["name"] == "request_id" for p in m["params"]))))' \
+		"$src/schemas/openrpc.json")
+	have=$(sed -n '/^static const char \*const retryable\[\]/,/};/p' "$src/clients/rpc.c" |
+		grep -oE '"[a-z_.]+"' | tr -d '"' | sort | tr '\n' ' ' | sed 's/ $//')
+	if [ "$want" = "$have" ]; then ok "slotctl --request-id goes with every method that takes one"
+	else not_ok "slotctl --request-id goes with every method that takes one" \
+		"schema: $want" "slotctl: $have"; fi
 }
 
 install_check() {
@@ -137,6 +155,7 @@ main() {
 	options_documented "$src/doc/slotd.8" "$slotd" --help
 	options_documented "$src/doc/slotctl.1" "$slotctl" --help
 	verbs_documented
+	retryable_in_step
 	install_check
 	config_check
 	completion_check
