@@ -1,5 +1,6 @@
 # slotd: one entry point.  make | make test | make demo | make bench |
 # make check-sanitize | make install.  V=1 prints full commands.
+# make bench [QUICK=1] needs scripts/bench-deps.sh run once (QEMU, gnuplot).
 # Module fragments (guest payloads, benchmarks) live in mk/*.mk.
 
 O        ?= build
@@ -129,8 +130,13 @@ check-sanitize:
 	$(Q)TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 $(TSAN_OPTIONS)" \
 		$(MAKE) --no-print-directory O=build-tsan SAN=tsan test
 
+# make bench: every benchmark, then bench/RESULTS.md, bench/plots/*.png and
+# bench/out/*.json (about 15 minutes).  QUICK=1: the CI smoke test (under
+# two minutes, output in $(O)/bench-out/, no verdict enforced).  QEMU,
+# gnuplot and the TCG guest come from scripts/bench-deps.sh; without them
+# their parts say so and are skipped.
 bench: benches
-	$(Q)O=$(O) bench/run.sh $(BENCH_BIN)
+	$(Q)O=$(O) BENCH_QUICK=$(if $(filter-out 0,$(QUICK)),1,0) bench/run.sh
 
 demo: all
 	$(Q)O=$(O) scripts/demo.sh
