@@ -8,7 +8,8 @@
  * phase (memslot.delete + memslot.create of the slot every 10 ms through
  * slotd) and a quiet phase again (2 + 4 + 2 s; BENCH_QUICK=1: 1 + 2 + 1).
  * Pass times come from vm.reports, polled every 100 ms; the timeline is
- * kept as the median pass time per 100 ms bucket.  Results:
+ * kept as the median pass time per 100 ms bucket, and each phase's
+ * figure is the median of its buckets.  Results:
  * $BENCH_OUT/timeline.json.
  */
 #include <errno.h>
@@ -135,17 +136,18 @@ static int vm_run(struct jline *c, long long quiet_ns, long long churn_ns, long 
 	return ret ? ret : poll_reports(c, next, tl);
 }
 
-/* The bucket medians as [[t_s, median_ms, passes], ...]; medians of the
- * quiet and churn phases (first bucket of each left out) into ph[3]. */
+/* The bucket medians as [[t_s, median_ms, passes], ...]; per phase
+ * (quiet, churn, after) the median of its bucket medians into ph[3],
+ * buckets that straddle a phase change left out.  Each 100 ms votes
+ * once: a median over passes would be weighted towards fast passes,
+ * which are the many when the churn stalls on a busy host. */
 static json_object *timeline_json(struct timeline *tl, long long quiet_ns, long long churn_ns,
 				  double ph[3])
 {
 	json_object *arr = json_object_new_array();
-	long long *all[3];
-	long nall[3] = { 0, 0, 0 };
+	long long med[3][MAX_BUCKETS];
+	long nmed[3] = { 0, 0, 0 };
 
-	for (int p = 0; p < 3; p++)
-		all[p] = calloc((size_t)MAX_BUCKETS * 64, sizeof(long long));
 	for (int b = 0; b < MAX_BUCKETS; b++) {
 		long long t = (long long)b * BUCKET_NS;
 		int p = t < quiet_ns ? 0 : t < quiet_ns + churn_ns ? 1 : 2;
@@ -153,19 +155,18 @@ static json_object *timeline_json(struct timeline *tl, long long quiet_ns, long 
 
 		if (!tl->n[b])
 			continue;
-		for (long i = 0; all[p] && i < tl->n[b] && nall[p] < MAX_BUCKETS * 64; i++)
-			if (t != 0 && t != quiet_ns && t != quiet_ns + churn_ns)
-				all[p][nall[p]++] = tl->v[b][i];
+		/* bench_pct_us sorts in place; read the median before. */
+		med[p][nmed[p]] = (long long)(bench_pct_us(tl->v[b], tl->n[b], 0.5) * 1000.0);
+		if (t != 0 && t != quiet_ns && t != quiet_ns + churn_ns)
+			nmed[p]++;
 		pt = json_object_new_array();
 		json_object_array_add(pt, bench_jd((double)(t + BUCKET_NS / 2) / 1e9));
 		json_object_array_add(pt, bench_jd(bench_pct_us(tl->v[b], tl->n[b], 0.5) / 1000.0));
 		json_object_array_add(pt, json_object_new_int64(tl->n[b]));
 		json_object_array_add(arr, pt);
 	}
-	for (int p = 0; p < 3; p++) {
-		ph[p] = all[p] ? bench_pct_us(all[p], nall[p], 0.5) / 1000.0 : 0;
-		free(all[p]);
-	}
+	for (int p = 0; p < 3; p++)
+		ph[p] = bench_pct_us(med[p], nmed[p], 0.5) / 1000.0;
 	return arr;
 }
 
