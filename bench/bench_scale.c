@@ -138,6 +138,7 @@ static int vms_row(struct jline *c, int nvm, const char *state, long idle, long 
 		   json_object *arr)
 {
 	struct bench_dist cyc, ver;
+	char child[32];
 	long self;
 	int nproc;
 	long kb = (usleep(200000), tree_kb(&self, &nproc));
@@ -146,8 +147,10 @@ static int vms_row(struct jline *c, int nvm, const char *state, long idle, long 
 
 	if (ret)
 		return ret;
-	printf("  %-4d %-18s %9.1f %9.1f %6d %11.1f %12.1f %12.1f %11.0f\n", nvm, state, kb / 1024.0,
-	       self / 1024.0, nproc, (double)(kb - idle) / nvm, cyc.med, ver.med, op_ns / 1e3);
+	snprintf(child, sizeof(child), nproc > 1 ? "%.1f" : "-", (double)(kb - self) / nvm);
+	printf("  %-4d %-18s %9.1f %9.1f %6d %11.1f %12s %12.1f %12.1f %11.0f\n", nvm, state,
+	       kb / 1024.0, self / 1024.0, nproc, (double)(kb - idle) / nvm, child, cyc.med, ver.med,
+	       op_ns / 1e3);
 	o = json_object_new_object();
 	json_object_object_add(o, "vms", json_object_new_int(nvm));
 	json_object_object_add(o, "state", json_object_new_string(state));
@@ -155,6 +158,9 @@ static int vms_row(struct jline *c, int nvm, const char *state, long idle, long 
 	json_object_object_add(o, "slotd_self_kb", json_object_new_int64(self));
 	json_object_object_add(o, "processes", json_object_new_int(nproc));
 	json_object_object_add(o, "per_vm_kb", bench_jd((double)(kb - idle) / nvm));
+	/* Once VMs run in processes of their own: those processes per VM. */
+	json_object_object_add(o, "children_kb_per_vm",
+			       nproc > 1 ? bench_jd((double)(kb - self) / nvm) : NULL);
 	json_object_object_add(o, "create_delete_4k", bench_dist_json(&cyc));
 	json_object_object_add(o, "version", bench_dist_json(&ver));
 	json_object_object_add(o, "vm_op_us", bench_jd(op_ns / 1e3));
@@ -172,9 +178,11 @@ static int part_vms(struct jline *c, json_object *out)
 	long long ns;
 
 	printf("VMs in one daemon (64 MiB each): RSS of slotd's process tree, MB, per VM KiB "
-	       "over the idle daemon (%.1f MB); medians over N=%ld, us\n", idle / 1024.0, n);
-	printf("  %-4s %-18s %9s %9s %6s %11s %12s %12s %11s\n", "VMs", "state", "tree MB",
-	       "slotd MB", "procs", "KiB per VM", "4K cr+del", "version", "op us/VM");
+	       "over the idle daemon (%.1f MB); child KiB/VM: processes other than slotd, per VM; "
+	       "medians over N=%ld, us\n", idle / 1024.0, n);
+	printf("  %-4s %-18s %9s %9s %6s %11s %12s %12s %12s %11s\n", "VMs", "state", "tree MB",
+	       "slotd MB", "procs", "KiB per VM", "child KiB/VM", "4K cr+del", "version",
+	       "op us/VM");
 	for (int k = 0; !ret && k < ncounts; k++) {
 		ret = vms_step(c, have, counts[k], false, &ns);
 		ret = ret ? ret : vms_row(c, counts[k], "defined", idle, n, ns, arr);

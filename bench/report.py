@@ -57,11 +57,16 @@ def parse_memslot(out):
     path = os.path.join(out, "bench_memslot.txt")
     if not os.path.exists(path):
         return None
-    res = {"part1": [], "part2": []}
+    res = {"part1": [], "part2": [], "durable_write_us": {}}
     place = "?"
     for line in open(path, errors="replace"):
         if line.startswith("placement:"):
             place = "os" if "scheduler" in line else "pinned " + line.split("CPU")[1].split(",")[0].strip()
+            continue
+        m = re.match(r"^(\S+): a durable 128-byte append .* takes ([\d.]+) us on tmpfs(?:, ([\d.]+) us on disk)?", line)
+        if m:
+            res["durable_write_us"][m.group(1)] = {"tmpfs": float(m.group(2)),
+                                                   "disk": float(m.group(3)) if m.group(3) else None}
             continue
         m = re.match(r"^(create|move|delete)\s+(\S+)\s.*?(\d+\.\d+)x (PASS|MISS)", line)
         if m:
@@ -362,6 +367,9 @@ def sec_peer(d, page, plots, made):
              "%.1fx" % (r["qemu"]["median_us"] / r["slotd"]["median_us"]) if "qemu" in r else "-",
              "%.1fx" % (r["qemu"]["median_us"] / r["raw"]["median_us"]) if "qemu" in r else "-") for r in p["add"]]))
         out.append("\nQEMU / raw is the ceiling: the kernel's ioctl is part of every VMM's add, so no VMM can be more than that much faster than QEMU on this host.")
+        disk = [v["disk"] for v in ((d["memslot"] or {}).get("durable_write_us") or {}).values() if v.get("disk")]
+        if disk:
+            out.append("\nslotd's state is on tmpfs here. With it on disk (the default, `/var/lib/slotd`), each change also waits for one durable journal write: %.0f-%.0f us on this host's disk (`bench_memslot`'s probe), which QEMU, keeping no state, never pays." % (min(disk), max(disk)))
         out.append("\n" + img(plots, page, "add_latency", made, "memory add latency against slot size"))
     if p.get("remove"):
         out.append("Memory remove, medians (p90) in us. QEMU runs **under TCG with a booted Debian guest** (a DIMM leaves only once the guest acknowledges the eject; without one `device_del` never completes), timed from `device_del` to the `DEVICE_DELETED` event plus `object-del`; slotd `memslot.delete` and the raw ioctl on KVM. The guest's share of QEMU's time runs emulated, so this compares what a caller waits for, not equal work:\n")
@@ -407,9 +415,10 @@ def sec_scale(d):
     out = []
     if sc.get("vms"):
         out.append("VMs of 64 MiB in one daemon: RSS of slotd's process tree, per VM over the idle daemon (%.1f MB); a 4 KiB create + delete on one VM and `daemon.version`, medians:\n" % (sc["idle_kb"] / 1024))
-        out.append(md_table(["VMs", "state", "tree MB", "slotd MB", "processes", "KiB per VM", "4 KiB create+delete us", "version us"], [
+        out.append(md_table(["VMs", "state", "tree MB", "slotd MB", "processes", "KiB per VM", "of it in VM processes", "4 KiB create+delete us", "version us"], [
             (r["vms"], r["state"], "%.1f" % (r["tree_kb"] / 1024), "%.1f" % (r["slotd_self_kb"] / 1024), r["processes"],
-             "%.0f" % r["per_vm_kb"], num(r["create_delete_4k"]["median_us"]), num(r["version"]["median_us"])) for r in sc["vms"]]))
+             "%.0f" % r["per_vm_kb"], num(r.get("children_kb_per_vm"), "%.0f"), num(r["create_delete_4k"]["median_us"]),
+             num(r["version"]["median_us"])) for r in sc["vms"]]))
         out.append("\n'defined' VMs have touched no guest memory, so their KiB per VM is slotd's own cost; 'started, paused' ones ran `builtin:busy` briefly (a few guest pages).")
     if "rss_per_memslot_kib" in sc:
         out.append("\nslotd's RSS per memslot: **%.2f KiB** (4 KiB slots, backings never touched, so no guest memory is counted)." % sc["rss_per_memslot_kib"])

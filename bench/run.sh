@@ -47,7 +47,7 @@ json.dump(m, open('$out/meta.json', 'w'), indent=1)
 EOF
 }
 rm -f "$out/meta.json"
-meta "date=$(date -u '+%F %H:%M UTC')" "commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)')" \
+meta "date=$(date -u '+%F %H:%M UTC')" "commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ':!bench/out' ':!bench/plots' ':!bench/RESULTS.md' ':!README.md' 2>/dev/null || echo ' (with local changes)')" \
 	"load_before=$(cut -d' ' -f1-3 /proc/loadavg)" "command=make bench${quick:+ QUICK=1}"
 t0=$(date +%s)
 
