@@ -543,7 +543,8 @@ static int part_remove(struct jline *s, const char *bin, long n, json_object *ou
 	ret = ret ? ret : hva == MAP_FAILED ? -errno : bench_raw_open(&raw);
 	for (int z = 0; z < 2; z++)
 		for (int k = 0; k < 4; k++)
-			ns[z][k] = calloc((size_t)n, sizeof(long long));
+			if (!(ns[z][k] = calloc((size_t)n, sizeof(long long))) && !ret)
+				ret = -ENOMEM;
 	for (int z = 0; !ret && z < 2; z++)
 		for (long i = -1; !ret && i < n; i++) {
 			ret = remove_once(&q, s, &raw, hva, sizes[z], t);

@@ -117,6 +117,13 @@ static bool is_async(const char *line)
 	return strstr(line, "\"event\"") && !strstr(line, "\"return\"");
 }
 
+/* Whether line is an error reply: an "error" key whose value is an
+ * object (JSON-RPC: {"code", ...}; QMP: {"class", ...}). */
+static bool is_error(const char *line)
+{
+	return strstr(line, "\"error\":{") || strstr(line, "\"error\": {");
+}
+
 int jline_call(struct jline *c, const char *req, const char *reply_key, char **reply)
 {
 	char *line = NULL;
@@ -131,9 +138,9 @@ int jline_call(struct jline *c, const char *req, const char *reply_key, char **r
 				c->watch_seen = true;
 			continue;
 		}
-		if (strstr(line, reply_key) && !strstr(line, "\"error\""))
+		if (strstr(line, reply_key) && !is_error(line))
 			break;
-		if (strstr(line, "\"error\"")) {
+		if (is_error(line)) {
 			fprintf(stderr, "bench: error reply\n  request: %s  reply:   %s\n", req, line);
 			ret = -EPROTO;
 		}

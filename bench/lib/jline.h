@@ -25,7 +25,7 @@ int jline_send(struct jline *c, const char *text, size_t len);
 /* The next line, NUL-terminated, valid until the next call. */
 int jline_recv(struct jline *c, char **line);
 /* Sends req and reads until a line holding reply_key ("\"return\"",
- * "\"result\"") or "\"error\"" and no "\"event\"" key; other lines
+ * "\"result\"") or an "error" object, and no "\"event\"" key; other lines
  * (QMP events, which every monitor connection gets) are passed over,
  * but noted in watch_seen when they hold c->watch.  -EPROTO on an error
  * reply (printed with its request), 0 otherwise; *reply (may be NULL)
