@@ -34,7 +34,13 @@ fi
 # boots in seconds under TCG, has ACPI memory hot-add and hot-remove).
 mkdir -p "$guest"
 guest=$(cd "$guest" && pwd)
-[ -n "$updated" ] || apt-get update -qq
+if [ -z "$updated" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "bench-deps.sh: need root for apt-get update (run: sudo $0)" >&2
+		exit 1
+	fi
+	apt-get update -qq
+fi
 kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')
 if [ -z "$kpkg" ]; then
 	echo "bench-deps.sh: no linux-image-cloud-amd64 in the package lists" >&2
@@ -43,7 +49,11 @@ fi
 work=$(mktemp -d "$guest/.work-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "bench-deps.sh: unpacking $kpkg into $guest"
-(cd "$work" && apt-get download -q "$kpkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+if ! (cd "$work" && apt-get download -qq "$kpkg" 2>"$work/err"); then
+	cat "$work/err" >&2
+	echo "bench-deps.sh: could not download $kpkg" >&2
+	exit 1
+fi
 dpkg-deb -x "$work"/"$kpkg"_*.deb "$work/k"
 grep -q '^CONFIG_ACPI_HOTPLUG_MEMORY=y' "$work"/k/boot/config-* &&
 	grep -q '^CONFIG_MEMORY_HOTREMOVE=y' "$work"/k/boot/config-* || {
