@@ -181,7 +181,7 @@ def md_table(head, rows):
 GP_HEAD = """set terminal pngcairo size 820,480 font "sans,10" noenhanced
 set output "%s"
 set grid
-set key top left
+set key below
 """
 
 
@@ -270,7 +270,6 @@ set label 1 "churn" at %g, graph 0.95 center
 set logscale y
 set xlabel "time, s"
 set ylabel "median pass time per 100 ms, ms (log)"
-set key top right
 plot "churn_zap_all_on.dat" using 1:2 with linespoints lw 2 title "slot_zap_all on (default VM)", \\
      "churn_zap_all_off.dat" using 1:2 with linespoints lw 2 title "slot_zap_all off"
 """ % (q, q + c, q + c / 2)
@@ -402,7 +401,7 @@ def sec_memslot(d, page, plots, made):
             (r["placement"], r["op"], r["size"], num(r.get("raw_us")), num(r.get("version_us")), num(r.get("rpc_us")),
              "%.2fx" % r["ratio"], "PASS" if r["pass"] else "MISS") for r in ms["part1"]]))
     if sc.get("slots"):
-        out.append("\nA 4 KiB create + delete next to N existing 4 KiB slots (`bench_scale` part 2), medians (p90), us:\n")
+        out.append("\nA 4 KiB create + delete next to N existing 4 KiB slots (`bench_scale` part 2; slotd kept on one CPU and the raw ioctl run on that CPU, the client on the other; the fill goes through `memslot.transaction`), medians (p90), us:\n")
         out.append(md_table(["existing slots", "raw ioctl", "slotd"], [
             (r["slots"], "%s (%s)" % (num(r["raw"]["median_us"]), num(r["raw"]["p90_us"])),
              "%s (%s)" % (num(r["slotd"]["median_us"]), num(r["slotd"]["p90_us"]))) for r in sc["slots"]]))
