@@ -413,12 +413,13 @@ def sec_scale(d):
     sc, mmu = d["scale"] or {}, d["mmu"] or {}
     out = []
     if sc.get("vms"):
-        out.append("VMs of 64 MiB in one daemon: RSS of slotd's process tree, per VM over the idle daemon (%.1f MB); a 4 KiB create + delete on one VM and `daemon.version`, medians:\n" % (sc["idle_kb"] / 1024))
-        out.append(md_table(["VMs", "state", "tree MB", "slotd MB", "processes", "KiB per VM", "of it in VM processes", "4 KiB create+delete us", "version us"], [
-            (r["vms"], r["state"], "%.1f" % (r["tree_kb"] / 1024), "%.1f" % (r["slotd_self_kb"] / 1024), r["processes"],
-             "%.0f" % r["per_vm_kb"], num(r.get("children_kb_per_vm"), "%.0f"), num(r["create_delete_4k"]["median_us"]),
+        out.append("VMs of 96 MiB in one daemon (`bench_scale` part 1): RSS of slotd's whole process tree, all of it and without the guest RAM mappings (slotd writes page tables, boot parameters and the payload into guest RAM when it creates a VM); per VM, over the idle daemon (%.1f MB without guest RAM); a 4 KiB create + delete on one VM and `daemon.version`, medians:\n" % (sc["idle_kb"] / 1024))
+        out.append(md_table(["VMs", "state", "tree MB", "without guest RAM MB", "slotd itself MB", "processes", "KiB per VM, without guest RAM", "guest RAM touched, KiB per VM", "in VM processes, KiB per VM", "4 KiB create+delete us", "version us"], [
+            (r["vms"], r["state"], "%.1f" % (r["tree_kb"] / 1024), "%.1f" % (r.get("tree_without_guest_ram_kb", 0) / 1024),
+             "%.1f" % (r["slotd_self_kb"] / 1024), r["processes"], "%.0f" % r["per_vm_kb"], num(r.get("guest_ram_kb_per_vm"), "%.0f"),
+             num(r.get("children_kb_per_vm"), "%.0f"), num(r["create_delete_4k"]["median_us"]),
              num(r["version"]["median_us"])) for r in sc["vms"]]))
-        out.append("\n'defined' VMs have touched no guest memory, so their KiB per VM is slotd's own cost; 'started, paused' ones ran `builtin:busy` briefly (a few guest pages).")
+        out.append("\n'defined' VMs have not run; 'started, paused' ones ran `builtin:busy` briefly and hold a vCPU thread each.")
     if "rss_per_memslot_kib" in sc:
         out.append("\nslotd's RSS per memslot: **%.2f KiB** (4 KiB slots, backings never touched, so no guest memory is counted)." % sc["rss_per_memslot_kib"])
     if sc.get("throughput"):

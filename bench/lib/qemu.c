@@ -168,8 +168,31 @@ int bench_qemu_serial_wait(const struct bench_qemu *q, const char *text, long ti
 	return -ETIMEDOUT;
 }
 
-/* Parent pid and resident KiB of one /proc entry; -1 when unreadable. */
-static int proc_read(pid_t pid, pid_t *ppid, long *rss_kb)
+/* Resident KiB of pid's mappings other than those exactly skip bytes
+ * long (a VM's guest RAM), from /proc/<pid>/smaps. */
+static long smaps_rss_kb(pid_t pid, unsigned long long skip)
+{
+	char path[64], line[512];
+	unsigned long long lo, hi, size = 0;
+	long kb, total = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2)
+			size = hi - lo;
+		else if (sscanf(line, "Rss: %ld kB", &kb) == 1 && size != skip)
+			total += kb;
+	}
+	if (f)
+		fclose(f);
+	return total;
+}
+
+/* Parent pid and resident KiB of one /proc entry (without mappings of
+ * exactly skip bytes, unless skip is 0); -1 when unreadable. */
+static int proc_read(pid_t pid, unsigned long long skip, pid_t *ppid, long *rss_kb)
 {
 	char path[64], buf[1024], *p;
 	long pages = 0, resident = 0;
@@ -185,6 +208,10 @@ static int proc_read(pid_t pid, pid_t *ppid, long *rss_kb)
 	p = p ? strrchr(buf, ')') : NULL;
 	if (!p || sscanf(p + 2, "%*c %d", ppid) != 1)
 		return -1;
+	if (skip) {
+		*rss_kb = smaps_rss_kb(pid, skip);
+		return 0;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
 	f = fopen(path, "r");
 	if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2)
@@ -215,6 +242,11 @@ static int descends(const pid_t (*tab)[2], int n, pid_t pid, pid_t root)
 
 long bench_rss_tree_kb(pid_t root, long *self_kb, int *nproc)
 {
+	return bench_rss_tree_skip_kb(root, 0, self_kb, nproc);
+}
+
+long bench_rss_tree_skip_kb(pid_t root, unsigned long long skip, long *self_kb, int *nproc)
+{
 	static pid_t tab[32768][2];
 	static long rss[32768];
 	long total = 0;
@@ -227,12 +259,15 @@ long bench_rss_tree_kb(pid_t root, long *self_kb, int *nproc)
 	while ((e = readdir(d)) && n < 32768) {
 		pid_t pid = (pid_t)atoi(e->d_name);
 
-		if (pid > 0 && proc_read(pid, &tab[n][1], &rss[n]) == 0)
+		if (pid > 0 && proc_read(pid, 0, &tab[n][1], &rss[n]) == 0)
 			tab[n++][0] = pid;
 	}
 	closedir(d);
 	for (int i = 0; i < n; i++) {
 		if (!descends((const pid_t (*)[2])tab, n, tab[i][0], root))
+			continue;
+		/* Only the tree's own processes are worth reading smaps for. */
+		if (skip && proc_read(tab[i][0], skip, &tab[i][1], &rss[i]))
 			continue;
 		total += rss[i];
 		found++;

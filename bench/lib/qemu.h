@@ -34,5 +34,8 @@ int bench_qemu_serial_wait(const struct bench_qemu *q, const char *text, long ti
  * in a child process count too); self_kb: pid's own. -errno if pid is
  * gone. */
 long bench_rss_tree_kb(pid_t pid, long *self_kb, int *nproc);
+/* The same without every mapping exactly skip bytes long: a VM's guest
+ * RAM, so that what is left is the daemon's own cost. */
+long bench_rss_tree_skip_kb(pid_t pid, unsigned long long skip, long *self_kb, int *nproc);
 
 #endif
