@@ -379,9 +379,14 @@ def sec_peer(d, page, plots, made):
              "%.1fx" % (r["qemu_tcg"]["median_us"] / r["slotd"]["median_us"])) for r in p["remove"]]))
     r = p.get("rss")
     if r:
-        out.append("\nMemory, resident set of each daemon's whole process tree (slotd's children count too, so the figures stay right once VMs run in processes of their own): QEMU with one 128 MiB VM, paused: **%.1f MB**; slotd with no VM **%.1f MB**, with one 128 MiB VM defined %.1f MB (slotd itself %.1f MB, %d process(es)). QEMU under TCG with the booted guest: %.1f MB.\n" % (
-            r["qemu_one_vm_kb"] / 1024, r["slotd_idle_kb"] / 1024, r["slotd_one_vm_kb"] / 1024,
-            r["slotd_self_kb"] / 1024, r["slotd_processes"], p.get("qemu_tcg_booted_rss_kb", 0) / 1024))
+        out.append("\nMemory, resident set of each daemon's whole process tree (slotd's children count too, so the figures stay right once VMs run in processes of their own),, MB, all of it and without the guest RAM mapping:\n")
+        out.append(md_table(["", "RSS MB", "without guest RAM"], [
+            ("QEMU, one 128 MiB VM, paused", "%.1f" % (r["qemu_one_vm_kb"] / 1024), num(r.get("qemu_one_vm_without_guest_ram_kb", 0) / 1024)),
+            ("slotd, no VM", "%.1f" % (r["slotd_idle_kb"] / 1024), "%.1f" % (r["slotd_idle_kb"] / 1024)),
+            ("slotd, one 128 MiB VM defined", "%.1f" % (r["slotd_one_vm_kb"] / 1024), num(r.get("slotd_one_vm_without_guest_ram_kb", 0) / 1024)),
+            ("slotd itself (%d process)" % r["slotd_processes"], "%.1f" % (r["slotd_self_kb"] / 1024), "-"),
+            ("QEMU under TCG, booted Debian guest", "%.1f" % (p.get("qemu_tcg_booted_rss_kb", 0) / 1024), "-")]))
+        out.append("\nQEMU runs one process per VM, so its RSS is its RSS per VM; slotd's per-VM cost at 1, 8 and 32 VMs is in section 3.")
     return "\n".join(out) + "\n"
 
 
