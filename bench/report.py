@@ -165,8 +165,29 @@ def headline(d):
     if p2:
         worst = max(r["off"] for r in p2)
         add("churn_off", ", ".join("%s %s %.3fx" % (r["ws"], r["ram"], r["off"]) for r in p2), worst, "worst %.3fx" % worst)
+        rows.append(("on_off", "memslots", "publish what slot_zap_all on costs the guest against off, under the same churn",
+                     ", ".join("%s %s %.1fx" % (r["ws"], r["ram"], r["on_off"]) for r in p2),
+                     "%.0f-%.0fx" % (min(r["on_off"] for r in p2), max(r["on_off"] for r in p2)), "published"))
     else:
         add("churn_off", "skipped", None)
+    rows.extend(recorded(peer))
+    return rows
+
+
+def recorded(peer):
+    """Rows without a target, measured in the same run: what else a
+    reader comparing with QEMU wants to know."""
+    rows = []
+    r = by_size(peer.get("remove"), 1 << 30)
+    if r:
+        rows.append(("remove_1g", "vs QEMU", "memory remove, 1 GiB: QMP device_del to DEVICE_DELETED + object-del (TCG, booted guest) against memslot.delete",
+                     "QEMU %.0f us, slotd %.0f us" % (r["qemu_tcg"]["median_us"], r["slotd"]["median_us"]),
+                     "%.0fx" % (r["qemu_tcg"]["median_us"] / r["slotd"]["median_us"]), "recorded"))
+    m = peer.get("rss")
+    if m:
+        rows.append(("rss", "vs QEMU", "RSS with one 128 MiB VM, QEMU (paused) against slotd (defined)",
+                     "QEMU %.1f MB, slotd %.1f MB" % (m["qemu_one_vm_kb"] / 1024, m["slotd_one_vm_kb"] / 1024),
+                     "%.1fx" % (m["qemu_one_vm_kb"] / m["slotd_one_vm_kb"]), "recorded"))
     return rows
 
 
@@ -343,7 +364,8 @@ def sec_peer(d, page, plots, made):
     p = d["peer"] or {}
     if not p.get("control"):
         return "Not measured in this run: %s.\n" % p.get("skipped", "bench_peer failed, see bench_peer.txt")
-    out = []
+    out = ["QEMU %s from Debian, accelerator %s, the VM paused (-S), 128 MiB, `-m 128M,slots=64,maxmem=48G`, one `-qmp` socket per client; slotd's state on tmpfs.\n" % (
+        p.get("qemu_version", "?"), p.get("accel", "?"))]
     c = p["control"]
     out.append("Control round trip, N=%d each, alternating blocks of 100 calls on one connection each, us:\n" % c["qemu"]["n"])
     out.append(md_table(["", "median", "p90", "p99", "p99.9"], [
