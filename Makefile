@@ -131,7 +131,7 @@ check-sanitize:
 		$(MAKE) --no-print-directory O=build-tsan SAN=tsan test
 
 # make bench: every benchmark, then bench/RESULTS.md, bench/plots/*.png and
-# bench/out/*.json (about 15 minutes).  QUICK=1: the CI smoke test (under
+# bench/out/*.json (about 6 minutes on these 2-CPU hosts).  QUICK=1: the CI smoke test (under
 # two minutes, output in $(O)/bench-out/, no verdict enforced).  QEMU,
 # gnuplot and the TCG guest come from scripts/bench-deps.sh; without them
 # their parts say so and are skipped.
