@@ -367,7 +367,7 @@ def sec_peer(d, page, plots, made):
     out = ["QEMU %s from Debian, accelerator %s, the VM paused (-S), 128 MiB, `-m 128M,slots=64,maxmem=48G`, one `-qmp` socket per client; slotd's state on tmpfs.\n" % (
         p.get("qemu_version", "?"), p.get("accel", "?"))]
     c = p["control"]
-    out.append("Control round trip, N=%d each, alternating blocks of 100 calls on one connection each, us:\n" % c["qemu"]["n"])
+    out.append("Control round trip, N=%d each, alternating blocks of 10 calls on one connection each, us:\n" % c["qemu"]["n"])
     out.append(md_table(["", "median", "p90", "p99", "p99.9"], [
         ("QMP `query-status`", num(c["qemu"]["median_us"]), num(c["qemu"]["p90_us"]), num(c["qemu"]["p99_us"]), num(c["qemu"]["p999_us"])),
         ("slotd `daemon.version`", num(c["slotd"]["median_us"]), num(c["slotd"]["p90_us"]), num(c["slotd"]["p99_us"]), num(c["slotd"]["p999_us"])),
