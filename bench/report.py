@@ -500,7 +500,8 @@ PAGE_NOTES = """How to read it: every ratio compares figures measured side by si
 one run, interleaved (A B A B), never against a figure from another run.
 The host is itself a VM with 2 CPUs shared with other builds and tests,
 so absolute times drift (the load averages above say how busy it was):
-read the ratios. Syscalls are expensive here, since the host is a VM:
+read the ratios. Tails (p99 and beyond) follow the host's load more than
+either daemon, so read them with the load averages. Syscalls are expensive here, since the host is a VM:
 QEMU's monitor thread spins in syscalls, which costs more on this host
 than on bare metal, so the QEMU ratios do not hold everywhere. KVM here
 is kvm_pvm (software virtualization, shadow paging): a stock Linux
