@@ -1,5 +1,6 @@
 # slotd: one entry point.  make | make test | make demo | make bench |
 # make check-sanitize | make fuzz | make install.  V=1 prints full commands.
+# make bench [QUICK=1] needs scripts/bench-deps.sh run once (QEMU, gnuplot).
 # Module fragments (guest payloads, benchmarks) live in mk/*.mk.
 
 O        ?= build
@@ -190,8 +191,13 @@ fuzz:
 	$(Q)$(MAKE) --no-print-directory O=build-fuzz SAN=fuzz CC=clang fuzzers
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(foreach f,$(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%),$(if $(FUZZ),$(if $(findstring $(FUZZ),$(f)),$(f)),$(f)))
 
+# make bench: every benchmark, then bench/RESULTS.md, bench/plots/*.png and
+# bench/out/*.json (about 6 minutes on these 2-CPU hosts).  QUICK=1: the CI smoke test (under
+# two minutes, output in $(O)/bench-out/, no verdict enforced).  QEMU,
+# gnuplot and the TCG guest come from scripts/bench-deps.sh; without them
+# their parts say so and are skipped.
 bench: benches
-	$(Q)O=$(O) bench/run.sh $(BENCH_BIN)
+	$(Q)O=$(O) BENCH_QUICK=$(if $(filter-out 0,$(QUICK)),1,0) bench/run.sh
 
 # slotd under a real systemd in a container (tests/systemd/run.sh): the
 # README's install steps, socket activation, Type=notify, restart, stop.

@@ -2,15 +2,23 @@
  * every comparison measured side by side in one run.
  *
  *  1. Translate: software-TLB hit, radix walk (TLB off) and a plain binary
- *     search over the same slots (what most VMMs do), at 1..512 slots, on
- *     one and two threads, and while a writer churns an unrelated slot.
+ *     search over the same slots (what most VMMs do), at 1..4096 slots,
+ *     keys from an inline PRNG.  Latency: each lookup's key depends on
+ *     the previous result, so lookups cannot overlap and no repeating key
+ *     cycle exists for a branch predictor to learn (CPUs differ in
+ *     whether they learn one, which made cycle-based figures differ from
+ *     host to host).  Throughput, separately: independent lookups, one
+ *     and two threads.  Also while a writer churns an unrelated slot.
  *  2. Invalidation: deleting a 4 KiB, 2 MiB and 1 GiB slot, precise vs zap
  *     all, on VMs with 1, 16 and 256 GiB mapped (sparse MAP_NORESERVE
  *     backings, 2 MiB leaves), plus the refault each strategy leaves.
  *  3. Slot set: creating and deleting one 4 KiB slot next to 0..16000
  *     others, the part of a change that grows with the slot count.
+ *  4. Table memory: the engine's table pages per GiB mapped, with 4 KiB,
+ *     2 MiB and 1 GiB leaves.
  *
- * BENCH_QUICK=1 shortens every loop (smoke test). */
+ * BENCH_QUICK=1 shortens every loop (smoke test).  Results also go to
+ * $BENCH_OUT/mmu.json. */
 #include <errno.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -20,6 +28,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench/lib/stats.h"
 #include "mmu/mmu.h"
 
 #define KiB (1ull << 10)
@@ -27,10 +36,10 @@
 #define GiB (1ull << 30)
 #define SLOT_SPACING (4 * MiB)
 #define SLOT_SIZE (2 * MiB)
-#define NGPAS 4096
 
 static unsigned quick;
 static volatile uintptr_t sink;
+static json_object *results;	/* $BENCH_OUT/mmu.json */
 
 static uint64_t now_ns(void)
 {
@@ -109,7 +118,6 @@ struct tvm {
 	struct mmu *mmu;
 	struct bs_slot *bs;
 	size_t nslots;
-	uint64_t gpas[NGPAS]; /* random, all slots */
 	uint64_t hot[32];     /* distinct TLB sets */
 };
 
@@ -118,8 +126,6 @@ static void tvm_build(struct tvm *v, size_t nslots, bool tlb_off, bool precise)
 {
 	struct mmu_config cfg = { MMU_VM_DEFAULT, precise, tlb_off };
 	uint8_t *mem = backing_map(nslots * SLOT_SIZE, SLOT_SIZE);
-	unsigned seed = 7;
-
 	check(mmu_create(&cfg, &v->mmu), "mmu_create");
 	v->bs = calloc(nslots, sizeof(*v->bs));
 	v->nslots = nslots;
@@ -130,9 +136,6 @@ static void tvm_build(struct tvm *v, size_t nslots, bool tlb_off, bool precise)
 				      SLOT_SIZE, mem + i * SLOT_SIZE, 0),
 		      "slot");
 	}
-	for (size_t i = 0; i < NGPAS; i++)
-		v->gpas[i] = (rand_r(&seed) % nslots) * SLOT_SPACING +
-			     ((uint64_t)rand_r(&seed) % SLOT_SIZE & ~7ull);
 	for (size_t k = 0; k < 32; k++)
 		v->hot[k] = (k % nslots) * SLOT_SPACING + k * 4 * KiB + 8;
 }
@@ -143,7 +146,7 @@ static void tvm_free(struct tvm *v)
 	free(v->bs);
 }
 
-enum tmode { T_TLB, T_WALK, T_BSEARCH };
+enum tmode { T_TLB, T_WALK, T_BSEARCH, T_FLOOR };
 
 __attribute__((noinline)) static void *call_baseline(const uint64_t *g,
 						     uint64_t gpa)
@@ -151,34 +154,55 @@ __attribute__((noinline)) static void *call_baseline(const uint64_t *g,
 	return (void *)(uintptr_t)(*g + gpa);
 }
 
-/* ns of a bare out-of-line call doing one load: this machine's floor. */
-static double call_floor(uint64_t iters)
-{
-	uint64_t base = 42, t0 = now_ns();
-	uintptr_t acc = 0;
+/* Zero, but the compiler cannot know: a lookup's result xor-ed in with
+ * it makes the next key depend on that result. */
+static volatile uint64_t dep_zero;
 
-	for (uint64_t i = 0; i < iters; i++)
-		acc += (uintptr_t)call_baseline(&base, i);
-	sink = acc;
-	return (double)(now_ns() - t0) / (double)iters;
+/* xorshift64: the next unpredictable key state. */
+static inline uint64_t prng_next(uint64_t x)
+{
+	x ^= x << 13;
+	x ^= x >> 7;
+	return x ^ (x << 17);
 }
 
-/* ns per translation of mode over iters lookups (registered thread). */
-static double translate_loop(struct tvm *v, enum tmode mode, uint64_t iters)
+/* A key from state x: a random slot (multiply-shift, no division) and a
+ * random 8-byte-aligned offset in it; for T_TLB one of the 32 hot keys. */
+static inline uint64_t key_of(const struct tvm *v, enum tmode mode, uint64_t x)
 {
-	const uint64_t *g = mode == T_TLB ? v->hot : v->gpas;
-	size_t mask = mode == T_TLB ? 31 : NGPAS - 1;
-	uintptr_t acc = 0;
-	uint64_t t0 = now_ns();
+	if (mode == T_TLB)
+		return v->hot[x >> 59];
+	return (((x >> 32) * v->nslots) >> 32) * SLOT_SPACING + (x & (SLOT_SIZE - 8));
+}
+
+/* One lookup of gpa in mode. */
+static inline void *lookup(struct tvm *v, enum tmode mode, uint64_t gpa)
+{
+	static const uint64_t base = 42;
 	void *hva;
 
+	if (mode == T_FLOOR)
+		return call_baseline(&base, gpa);
+	if (mode == T_BSEARCH)
+		return bs_translate(v->bs, v->nslots, gpa, 8);
+	if (mmu_translate(v->mmu, gpa, 8, MMU_ACCESS_READ, &hva))
+		abort();
+	return hva;
+}
+
+/* ns per lookup of mode over iters lookups with keys from an inline
+ * PRNG (registered thread).  dep: each key depends on the previous
+ * result (latency: nothing overlaps, no pattern to learn); else the
+ * keys are independent and lookups may overlap (throughput). */
+static double translate_loop(struct tvm *v, enum tmode mode, bool dep, uint64_t iters)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull, mask = dep ? dep_zero : 0, t0 = now_ns();
+	uintptr_t acc = 0;
+
 	for (uint64_t i = 0; i < iters; i++) {
-		if (mode == T_BSEARCH) {
-			hva = bs_translate(v->bs, v->nslots, g[i & mask], 8);
-		} else if (mmu_translate(v->mmu, g[i & mask], 8,
-					 MMU_ACCESS_READ, &hva)) {
-			abort();
-		}
+		void *hva = lookup(v, mode, key_of(v, mode, x));
+
+		x = prng_next(x ^ ((uintptr_t)hva & mask));
 		acc += (uintptr_t)hva;
 		if ((i & 1023) == 1023)
 			mmu_reader_quiescent();
@@ -190,6 +214,7 @@ static double translate_loop(struct tvm *v, enum tmode mode, uint64_t iters)
 struct tjob {
 	struct tvm *v;
 	enum tmode mode;
+	bool dep;
 	uint64_t iters;
 	double ns;
 	pthread_barrier_t *bar;
@@ -200,15 +225,15 @@ static void *tjob_main(void *p)
 	struct tjob *j = p;
 
 	check(mmu_reader_register(j->v->mmu), "reader_register");
-	translate_loop(j->v, j->mode, j->iters / 16); /* warm up */
+	translate_loop(j->v, j->mode, j->dep, j->iters / 16); /* warm up */
 	pthread_barrier_wait(j->bar);
-	j->ns = translate_loop(j->v, j->mode, j->iters);
+	j->ns = translate_loop(j->v, j->mode, j->dep, j->iters);
 	mmu_reader_unregister(j->v->mmu);
 	return NULL;
 }
 
 /* Mean ns per lookup per thread with nthreads running at once. */
-static double translate_threads(struct tvm *v, enum tmode mode, int nthreads,
+static double translate_threads(struct tvm *v, enum tmode mode, bool dep, int nthreads,
 				uint64_t iters)
 {
 	struct tjob jobs[2];
@@ -218,7 +243,7 @@ static double translate_threads(struct tvm *v, enum tmode mode, int nthreads,
 
 	pthread_barrier_init(&bar, NULL, (unsigned)nthreads);
 	for (int i = 0; i < nthreads; i++) {
-		jobs[i] = (struct tjob){ v, mode, iters, 0, &bar };
+		jobs[i] = (struct tjob){ v, mode, dep, iters, 0, &bar };
 		pthread_create(&th[i], NULL, tjob_main, &jobs[i]);
 	}
 	for (int i = 0; i < nthreads; i++) {
@@ -230,60 +255,76 @@ static double translate_threads(struct tvm *v, enum tmode mode, int nthreads,
 }
 
 /* Best of rounds: other jobs share this machine, the minimum is the
- * figure least disturbed by them.  Modes interleave round by round. */
-static void translate_row(struct tvm *on, struct tvm *off, int threads,
-			  uint64_t iters, double best[3])
+ * figure least disturbed by them.  Modes interleave round by round.
+ * best[]: floor, TLB hit, walk, binary search. */
+static void translate_row(struct tvm *on, struct tvm *off, bool dep, int threads,
+			  uint64_t iters, double best[4])
 {
 	int rounds = quick ? 1 : 5;
 
-	best[0] = best[1] = best[2] = 1e9;
+	for (int k = 0; k < 4; k++)
+		best[k] = 1e9;
 	for (int r = 0; r < rounds; r++) {
-		double v[3] = {
-			translate_threads(on, T_TLB, threads, iters),
-			translate_threads(off, T_WALK, threads, iters / 2),
-			translate_threads(off, T_BSEARCH, threads, iters / 2),
+		double v[4] = {
+			translate_threads(off, T_FLOOR, dep, threads, iters / 2),
+			translate_threads(on, T_TLB, dep, threads, iters),
+			translate_threads(off, T_WALK, dep, threads, iters / 2),
+			translate_threads(off, T_BSEARCH, dep, threads, iters / 2),
 		};
 
-		for (int k = 0; k < 3; k++)
+		for (int k = 0; k < 4; k++)
 			best[k] = v[k] < best[k] ? v[k] : best[k];
+	}
+}
+
+/* One table (latency or throughput) over every slot count. */
+static void translate_table(bool dep, uint64_t iters, json_object *arr)
+{
+	static const size_t counts[] = { 1, 8, 64, 512, 4096 };
+
+	printf("\n#### %s\n\n", dep ? "Latency: each lookup's key depends on the previous "
+	       "result (nothing overlaps)" : "Throughput: independent lookups (they may overlap)");
+	printf("| slots | threads | floor | TLB hit | radix walk | binary search | "
+	       "bsearch / walk |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+		struct tvm on, off;
+
+		tvm_build(&on, counts[c], false, true);
+		tvm_build(&off, counts[c], true, true);
+		for (int t = 1; t <= (dep ? 1 : 2); t++) {
+			double b[4];
+			json_object *o = json_object_new_object();
+
+			translate_row(&on, &off, dep, t, iters, b);
+			printf("| %zu | %d | %.2f | %.2f | %.2f | %.2f | %.2fx |\n", counts[c], t,
+			       b[0], b[1], b[2], b[3], b[3] / b[2]);
+			json_object_object_add(o, "kind", json_object_new_string(dep ? "latency" : "throughput"));
+			json_object_object_add(o, "slots", json_object_new_int((int)counts[c]));
+			json_object_object_add(o, "threads", json_object_new_int(t));
+			json_object_object_add(o, "floor_ns", json_object_new_double(b[0]));
+			json_object_object_add(o, "tlb_hit_ns", json_object_new_double(b[1]));
+			json_object_object_add(o, "walk_ns", json_object_new_double(b[2]));
+			json_object_object_add(o, "bsearch_ns", json_object_new_double(b[3]));
+			json_object_array_add(arr, o);
+		}
+		tvm_free(&on);
+		tvm_free(&off);
 	}
 }
 
 static void bench_translate(void)
 {
-	static const size_t counts[] = { 1, 8, 64, 512 };
 	uint64_t iters = quick ? 200000 : 4000000;
+	json_object *arr = json_object_new_array();
 
-	double floor_ns = 1e9;
-
-	for (int r = 0; r < 5; r++) {
-		double f = call_floor(iters);
-
-		floor_ns = f < floor_ns ? f : floor_ns;
-	}
-	printf("\n### Translate: ns per lookup (mean per thread, best of "
-	       "5)\n\n");
-	printf("Machine floor: an out-of-line call doing one load costs %.2f "
-	       "ns "
-	       "here.\n\n",
-	       floor_ns);
-	printf("| slots | threads | TLB hit | radix walk | binary search | "
-	       "bsearch / walk |\n|---:|---:|---:|---:|---:|---:|\n");
-	for (size_t c = 0; c < 4; c++) {
-		struct tvm on, off;
-
-		tvm_build(&on, counts[c], false, true);
-		tvm_build(&off, counts[c], true, true);
-		for (int t = 1; t <= 2; t++) {
-			double b[3];
-
-			translate_row(&on, &off, t, iters, b);
-			printf("| %zu | %d | %.2f | %.2f | %.2f | %.2fx |\n",
-			       counts[c], t, b[0], b[1], b[2], b[2] / b[1]);
-		}
-		tvm_free(&on);
-		tvm_free(&off);
-	}
+	printf("\n### Translate: ns per lookup, best of %d, keys from an inline PRNG "
+	       "(unpredictable: no repeating cycle a branch predictor could learn)\n\n"
+	       "floor: the same loop with an out-of-line call doing one load instead of a "
+	       "lookup. TLB hit: keys from 32 hot addresses (software TLB on); walk and "
+	       "binary search: random addresses over all slots (TLB off).\n", quick ? 1 : 5);
+	translate_table(true, iters, arr);
+	translate_table(false, iters, arr);
+	json_object_object_add(results, "translate", arr);
 }
 
 static uint64_t churn_faults;
@@ -325,7 +366,7 @@ static double translate_churned(struct tvm *v, enum tmode mode, bool zap_all,
 
 	check(mmu_policy_set(v->mmu, zap_all), "policy");
 	pthread_create(&th, NULL, churn_main, &c);
-	ns = translate_threads(v, mode, 1, iters);
+	ns = translate_threads(v, mode, false, 1, iters);
 	__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	*inval_per_s = (double)c.ops * 1e9 / (double)(now_ns() - t0);
@@ -511,6 +552,7 @@ static void bench_invalidate(void)
 	static const char *const names[] = { "4 KiB", "2 MiB", "1 GiB" };
 	int reps = quick ? 3 : 9;
 	double c4k[3][3];
+	json_object *o;
 
 	printf("\n### Invalidation: delete one slot next to N GiB of mapped "
 	       "RAM "
@@ -540,6 +582,17 @@ static void bench_invalidate(void)
 	       "(target flat)\n",
 	       c4k[2][0] / c4k[0][0], c4k[2][1] / c4k[0][1],
 	       c4k[2][2] / c4k[0][2]);
+	o = json_object_new_object();
+	json_object_object_add(o, "precise_4k_256_vs_1_warm", bench_jd(c4k[2][0] / c4k[0][0]));
+	json_object_object_add(o, "precise_4k_256_vs_1_cold", bench_jd(c4k[2][1] / c4k[0][1]));
+	json_object_object_add(o, "zap_all_256_vs_1", bench_jd(c4k[2][2] / c4k[0][2]));
+	for (int m = 0; m < 3; m++) {
+		char key[48];
+
+		snprintf(key, sizeof(key), "precise_4k_us_%llu_gib", (unsigned long long)(rams[m] / GiB));
+		json_object_object_add(o, key, bench_jd(c4k[m][0] / 1e3));
+	}
+	json_object_object_add(results, "invalidate", o);
 }
 
 /* Caller cost of deleting a 1 GiB slot split into 4 KiB leaves by dirty
@@ -657,6 +710,7 @@ static void bench_slotset(void)
 	static const size_t counts[] = { 0, 1000, 4000, 16000 };
 	int reps = quick ? 201 : 4001;
 	uint64_t ns[4];
+	json_object *arr = json_object_new_array();
 
 	printf("\n### Slot set: create + delete one 4 KiB slot next to N "
 	       "others (median of %d)\n\n| other slots | create + delete us "
@@ -668,10 +722,70 @@ static void bench_slotset(void)
 	}
 	printf("\n16000 vs 0 other slots: %.2fx\n",
 	       (double)ns[3] / (double)ns[0]);
+	for (int c = 0; c < 4; c++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "slots", json_object_new_int((int)counts[c]));
+		json_object_object_add(o, "create_delete_us", bench_jd(ns[c] / 1e3));
+		json_object_array_add(arr, o);
+	}
+	json_object_object_add(results, "slotset", arr);
+}
+
+/* ---- table memory --------------------------------------------------- */
+
+/* Table bytes for one 1 GiB slot faulted in whole; the backing's offset
+ * from 1 GiB alignment decides the leaves (0: 1 GiB, 2 MiB: 2 MiB leaves,
+ * 4 KiB: only 4 KiB leaves fit). */
+static uint64_t table_bytes(uint64_t skew, uint64_t *leaves)
+{
+	struct mmu_config cfg = { MMU_VM_DEFAULT, true, true };
+	uint8_t *mem = backing_map(2 * GiB, GiB);
+	struct mmu_stats before, after;
+	struct mmu *mmu;
+	void *hva;
+
+	check(mmu_create(&cfg, &mmu), "mmu_create");
+	check(mmu_reader_register(mmu), "reader");
+	mmu_stats_get(mmu, &before);
+	check(mmu_slot_create(mmu, 1, 4 * GiB, GiB, mem + skew, 0), "slot");
+	for (uint64_t off = 0; off < GiB; off += 4 * KiB) {
+		check(mmu_translate(mmu, 4 * GiB + off, 1, MMU_ACCESS_READ, &hva), "translate");
+		if ((off & (64 * MiB - 1)) == 0)
+			mmu_reader_quiescent();
+	}
+	mmu_stats_get(mmu, &after);
+	*leaves = after.pages_4k + after.pages_2m + after.pages_1g;
+	mmu_reader_unregister(mmu);
+	mmu_destroy(mmu);
+	munmap(mem, 2 * GiB);
+	return (after.tables - before.tables) * 4 * KiB;
+}
+
+static void bench_tables(void)
+{
+	static const struct {
+		const char *name, *key;
+		uint64_t skew;
+	} kinds[] = {
+		{ "4 KiB", "4k", 4 * KiB }, { "2 MiB", "2m", 2 * MiB }, { "1 GiB", "1g", 0 },
+	};
+	json_object *o = json_object_new_object();
+
+	printf("\n### Table memory: engine table pages per GiB mapped (one 1 GiB slot, every "
+	       "page translated)\n\n| leaves | leaf count | table KiB per GiB |\n|---|---:|---:|\n");
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		uint64_t leaves, bytes = table_bytes(kinds[k].skew, &leaves);
+
+		printf("| %s | %llu | %.0f |\n", kinds[k].name, (unsigned long long)leaves,
+		       bytes / 1024.0);
+		json_object_object_add(o, kinds[k].key, json_object_new_int64((int64_t)(bytes / 1024)));
+	}
+	json_object_object_add(results, "table_kib_per_gib", o);
 }
 
 /* Runs every section, or only those named on the command line
- * (translate, churn, invalidate, crossover, slotset). */
+ * (translate, churn, invalidate, crossover, slotset, tables). */
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -683,10 +797,12 @@ int main(int argc, char **argv)
 		{ "invalidate", bench_invalidate },
 		{ "crossover", bench_crossover },
 		{ "slotset", bench_slotset },
+		{ "tables", bench_tables },
 	};
 	const char *q = getenv("BENCH_QUICK");
 
 	quick = q && *q && *q != '0';
+	results = json_object_new_object();
 	printf("bench_mmu: mmu engine, liburcu QSBR, %s\n",
 	       quick ? "QUICK (smoke) run" : "full run");
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
@@ -697,5 +813,5 @@ int main(int argc, char **argv)
 		if (run)
 			sections[i].fn();
 	}
-	return 0;
+	return bench_json_write("mmu", results) ? 1 : 0;
 }
