@@ -437,6 +437,7 @@ static int changes_build(struct planner *p, struct vmm_err *err)
 
 /* ---- the ops, in order ------------------------------------------------------------- */
 
+/* The next op, from desired slot index; NULL past one transaction's. */
 static struct vmm_memslot_op *op_add(struct planner *p, size_t index, struct vmm_err *err)
 {
 	struct apply_plan *pl = p->plan;
@@ -602,6 +603,7 @@ static int moves_order(struct planner *p, struct mv *mv, size_t k, struct vmm_er
 	return r;
 }
 
+/* The moves of the plan, in an order each step of which is valid. */
 static int moves_emit(struct planner *p, struct vmm_err *err)
 {
 	struct mv *mv = p->nmove ? calloc(p->nmove, sizeof(*mv)) : NULL;
@@ -662,6 +664,7 @@ void apply_plan_free(struct apply_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
+/* Room for an id flag per id the VM may have, and a fate per entry. */
 static int planner_init(struct planner *p, struct vmm_err *err)
 {
 	size_t max = vmm_max_memslots(p->h->caps);
@@ -760,6 +763,7 @@ static int flags_run(struct ctl_vm *vm, const struct apply_plan *plan, size_t *f
 	return 0;
 }
 
+/* The transaction (if there are ops), then the dirty-logging changes. */
 static int plan_run(struct ctl_vm *vm, const struct apply_plan *plan, size_t *failed,
 		    struct vmm_effect *fx, struct vmm_err *err)
 {
