@@ -1,5 +1,6 @@
 /* slotctl memslot VERB: create, move, delete and inspect a VM's memslots. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,6 +243,179 @@ static int memslot_transaction(struct slotctl *ctl,
 	return slotctl_call_print(ctl, a->verb->method, p);
 }
 
+/* ---- memslot apply ---------------------------------------------------- */
+
+#define LAYOUT_FILE_MAX	(64u << 20)
+
+/* The whole of path ("-": stdin), NUL-ended; NULL (message printed) when
+ * it cannot be read or is larger than LAYOUT_FILE_MAX. */
+static char *layout_read(const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin, *m;
+	char chunk[65536], *buf = NULL;
+	size_t len = 0, got, total = 0;
+	bool bad;
+
+	if (!f) {
+		slotctl_err("memslot apply: cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	m = open_memstream(&buf, &len);
+	while (m && total <= LAYOUT_FILE_MAX && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		total += fwrite(chunk, 1, got, m);
+	bad = !m || ferror(f) || total > LAYOUT_FILE_MAX;
+	if (m)
+		fclose(m);
+	if (bad) {
+		slotctl_err("memslot apply: cannot read %s: %s", path, !m ? "out of memory" :
+			    total > LAYOUT_FILE_MAX ? "larger than 64 MiB" : strerror(errno));
+		free(buf);
+		buf = NULL;
+	}
+	if (f != stdin)
+		fclose(f);
+	return buf;
+}
+
+/* The slots array of a layout file: a bare array, {"slots": [...]}, or
+ * memslot list's --json output ({"memslots": [...]}); other members are
+ * ignored.  NULL (message printed) otherwise. */
+static json_object *layout_slots(const char *path)
+{
+	char *text = layout_read(path);
+	const char *why = "neither an array nor an object with \"slots\"";
+	json_object *o = NULL, *slots = NULL;
+
+	if (!text)
+		return NULL;
+	if (!slotctl_parse_json(text, &o, &why)) {
+		if (json_object_is_type(o, json_type_array))
+			slots = json_object_get(o);
+		else if (json_object_object_get_ex(o, "slots", &slots) ||
+			 json_object_object_get_ex(o, "memslots", &slots))
+			slots = json_object_get(slots);
+		if (slots && !json_object_is_type(slots, json_type_array)) {
+			json_object_put(slots);
+			slots = NULL;
+			why = "\"slots\" is not an array";
+		}
+	}
+	if (!slots)
+		slotctl_err("memslot apply: %s is not a layout (%s): give a JSON array of "
+			    "memslots, or {\"slots\": [...]}", path, why);
+	json_object_put(o);
+	free(text);
+	return slots;
+}
+
+/* The length of result[key] (an array). */
+static size_t list_len(json_object *result, const char *key)
+{
+	json_object *a;
+
+	return json_object_object_get_ex(result, key, &a) ? json_object_array_length(a) : 0;
+}
+
+/* One row of the human view of a change. */
+static void change_row(json_object *rows, const char *what, json_object *c, const char *detail)
+{
+	json_object *row = json_object_new_object(), *v;
+	static const char *const keys[] = { "slot", "gpa", "size", "index" };
+	static const char *const cols[] = { "slot", "gpa", "size", "entry" };
+
+	json_object_object_add(row, "change", json_object_new_string(what));
+	for (size_t i = 0; i < 4; i++)
+		json_object_object_add(row, cols[i], json_object_object_get_ex(c, keys[i], &v) ?
+				       json_object_get(v) : json_object_new_string("-"));
+	json_object_object_add(row, "detail", json_object_new_string(detail));
+	json_object_array_add(rows, row);
+}
+
+/* Rows for result[key], each with a detail. */
+static void change_rows(json_object *rows, json_object *result, const char *key)
+{
+	json_object *a, *c, *v, *old;
+	char detail[128];
+
+	if (!json_object_object_get_ex(result, key, &a))
+		return;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		c = json_object_array_get_idx(a, i);
+		detail[0] = '\0';
+		if (json_object_object_get_ex(c, "old_gpa", &v))
+			snprintf(detail, sizeof(detail), "from %s", json_object_get_string(v));
+		if (json_object_object_get_ex(c, "old", &old) &&
+		    json_object_object_get_ex(old, "size", &v))
+			snprintf(detail, sizeof(detail), "was %s bytes (new memory)",
+				 json_object_get_string(v));
+		if (json_object_object_get_ex(c, "dirty_log", &v))
+			snprintf(detail, sizeof(detail), "dirty_log %s",
+				 json_object_get_boolean(v) ? "on" : "off");
+		change_row(rows, key, c, detail);
+	}
+}
+
+/* For people: a line of counts, then one row per change. */
+static void apply_print(json_object *result, const char *vm, bool dry_run)
+{
+	static const char *const lists[] = { "created", "moved", "replaced", "deleted", "flags" };
+	json_object *rows = json_object_new_array(), *view = json_object_new_object(), *v;
+	size_t total = 0;
+
+	for (size_t i = 0; i < 5; i++) {
+		total += list_len(result, lists[i]);
+		change_rows(rows, result, lists[i]);
+	}
+	json_object_object_get_ex(result, "unchanged", &v);
+	if (!total) {
+		printf("%s: nothing to change; %s slot(s) already as wanted\n", vm,
+		       slotctl_render_scalar(v));
+	} else {
+		printf("%s: %s%zu created, %zu moved, %zu replaced, %zu deleted, %zu dirty-logging "
+		       "change(s), %s unchanged", vm, dry_run ? "dry run, nothing changed; "
+		       "applying would make " : "",
+		       list_len(result, "created"), list_len(result, "moved"),
+		       list_len(result, "replaced"), list_len(result, "deleted"),
+		       list_len(result, "flags"), slotctl_render_scalar(v));
+		json_object_object_get_ex(result, "ops", &v);
+		printf("; %s op(s) in one transaction\n", slotctl_render_scalar(v));
+		json_object_object_add(view, "changes", json_object_get(rows));
+		slotctl_render_human(stdout, view);
+	}
+	json_object_put(rows);
+	json_object_put(view);
+}
+
+static const struct slotctl_optdesc apply_opts[] = {
+	{ "dry-run", NULL, "only show what would change" },
+	{ 0 },
+};
+
+/* memslot apply VM FILE [--dry-run] -> memslot.apply. */
+static int memslot_apply(struct slotctl *ctl, const struct slotctl_args *a)
+{
+	bool dry_run = slotctl_args_opt(a, "dry-run") != NULL;
+	json_object *p, *slots = layout_slots(a->argv[1]), *result;
+	int ret;
+
+	if (!slots)
+		return SLOTCTL_EXIT_USAGE;
+	p = json_object_new_object();
+	json_object_object_add(p, "vm", json_object_new_string(a->argv[0]));
+	json_object_object_add(p, "slots", slots);
+	if (dry_run)
+		json_object_object_add(p, "dry_run", json_object_new_boolean(1));
+	ret = slotctl_call(ctl, a->verb->method, p, &result);
+	if (ret)
+		return ret;
+	if (ctl->json)
+		slotctl_render_json(stdout, result);
+	else
+		apply_print(result, a->argv[0], dry_run);
+	json_object_put(result);
+	return SLOTCTL_EXIT_OK;
+}
+
 static const struct slotctl_verb memslot_verbs[] = {
 	{ "create", "memslot.create", "VM --gpa G --size S [--slot N] "
 	  "[--flags readonly,dirty_log] [--backing anon|memfd|hugetlb|file] "
@@ -262,6 +436,10 @@ static const struct slotctl_verb memslot_verbs[] = {
 	{ "transaction", "memslot.transaction", "VM JSON-OPS", "apply several "
 	  "changes at once, e.g. '[{\"op\":\"delete\",\"slot\":1}]'", 2, 2,
 	  NULL, memslot_transaction },
+	{ "apply", "memslot.apply", "VM FILE [--dry-run]", "make the VM's memslots "
+	  "(boot RAM aside) the layout in FILE ('-': stdin), a JSON array of "
+	  "memslots or {\"slots\": [...]}, as one transaction", 2, 2, apply_opts,
+	  memslot_apply },
 	{ 0 },
 };
 

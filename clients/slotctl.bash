@@ -59,6 +59,7 @@ _slotctl_positional() {
 	local noun=$1 verb=$2 n=$3 words=
 	case $noun:$verb:$n in
 	vm:create:*|vm:list:*|memslot:transaction:2) ;;
+	memslot:apply:2) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	vm:*:1|memslot:*:1) words=$(_slotctl_vms) ;;
 	vm:quirk:3) words="on off" ;;
 	daemon:log-level:1) words="error warn info debug" ;;

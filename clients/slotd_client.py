@@ -16,6 +16,11 @@ Library use::
         except SlotdError as e:
             print(e.code, e.message, e.data)
 
+    with SlotdClient() as c:                # a declared layout, as a whole
+        layout = c.call("memslot.list", vm="web1")
+        layout["memslots"].append({"gpa": "8G", "size": "2M"})
+        print(c.apply("web1", layout))     # {"created": [...], ...}
+
     with SlotdClient() as c:
         for event in c.events(["memslot.deleted"]):   # blocks; Ctrl-C ends
             print(event["method"], event.get("params"))
@@ -180,6 +185,20 @@ class SlotdClient:
                 raise SlotdError(err.get("code"), err.get("message"),
                                  err.get("data"))
             return msg.get("result")
+
+    def apply(self, vm, layout, dry_run=False):
+        """memslot.apply: makes VM's memslots (boot RAM aside) the layout,
+        a list of memslots or a dict holding one as "slots" (or as
+        "memslots", as memslot.list returns it); returns what changed."""
+        if isinstance(layout, dict):
+            layout = layout.get("slots", layout.get("memslots"))
+        if not isinstance(layout, list):
+            raise ValueError("a layout is a list of memslots or "
+                             "{\"slots\": [...]}")
+        params = {"vm": vm, "slots": layout}
+        if dry_run:
+            params["dry_run"] = True
+        return self.call("memslot.apply", **params)
 
     def events(self, topics=None, timeout=None):
         """Subscribes now (all topics when None) and returns an iterator of

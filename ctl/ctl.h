@@ -185,6 +185,60 @@ int ctl_memslot_set_flags(struct ctl_vm *vm, uint32_t id, bool dirty_log,
 int ctl_memslot_dirty_log(struct ctl_vm *vm, uint32_t id, bool clear, uint64_t **bitmap,
 			  uint64_t *npages, uint64_t *ndirty, struct vmm_err *err);
 
+/* ---- declared layouts (ctl/apply.c) ------------------------------------ */
+
+/* One memslot of a desired layout: what memslot.create takes, compact (a
+ * layout of thousands of slots costs tens of bytes per slot, not a KiB). */
+struct ctl_slot_want {
+	uint32_t id;			/* VMM_SLOT_ANY: none given */
+	uint32_t flags;			/* VMM_SLOT_* */
+	uint64_t gpa, size;
+	enum vmm_backing_kind kind;
+	bool shared;
+	uint64_t offset, hugepage_size;
+	const char *path;		/* NULL: none; borrowed for the call */
+};
+
+enum ctl_apply_kind {
+	CTL_APPLY_CREATE,
+	CTL_APPLY_MOVE,
+	CTL_APPLY_REPLACE,		/* deleted and created again, same id */
+	CTL_APPLY_DELETE,
+	CTL_APPLY_FLAGS,		/* dirty logging turned on or off */
+};
+
+struct ctl_apply_change {
+	enum ctl_apply_kind kind;
+	size_t index;			/* the desired slot; SIZE_MAX: a delete */
+	struct vmm_memslot_info slot;	/* after the change (a delete: before) */
+	struct vmm_memslot_info old;	/* MOVE, REPLACE, FLAGS: before */
+};
+
+struct ctl_apply_result {
+	struct ctl_apply_change *changes;	/* malloc'd: the desired slots'
+						 * changes in their order (a move
+						 * before its flags), then the
+						 * deletes by GPA */
+	size_t n;
+	size_t unchanged;		/* desired slots that needed nothing */
+	size_t ops;			/* of the transaction */
+	struct vmm_effect fx;		/* all zero when nothing changed */
+};
+
+/* Makes the VM's memslots other than slot 0 (boot RAM, never touched) the
+ * n slots of want: the difference as one transaction (creates, moves,
+ * deletes; a slot whose size, backing or readonly flag changes is deleted
+ * and created again in it), then dirty-logging changes.  Nothing changes
+ * when want already is the layout, or with dry_run.  On failure *failed
+ * names the desired slot at fault (SIZE_MAX: none; err->field "slots" for
+ * the whole list) and nothing was changed, except when only the
+ * dirty-logging step failed (the message says so).  ctl/apply.c has the
+ * rules. */
+int ctl_memslot_apply(struct ctl_vm *vm, const struct ctl_slot_want *want, size_t n,
+		      bool dry_run, struct ctl_apply_result *res, size_t *failed,
+		      struct vmm_err *err);
+void ctl_apply_result_fini(struct ctl_apply_result *res);
+
 /* ---- console, reports, memory, stats ----------------------------------- */
 
 /* The last min(tail, len) console bytes; *total: bytes ever written.

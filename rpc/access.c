@@ -21,6 +21,7 @@ static const struct access access_table[] = {
 	/* Subscriptions change only the connection that makes them. */
 	{ "events.subscribe",		true },
 	{ "events.unsubscribe",		true },
+	{ "memslot.apply",		false },
 	{ "memslot.create",		false },
 	{ "memslot.delete",		false },
 	/* clear: true resets the dirty log; and it reveals guest writes. */

@@ -206,6 +206,8 @@ int rpc_methods_vm_register(struct rpc_server *srv);
  * (methods_txn.c) and vm.quirks.* (methods_quirks.c). */
 int rpc_methods_memslot_register(struct rpc_server *srv);
 int rpc_methods_txn_register(struct rpc_server *srv);
+/* memslot.apply (methods_apply.c). */
+int rpc_methods_apply_register(struct rpc_server *srv);
 int rpc_methods_quirks_register(struct rpc_server *srv);
 
 struct vmm_err;

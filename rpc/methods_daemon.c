@@ -226,5 +226,7 @@ int rpc_methods_register_all(struct rpc_server *srv)
 		r = rpc_methods_memslot_register(srv);
 	if (!r)
 		r = rpc_methods_txn_register(srv);
+	if (!r)
+		r = rpc_methods_apply_register(srv);
 	return r ? r : rpc_methods_quirks_register(srv);
 }

@@ -130,6 +130,8 @@ completion_check() {
 	check_completes "verbs of a noun" transaction "$slotctl" memslot ""
 	check_completes "options of a verb" --gpa "$slotctl" memslot create g --g
 	check_completes "values of an option" hugetlb "$slotctl" memslot create g --backing ""
+	: >"$tmp/layout.json"
+	check_completes "a layout file for memslot apply" "$tmp/layout.json" "$slotctl" memslot apply g "$tmp/lay"
 	check_completes "log levels" debug "$slotctl" daemon log-level ""
 	check_completes "event topics" memslot.moved "$slotctl" events watch ""
 	# --vms-on-exit stop: the VM made here ends with slotd.
