@@ -208,7 +208,7 @@ static int reply_result(json_object *reply, json_object **result)
 /* The methods that take a request_id (schemas/openrpc.json says so; a
  * test of slotctl keeps this list in step with it). */
 static const char *const retryable[] = {
-	"memslot.create", "memslot.delete", "memslot.move", "memslot.set_flags",
+	"memslot.apply", "memslot.create", "memslot.delete", "memslot.move", "memslot.set_flags",
 	"memslot.transaction", "vm.create", "vm.destroy", "vm.pause", "vm.quirks.set",
 	"vm.resume", "vm.start", "vm.stop", NULL,
 };

@@ -283,3 +283,24 @@ Test(retry, slotctl_request_id_makes_a_command_safe_to_rerun)
 	free(out2);
 	free(err);
 }
+
+/* memslot.apply with an id: a retry after the layout moved on answers as
+ * the first time and does not apply the layout again. */
+Test(retry, a_retried_apply_does_not_apply_again)
+{
+	const char *p = "{\"vm\":\"a\",\"slots\":[{\"gpa\":\"0x10000000\",\"size\":\"2M\"}],"
+			"\"request_id\":\"apply-1\"}";
+	char *first, *again;
+
+	need_kvm();
+	start();
+	t_rpc_ok_put(&d, "vm.create", "{\"name\":\"a\",\"memory\":\"4M\"}");
+	first = call_text("memslot.apply", p, "result");
+	cr_assert_eq(slot_count("a"), 2);
+	t_rpc_ok_put(&d, "memslot.delete", "{\"vm\":\"a\",\"slot\":1}");
+	again = call_text("memslot.apply", p, "result");
+	cr_assert_str_eq(again, first, "the retried apply answered differently");
+	cr_assert_eq(slot_count("a"), 1, "the retried apply made the slot again");
+	free(first);
+	free(again);
+}
