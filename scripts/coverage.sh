@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Line coverage of the control plane's plain code (validation, layout
-# model, journal and restore parsing, reconciliation) by the unit tests
+# model, journal and restore parsing, reconciliation, declared layouts,
+# retries' outcomes) by the unit tests
 # that need no /dev/kvm.  Builds into build-cov with --coverage, runs
 # tests/unit/test_ctl_*, prints gcov's line coverage per file and the
 # total, and fails under COVERAGE_MIN percent (default 80).
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 O=build-cov
 min=${COVERAGE_MIN:-80}
-files=(ctl/layout.c ctl/store.c ctl/reconcile.c ctl/change.c)
+files=(ctl/layout.c ctl/store.c ctl/reconcile.c ctl/change.c ctl/apply.c ctl/requests.c)
 find "$O" -name '*.gcda' -delete 2>/dev/null || true
 make --no-print-directory O=$O OPT="-O0 -g --coverage" LDFLAGS=--coverage T=test_ctl_ \
 	tests >/dev/null
