@@ -492,6 +492,54 @@ Test(events, the_ring_is_bounded_by_bytes_too)
 	ok_put("vm.destroy", "{\"name\":\"y\"}");
 }
 
+Test(events, a_subscriber_whose_replay_does_not_fit_is_dropped_and_slotd_serves_on)
+{
+	static const char *const extra[] = { "--max-output", "65536", NULL };
+	static const char cap[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.capabilities\"},";
+	char *batch = malloc(45 * sizeof(cap) + 256), *line;
+	json_object *r, *res;
+	int64_t oldest;
+	size_t len = 1;
+	int fd;
+
+	require_kvm();
+	start_with(extra);
+	vm_create("f");
+	events_make("f", 200);	/* the ring full: some 32 KiB */
+	fd = test_connect(d.sock);
+	oldest = num(subscribe(fd, "{}", &r), "oldest");
+	json_object_put(r);
+	close(fd);
+	/* One line: 45 replies of ~1 KiB queued, then a replay of ~32 KiB,
+	 * over the connection's 64 KiB. */
+	batch[0] = '[';
+	for (int i = 0; i < 45; i++)
+		len += (size_t)sprintf(batch + len, "%s", cap);
+	len += (size_t)sprintf(batch + len, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":"
+			       "\"events.subscribe\",\"params\":{\"since\":%" PRId64 "}}]\n",
+			       oldest - 1);
+	fd = test_connect(d.sock);
+	cr_assert_eq(test_send(fd, batch, len), 0);
+	free(batch);
+	line = test_recv_line(fd, 10000);
+	cr_assert_null(line, "expected the connection closed, got a line: %.200s", line);
+	cr_assert_eq(read(fd, &(char){ 0 }, 1), 0, "expected EOF: the subscriber was dropped");
+	close(fd);
+	/* slotd serves on, and the same resume on its own fits. */
+	fd = test_connect(d.sock);
+	{
+		char p[96];
+
+		snprintf(p, sizeof(p), "{\"since\":%" PRId64 "}", oldest - 1);
+		res = subscribe(fd, p, &r);
+		cr_assert(!json_object_get_boolean(member(res, "missed")) &&
+			  num(res, "replayed") > 10, "%s", json_object_to_json_string(res));
+		json_object_put(r);
+	}
+	close(fd);
+	ok_put("vm.destroy", "{\"name\":\"f\"}");
+}
+
 /* slotctl with args on this daemon; returns the exit status. */
 static int ctl(char **out, char **err, const char *const *args)
 {
