@@ -25,6 +25,14 @@ Library use::
         for event in c.events(["memslot.deleted"]):   # blocks; Ctrl-C ends
             print(event["method"], event.get("params"))
 
+    # resume after a disconnection: seq and epoch of the last event seen
+    with SlotdClient() as c:
+        stream = c.events(since=last["seq"], epoch=last["epoch"])
+        if stream.missed:                  # restarted, or too long away
+            resync(c.call("vm.list"))      # list the state again
+        for event in stream:
+            apply(event["params"])
+
     # slotd on another host, through ssh (runs "slotctl dial-stdio" there)
     with SlotdClient(host="ssh://ops@node7") as c:  # or $SLOTD_HOST
         print(c.call("vm.list"))
@@ -34,6 +42,7 @@ Command line::
     python3 clients/slotd_client.py daemon.capabilities
     python3 clients/slotd_client.py events.subscribe '{"topics": ["memslot.created"]}'
     python3 clients/slotd_client.py --socket /tmp/s.sock --watch memslot.created
+    python3 clients/slotd_client.py --watch --since 41 --epoch 5f0c... memslot.created
     python3 clients/slotd_client.py --host ssh://ops@node7:2222 vm.list
 
 --host ssh://[USER@]HOST[:PORT][/SOCKET] (or $SLOTD_HOST) runs
@@ -200,15 +209,25 @@ class SlotdClient:
             params["dry_run"] = True
         return self.call("memslot.apply", **params)
 
-    def events(self, topics=None, timeout=None):
-        """Subscribes now (all topics when None) and returns an iterator of
-        notifications, each a dict; with timeout, the iterator ends after
-        that many idle seconds."""
+    def events(self, topics=None, timeout=None, since=None, epoch=None):
+        """Subscribes now (all topics when None) and returns an EventStream:
+        an iterator of notifications, each a dict; with timeout, it ends
+        after that many idle seconds.
+
+        since (the seq of the last event received) and epoch (the epoch
+        it came with) resume: the events slotd still holds after since
+        come first, then live ones.  When slotd no longer holds them, or
+        has restarted since (another epoch), stream.missed is True and
+        nothing is replayed: list the state again, then carry on."""
+        params = {}
         if topics:
-            self.call("events.subscribe", topics=list(topics))
-        else:
-            self.call("events.subscribe")
-        return self._notifications(timeout)
+            params["topics"] = list(topics)
+        if since is not None:
+            params["since"] = since
+        if epoch is not None:
+            params["epoch"] = epoch
+        return EventStream(self, self.call("events.subscribe", **params),
+                           since, timeout)
 
     def _notifications(self, timeout):
         while True:
@@ -220,6 +239,34 @@ class SlotdClient:
                 return
             if "id" not in msg:
                 yield msg
+
+
+class EventStream:
+    """Notifications after an events.subscribe.  epoch, seq (the last event
+    before the stream), oldest, missed and replayed are the subscription's;
+    last_seq follows the events taken, so that
+    events(since=s.last_seq, epoch=s.epoch) resumes after them."""
+
+    def __init__(self, client, sub, since, timeout):
+        self.subscription = sub
+        self.epoch = sub.get("epoch")
+        self.seq = sub.get("seq", 0)
+        self.oldest = sub.get("oldest")
+        self.missed = bool(sub.get("missed"))
+        self.replayed = sub.get("replayed", 0)
+        # Where a resume would start: the replay comes first, if any.
+        self.last_seq = self.seq if since is None or self.missed else since
+        self._it = client._notifications(timeout)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        ev = next(self._it)
+        seq = (ev.get("params") or {}).get("seq")
+        if isinstance(seq, int):
+            self.last_seq = seq
+        return ev
 
 
 def _main(argv=None):
@@ -234,16 +281,31 @@ def _main(argv=None):
     ap.add_argument("--watch", action="store_true",
                     help="subscribe to the topics given as arguments and "
                     "print notifications, one JSON object per line")
+    ap.add_argument("--since", type=int, metavar="SEQ",
+                    help="with --watch: first the events after SEQ that "
+                    "slotd still holds")
+    ap.add_argument("--epoch", metavar="E",
+                    help="with --since: the epoch SEQ belongs to")
     ap.add_argument("method", help="method name, or a topic with --watch")
     ap.add_argument("params", nargs="*",
                     help="JSON object of params (or more topics with --watch)")
     args = ap.parse_args(argv)
 
+    if (args.since is not None or args.epoch) and not args.watch:
+        ap.error("--since and --epoch go with --watch")
+    if args.epoch and args.since is None:
+        ap.error("--epoch goes with --since SEQ")
     if args.watch:
         topics = [args.method] + args.params
         try:
             with SlotdClient(args.socket, args.timeout, args.host) as c:
-                for ev in c.events(topics):
+                stream = c.events(topics, since=args.since, epoch=args.epoch)
+                if stream.missed:
+                    print("slotd_client: missed events after seq %s (slotd "
+                          "holds them from seq %s of epoch %s on); list the "
+                          "state to resync" % (args.since, stream.oldest,
+                                               stream.epoch), file=sys.stderr)
+                for ev in stream:
                     print(json.dumps(ev), flush=True)
         except KeyboardInterrupt:
             return 0

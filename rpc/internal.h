@@ -55,6 +55,10 @@ struct rpc_conn {
 	size_t ends_head, ends_n, ends_cap;
 	struct evbuffer *pending;	/* replies not handed to bev yet */
 	uint64_t topics;	/* RPC_TOPIC_* bits subscribed */
+	/* events.subscribe {since}: the events to send once its reply is
+	 * queued (rpc/server.c conn_replay); live events wait till then. */
+	bool replay_pending;
+	uint64_t replay_since, replay_to, replay_mask;
 	struct rpc_peer peer;
 };
 
@@ -137,6 +141,7 @@ size_t rpc_method_access_count(void);
 const char *rpc_method_access_get(size_t i, bool *read_only);
 
 struct def_entry;
+struct rpc_events;
 
 struct rpc_server {
 	struct event_base *base;
@@ -152,6 +157,7 @@ struct rpc_server {
 	uint64_t next_conn_id;
 	uint64_t requests, errors;
 	struct rpc_metrics *metrics;	/* rpc/metrics.c: per-method latency */
+	struct rpc_events *events;	/* rpc/events.c: epoch, seq, ring */
 };
 
 struct rpc_call {

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "ctl/ctl.h"
+#include "rpc/events.h"
 #include "rpc/internal.h"
 
 static int daemon_version(struct rpc_call *call, json_object *params,
@@ -170,35 +171,114 @@ static json_object *topics_json(uint64_t mask)
 	return a;
 }
 
-static int events_change(struct rpc_call *call, json_object *params,
-			 json_object **result, bool subscribe)
+/* The connection events.* act on, or NULL after recording why not. */
+static struct rpc_conn *events_conn(struct rpc_call *call)
 {
 	struct rpc_conn *c = rpc_conn_find(rpc_call_server(call), rpc_call_conn(call));
-	json_object *r;
-	uint64_t mask;
 
 	if (!c)
-		return rpc_call_error(call, RPC_ERR_UNSUPPORTED, NULL,
-				      "events need a persistent connection (the Unix socket)");
-	if (topics_mask(call, params, &mask))
-		return -EINVAL;
-	c->topics = subscribe ? c->topics | mask : c->topics & ~mask;
-	r = json_object_new_object();
+		rpc_call_error(call, RPC_ERR_UNSUPPORTED, NULL,
+			       "events need a persistent connection (the Unix socket)");
+	return c;
+}
+
+/* {topics, epoch, seq}: what both events.* methods answer. */
+static json_object *subscription_json(struct rpc_conn *c)
+{
+	struct rpc_events *ev = c->srv->events;
+	json_object *r = json_object_new_object();
+
 	json_object_object_add(r, "topics", topics_json(c->topics));
-	*result = r;
+	rpc_add_str(r, "epoch", rpc_events_epoch(ev));
+	rpc_add_u64(r, "seq", rpc_events_last(ev));
+	return r;
+}
+
+/* Where a subscription starts: *from, the seq after which events are
+ * replayed (the last one when nothing is), and whether the client missed
+ * events it asked for (since given, but from another epoch or older than
+ * the ring reaches).  -EINVAL after recording a refusal. */
+static int events_start(struct rpc_call *call, struct rpc_events *ev, json_object *params,
+			uint64_t *from, bool *missed)
+{
+	const char *epoch = rpc_param_str(params, "epoch", NULL);
+	uint64_t last = rpc_events_last(ev), since;
+	json_object *o;
+
+	*from = last;
+	*missed = false;
+	if (!params || !json_object_object_get_ex(params, "since", &o)) {
+		if (epoch)
+			return rpc_call_error(call, RPC_INVALID_PARAMS, "epoch",
+					      "Invalid params: epoch goes with since (the seq of "
+					      "the last event you received in that epoch)");
+		return 0;
+	}
+	since = json_object_get_uint64(o);
+	if (epoch && strcmp(epoch, rpc_events_epoch(ev))) {
+		*missed = true;	/* slotd restarted: the old numbers mean nothing */
+		return 0;
+	}
+	if (since > last)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "since",
+				      "Invalid params: since %llu is after the last event of "
+				      "this slotd (seq %llu, epoch %s); slotd may have restarted: "
+				      "pass the epoch your events came with to be told so, or "
+				      "subscribe without since and resync",
+				      (unsigned long long)since, (unsigned long long)last,
+				      rpc_events_epoch(ev));
+	if (since + 1 < rpc_events_oldest(ev))
+		*missed = true;	/* the ring no longer reaches back there */
+	else
+		*from = since;
 	return 0;
 }
 
+/* events.subscribe {topics?, since?, epoch?}: adds topics; the events
+ * after since are sent right after this reply (server.c conn_replay). */
 static int events_subscribe(struct rpc_call *call, json_object *params,
 			    json_object **result)
 {
-	return events_change(call, params, result, true);
+	struct rpc_conn *c = events_conn(call);
+	struct rpc_events *ev;
+	uint64_t mask, from, last;
+	bool missed;
+
+	if (!c || topics_mask(call, params, &mask))
+		return -EINVAL;
+	ev = c->srv->events;
+	last = rpc_events_last(ev);
+	if (events_start(call, ev, params, &from, &missed))
+		return -EINVAL;
+	if (from < last && c->replay_pending && c->replay_since < c->replay_to)
+		return rpc_call_error(call, RPC_INVALID_PARAMS, "since",
+				      "Invalid params: one events.subscribe with since per "
+				      "request line; send this one on its own line");
+	if (from < last || !c->replay_pending) {
+		c->replay_since = from;
+		c->replay_to = last;
+		c->replay_mask = mask;
+	}
+	c->replay_pending = true;
+	c->topics |= mask;
+	*result = subscription_json(c);
+	rpc_add_u64(*result, "oldest", rpc_events_oldest(ev));
+	json_object_object_add(*result, "missed", json_object_new_boolean(missed));
+	rpc_add_u64(*result, "replayed", rpc_events_count_range(ev, from, last, mask));
+	return 0;
 }
 
 static int events_unsubscribe(struct rpc_call *call, json_object *params,
 			      json_object **result)
 {
-	return events_change(call, params, result, false);
+	struct rpc_conn *c = events_conn(call);
+	uint64_t mask;
+
+	if (!c || topics_mask(call, params, &mask))
+		return -EINVAL;
+	c->topics &= ~mask;
+	*result = subscription_json(c);
+	return 0;
 }
 
 static const struct rpc_method daemon_methods[] = {

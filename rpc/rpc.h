@@ -147,10 +147,12 @@ bool rpc_server_flushed(const struct rpc_server *srv);
 char *rpc_server_handle(struct rpc_server *srv, uint64_t conn_id,
 			const char *text, size_t len);
 
-/* Whether any connection subscribed to topic (build no event otherwise). */
+/* Whether an event of topic is to be built: for every known topic, since
+ * each is numbered and kept for subscribers that resume (rpc/events.h). */
 bool rpc_server_topic_wanted(const struct rpc_server *srv, const char *topic);
-/* Sends a notification {method, params} to every connection subscribed to
- * topic.  Takes over the reference to params. */
+/* Numbers the event, keeps it in the ring, and sends a notification
+ * {method, params + {seq, epoch}} to every connection subscribed to topic.
+ * params must be an object; takes over the reference to it. */
 void rpc_server_notify(struct rpc_server *srv, const char *topic,
 		       json_object *params);
 

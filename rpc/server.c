@@ -10,7 +10,11 @@
  * socket buffer holds the client back) until its replies drain.  So a
  * listener never holds more than its budget, and a client that never
  * reads costs at most PAUSE_BYTES plus one reply, until the write timeout
- * drops it.  Notifications that do not fit drop their subscriber. */
+ * drops it.  Notifications that do not fit drop their subscriber.
+ *
+ * Every notification is numbered and kept in the event ring
+ * (rpc/events.c); events.subscribe {since} has the ring's events after
+ * since sent right after its reply (conn_replay), through the same caps. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,7 @@
 #include <event2/listener.h>
 
 #include "common/log.h"
+#include "rpc/events.h"
 #include "rpc/internal.h"
 #include "rpc/metrics.h"
 
@@ -227,6 +232,8 @@ static int conn_send_error(struct rpc_conn *c, int code, const char *msg,
 	return r;
 }
 
+static int conn_replay(struct rpc_conn *c);
+
 static int handle_line(struct rpc_conn *c, char *line, size_t n)
 {
 	char *reply;
@@ -241,6 +248,9 @@ static int handle_line(struct rpc_conn *c, char *line, size_t n)
 		r = conn_send(c, reply, strlen(reply), false);
 		free(reply);
 	}
+	/* After events.subscribe's reply: what it asked to be replayed. */
+	if (!r && c->replay_pending)
+		r = conn_replay(c);
 	return r;
 }
 
@@ -800,35 +810,106 @@ bool rpc_server_flushed(const struct rpc_server *srv)
 
 bool rpc_server_topic_wanted(const struct rpc_server *srv, const char *topic)
 {
-	int bit = rpc_topic_bit(topic);
-	struct rpc_conn *c;
+	/* Always: the ring keeps every event for subscribers that resume. */
+	(void)srv;
+	return rpc_topic_bit(topic) >= 0;
+}
 
-	TAILQ_FOREACH(c, &srv->conns, link)
-		if (bit >= 0 && (c->topics & (1ull << bit)) && !c->closing)
-			return true;
-	return false;
+/* The notification line of event seq: params (an object's strict JSON
+ * text) with "seq" and "epoch" put first.  malloc'd; NULL: no memory. */
+static char *event_line(const char *topic, uint64_t seq, const char *epoch,
+			const char *params, size_t *len)
+{
+	static const char head[] = "{\"jsonrpc\":\"2.0\",\"method\":\"",
+			  mid[] = "\",\"params\":{\"seq\":", ep[] = ",\"epoch\":\"";
+	size_t tl = strlen(topic), el = strlen(epoch), pl = strlen(params);
+	char *line = malloc(sizeof(head) + tl + el + pl + 64), *p = line;
+	bool empty = params[1] == '}';
+
+	if (!line)
+		return NULL;
+	p = mempcpy(p, head, sizeof(head) - 1);
+	p = mempcpy(p, topic, tl);	/* a topic name: nothing to escape */
+	p = mempcpy(p, mid, sizeof(mid) - 1);
+	p += rpc_u64_text(p, seq);
+	p = mempcpy(p, ep, sizeof(ep) - 1);
+	p = mempcpy(p, epoch, el);
+	*p++ = '"';
+	if (!empty)
+		*p++ = ',';
+	p = mempcpy(p, params + 1, pl - 1);
+	*p++ = '}';
+	*p = 0;
+	*len = (size_t)(p - line);
+	return line;
 }
 
 void rpc_server_notify(struct rpc_server *srv, const char *topic,
 		       json_object *params)
 {
-	json_object *n = json_object_new_object();
 	struct rpc_conn *c, *tmp;
-	char *text;
 	int bit = rpc_topic_bit(topic);
+	char *ptext = NULL, *line = NULL;
+	size_t len = 0;
+	uint64_t seq;
 
-	json_object_object_add(n, "jsonrpc", json_object_new_string("2.0"));
-	json_object_object_add(n, "method", json_object_new_string(topic));
-	json_object_object_add(n, "params", params);
-	text = rpc_json_text(n);
+	if (bit < 0 || !json_object_is_type(params, json_type_object)) {
+		slog_error("rpc: event %s is not a known topic with an object of params; "
+			   "not sent", topic);
+		goto out;
+	}
+	ptext = rpc_json_text(params);
+	seq = rpc_events_last(srv->events) + 1;
+	line = ptext ? event_line(topic, seq, rpc_events_epoch(srv->events), ptext, &len) : NULL;
+	/* The number is used whatever happens, so a resume sees the hole. */
+	rpc_events_push(srv->events, (unsigned)bit, line, len);
 	TAILQ_FOREACH_SAFE(c, &srv->conns, link, tmp) {
-		if (!text || bit < 0 || !(c->topics & (1ull << bit)) || c->closing)
+		/* A connection with a replay pending gets this from the ring. */
+		if (!line || !(c->topics & (1ull << bit)) || c->closing || c->replay_pending)
 			continue;
-		if (conn_send(c, text, strlen(text), true))
+		if (conn_send(c, line, len, true))
 			conn_free(c);
 	}
-	free(text);
-	json_object_put(n);
+out:
+	free(line);
+	free(ptext);
+	json_object_put(params);
+}
+
+/* Sends what events.subscribe asked for, right after its reply: the
+ * ring's events in (replay_since, replay_to] of the topics it named, then
+ * those that came after replay_to (in the same request line) of every
+ * topic c now has.  -ENOBUFS when they no longer fit c's output or the
+ * ring (the caller drops c: a client that cannot take its replay
+ * resubscribes, and is told what it missed). */
+static int conn_replay(struct rpc_conn *c)
+{
+	struct rpc_events *ev = c->srv->events;
+	uint64_t last = rpc_events_last(ev), n = 0;
+	const char *text;
+	unsigned bit;
+	size_t len;
+
+	c->replay_pending = false;
+	for (uint64_t s = c->replay_since + 1; s <= last; s++) {
+		uint64_t mask = s <= c->replay_to ? c->replay_mask & c->topics : c->topics;
+
+		if (rpc_events_get(ev, s, &bit, &text, &len)) {
+			slog_warn("rpc: connection %llu: event %llu left the ring before its "
+				  "replay; dropping the connection", (unsigned long long)c->id,
+				  (unsigned long long)s);
+			return -ENOBUFS;
+		}
+		if (!(mask & (1ull << bit)))
+			continue;
+		if (conn_send(c, text, len, true))
+			return -ENOBUFS;
+		n++;
+	}
+	slog_debug("rpc: connection %llu: %llu event(s) replayed after seq %llu",
+		   (unsigned long long)c->id, (unsigned long long)n,
+		   (unsigned long long)c->replay_since);
+	return 0;
 }
 
 /* ---- the server ------------------------------------------------------- */
@@ -908,6 +989,7 @@ int rpc_server_create(struct event_base *base, const struct rpc_config *cfg,
 		      struct rpc_server **out)
 {
 	struct rpc_server *srv = calloc(1, sizeof(*srv));
+	size_t ring_bytes;
 	const char *doc;
 
 	if (!srv)
@@ -924,6 +1006,15 @@ int rpc_server_create(struct event_base *base, const struct rpc_config *cfg,
 	}
 	TAILQ_INIT(&srv->conns);
 	TAILQ_INIT(&srv->listeners);
+	/* A whole replay must fit in one connection's output. */
+	ring_bytes = srv->cfg.max_outbuf / 2;
+	if (ring_bytes > RPC_EVENTS_MAX_BYTES)
+		ring_bytes = RPC_EVENTS_MAX_BYTES;
+	if (rpc_events_create(RPC_EVENTS_MAX, ring_bytes ? ring_bytes : 1, &srv->events)) {
+		json_object_put(srv->openrpc);
+		free(srv);
+		return -ENOMEM;
+	}
 	*out = srv;
 	return 0;
 }
@@ -943,6 +1034,7 @@ void rpc_server_destroy(struct rpc_server *srv)
 		listener_free(l);
 	}
 	json_object_put(srv->method_index);
+	rpc_events_destroy(srv->events);
 	rpc_metrics_free(srv);
 	json_object_put(srv->openrpc);
 	free(srv->methods);

@@ -538,8 +538,8 @@ Test(slotctl, events_watch_prints_vm_state_changes)
 		rc = wait_exit(pid, 20000);
 	text = test_slurp(path);
 	cr_assert_eq(rc, 0, "expected the watcher to exit 0, got %d", rc);
-	cr_assert(text && strstr(text, "vm.state_changed vm=ev"), "expected a "
-		  "'vm.state_changed vm=ev..' line, got: %s", text);
+	cr_assert(text && strstr(text, "vm.state_changed seq=") && strstr(text, " vm=ev"),
+		  "expected a 'vm.state_changed seq=N vm=ev..' line, got: %s", text);
 	free(text);
 }
 
