@@ -38,6 +38,9 @@ static void start_with(const char *a, const char *b, const char *c, const char *
 
 	if (access("/dev/kvm", R_OK | W_OK))
 		cr_skip_test("no usable /dev/kvm on this host: the memslot tests need it");
+	/* A test with flags of its own restarts the suite's daemon. */
+	if (d.pid > 0 && test_daemon_stop(&d) == 0)
+		test_rmtree(top);
 	mkdirs();
 	cr_assert_eq(test_daemon_start_in(&d, top, extra), 0, "log: %s", test_slurp(d.log));
 }
