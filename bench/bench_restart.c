@@ -304,7 +304,7 @@ int main(void)
 		return 1;
 	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
 	ret = idle_runner(bin);
-	snprintf(cmd, sizeof(cmd), "pkill -KILL -f 'slotd-runner .*%s/' ; rm -rf %s", dir, dir);
+	snprintf(cmd, sizeof(cmd), "pkill -KILL -f '[s]lotd-runner .*%s/' ; rm -rf %s", dir, dir);
 	if (system(cmd) < 0 || ret)
 		return 1;
 	putchar('\n');
@@ -320,7 +320,7 @@ int main(void)
 		snprintf(sock, sizeof(sock), "%s/s.sock", dir);
 		ret = run(bin, atoi(tok), rounds);
 		/* Whatever is left of this row (a failed run): runners too. */
-		snprintf(cmd, sizeof(cmd), "pkill -KILL -f 'slotd-runner .*%s/' ; rm -rf %s", dir,
+		snprintf(cmd, sizeof(cmd), "pkill -KILL -f '[s]lotd-runner .*%s/' ; rm -rf %s", dir,
 			 dir);
 		if (system(cmd) < 0)
 			ret = -1;
