@@ -292,7 +292,7 @@ static int change_finish(struct ctl_vm *vm, struct runner *r, struct change *c, 
 	}
 	/* Queued: it goes out after the reply (or before the next call). */
 	runner_txn_end(r, true, NULL);
-	ctl_flush_soon(vm->ctl);
+	ctl_flush_soon(vm->ctl, vm->info.state == VMM_VM_RUNNING);
 	return 0;
 }
 

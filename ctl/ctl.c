@@ -73,12 +73,19 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			runner_flush(vm->runner);
 }
 
-void ctl_flush_soon(struct ctl *ctl)
+void ctl_flush_soon(struct ctl *ctl, bool now)
 {
+	static const struct timeval later = { .tv_usec = CTL_COMMIT_LATER_US };
 	struct ctl_vm *vm;
 
-	if (ctl->flush_ev) {
+	if (ctl->flush_ev && now) {
 		event_active(ctl->flush_ev, 0, 0);
+		return;
+	}
+	/* No vCPU waits on it: the next call carries it, or the timer. */
+	if (ctl->flush_ev) {
+		if (!evtimer_pending(ctl->flush_ev, NULL))
+			evtimer_add(ctl->flush_ev, &later);
 		return;
 	}
 	TAILQ_FOREACH(vm, &ctl->vms, link)	/* no loop: at once */

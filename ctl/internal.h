@@ -88,8 +88,11 @@ int ctl_request_doubt(struct ctl *ctl, const char *id, uint64_t at_ns, const cha
 
 /* change.c */
 /* Sends every runner's queued commit once the loop is done with the
- * current request (its reply written first). */
-void ctl_flush_soon(struct ctl *ctl);
+ * current request (its reply written first); with now false (no vCPU is
+ * held for it: the VM does not run), CTL_COMMIT_LATER_US later unless
+ * the runner's next call carries it first. */
+#define CTL_COMMIT_LATER_US	2000
+void ctl_flush_soon(struct ctl *ctl, bool now);
 /* Writes the VM's snapshot: definition, quirks, layout (err->file on
  * failure). */
 int vm_persist_all(struct ctl_vm *vm, uint64_t quirks_enabled, struct vmm_err *err);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,7 +15,10 @@
 
 /* Any change of these layouts must bump RUNNER_PROTO_VERSION. */
 _Static_assert(sizeof(struct runner_hdr) == 24, "runner_hdr changed: bump the version");
-_Static_assert(sizeof(struct rm_hello) == 152, "rm_hello changed: bump the version");
+/* rm_hello grew features at its end (152 bytes before): both sides read
+ * what the other sent, so either may be older. */
+_Static_assert(sizeof(struct rm_hello) == 160, "rm_hello changed: bump the version");
+_Static_assert(offsetof(struct rm_hello, features) == 152, "rm_hello's old part changed");
 _Static_assert(sizeof(struct rm_vm_create) == 416, "rm_vm_create changed");
 _Static_assert(sizeof(struct rm_info) == 712, "rm_info changed: bump the version");
 _Static_assert(sizeof(struct rm_slot) == 56, "rm_slot changed: bump the version");

@@ -221,11 +221,20 @@ static int call(struct runner *r, unsigned type, const struct iovec *iov, int ni
 	uint32_t seq;
 	int rc;
 
+	uint32_t flags = 0;
+
+	/* A commit still queued goes first: on this request when the runner
+	 * takes it so (one message less), else on its own. */
+	if (r->commit_pending && (r->hello.features & RUNNER_FEAT_COMMIT_NEXT) &&
+	    type != RM_TXN_END) {
+		r->commit_pending = false;
+		flags = RUNNER_F_COMMIT;
+	}
 	if (r->fd < 0 || runner_flush(r))
 		return err_set(err, -ECONNRESET, "VM '%s': %s", r->vm,
 			       r->why[0] ? r->why : "its runner is gone");
 	seq = ++r->seq ? r->seq : ++r->seq;
-	rc = chan_send(r->fd, type, seq, 0, 0, iov, niov, fds, nfds, false);
+	rc = chan_send(r->fd, type, seq, flags, 0, iov, niov, fds, nfds, false);
 	if (rc) {
 		mark_gone(r);
 		return err_set(err, -ECONNRESET, "VM '%s': %s", r->vm, r->why);
@@ -684,12 +693,25 @@ static struct runner *runner_alloc(runner_event_fn fn, void *arg, unsigned timeo
 static int hello(struct runner *r, struct vmm_err *err)
 {
 	struct rm_hello h = { .proto = RUNNER_PROTO_VERSION };
+	struct iovec v = { &h, sizeof(h) };
+	struct chan_msg rep;
+	size_t len;
 	int rc;
 
 	snprintf(h.build, sizeof(h.build), "%s", runner_build_id());
-	rc = call_fixed(r, RM_HELLO, &h, sizeof(h), &r->hello, sizeof(r->hello), err);
+	rc = call(r, RM_HELLO, &v, 1, NULL, 0, &rep, err);
 	if (rc)
 		return rc;
+	/* Runners built before features answer without them (0). */
+	memset(&r->hello, 0, sizeof(r->hello));
+	if (rep.h.len >= offsetof(struct rm_hello, features))
+		memcpy(&r->hello, rep.data, rep.h.len < sizeof(r->hello) ? rep.h.len :
+		       sizeof(r->hello));
+	len = rep.h.len;
+	chan_msg_free(&rep);
+	if (len < offsetof(struct rm_hello, features))
+		return err_set(err, -EPROTO, "VM '%s': a short %s reply from its runner", r->vm,
+			       chan_msg_name(RM_HELLO));
 	r->hello.build[sizeof(r->hello.build) - 1] = '\0';
 	r->hello.vm[sizeof(r->hello.vm) - 1] = '\0';
 	if (r->hello.proto != RUNNER_PROTO_VERSION)

@@ -27,6 +27,13 @@
 
 #define RUNNER_F_REPLY		(1u << 0)
 #define RUNNER_F_BULK		(1u << 1)
+/* On a request: first commit the transaction the runner holds open (in
+ * place of a separate RM_TXN_END), to runners whose hello says
+ * RUNNER_FEAT_COMMIT_NEXT. */
+#define RUNNER_F_COMMIT		(1u << 2)
+
+/* rm_hello.features of the runner's reply. */
+#define RUNNER_FEAT_COMMIT_NEXT	(1u << 0)
 
 struct runner_hdr {
 	uint32_t magic;
@@ -78,6 +85,9 @@ struct rm_hello {
 	uint64_t started_ns;		/* reply: CLOCK_REALTIME of its start */
 	uint32_t controllers;		/* reply: connections it has served */
 	uint32_t has_vm;
+	uint32_t features;		/* reply: RUNNER_FEAT_*; runners built
+					 * before it send the struct without */
+	uint32_t pad;
 };
 
 struct rm_vm_create {

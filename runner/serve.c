@@ -43,6 +43,8 @@ struct rserve {
 	uint64_t started_ns;		/* CLOCK_REALTIME */
 	uint32_t controllers;
 	bool exiting;
+	struct chan_msg next;		/* a request that carried a commit */
+	bool has_next;
 };
 
 /* ---- replies --------------------------------------------------------- */
@@ -188,7 +190,7 @@ static int on_hello(struct rserve *s, const struct chan_msg *m)
 {
 	struct rm_hello h = { .proto = RUNNER_PROTO_VERSION, .pid = (uint32_t)getpid(),
 			      .started_ns = s->started_ns, .controllers = s->controllers,
-			      .has_vm = s->vm != NULL };
+			      .has_vm = s->vm != NULL, .features = RUNNER_FEAT_COMMIT_NEXT };
 
 	snprintf(h.build, sizeof(h.build), "%s", runner_build_id());
 	if (s->vm)
@@ -388,6 +390,13 @@ static int txn_commit(void *arg, const uint32_t *ids, const struct vmm_effect *f
 		slog_warn("runner %s: no end of transaction from slotd (%s): undone",
 			  vmm_vm_name(s->vm), strerror(-r));
 		return r;
+	}
+	if (m.h.type != RM_TXN_END && (m.h.flags & RUNNER_F_COMMIT)) {
+		/* slotd's next request, the commit riding on it: it is
+		 * handled once the transaction is over. */
+		s->next = m;
+		s->has_next = true;
+		return 0;
 	}
 	if (m.h.type != RM_TXN_END || m.h.len < sizeof(end)) {
 		slog_warn("runner %s: %s while a transaction waited for its end: undone",
@@ -715,6 +724,13 @@ static void conn_read(struct rserve *s)
 	}
 	dispatch(s, &m);
 	chan_msg_free(&m);
+	/* A request that carried the commit of a transaction it ended. */
+	while (s->has_next) {
+		m = s->next;
+		s->has_next = false;
+		dispatch(s, &m);
+		chan_msg_free(&m);
+	}
 }
 
 static void loop_once(struct rserve *s)

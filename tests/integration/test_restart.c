@@ -237,6 +237,16 @@ static bool log_has(const char *needle)
 	return has;
 }
 
+/* Whether slotd's log has needle, printing nothing. */
+static bool log_has_quiet(const char *needle)
+{
+	char *log = test_slurp(d.log);
+	bool has = log && strstr(log, needle);
+
+	free(log);
+	return has;
+}
+
 /* Whether vm's layout has a slot at gpa (a fresh memslot.list). */
 static bool layout_has(const char *vm, unsigned long long gpa)
 {
@@ -664,4 +674,29 @@ Test(restart, every_vms_runner_is_sandboxed)
 	cr_assert_str_eq(status(pid, "NoNewPrivs:", v, sizeof(v)), "1");
 	cr_assert_str_eq(status(pid, "CapEff:", v, sizeof(v)), "0000000000000000");
 	cr_assert_str_eq(status(pid, "CapBnd:", v, sizeof(v)), "0000000000000000");
+}
+
+/* On a VM that does not run no vCPU waits for a change's commit: it rides
+ * on the runner's next call, else goes out within milliseconds.  Either
+ * way the runner keeps the change: after a kill -9 nothing needs to be
+ * reconciled. */
+Test(restart, a_change_on_a_vm_that_does_not_run_is_committed_without_another_call)
+{
+	char *text;
+
+	start(NULL, "keep");
+	ok_put("vm.create", "{\"name\":\"d0\",\"memory\":\"16M\"}");
+	/* Carried by the next call (memslot.create on the same runner). */
+	ok_put("memslot.create", "{\"vm\":\"d0\",\"gpa\":\"0x100000000\",\"size\":4096}");
+	ok_put("memslot.create", "{\"vm\":\"d0\",\"gpa\":\"0x200000000\",\"size\":4096}");
+	/* The last one by the timer: well past it, kill slotd. */
+	usleep(100 * 1000);
+	kill9();
+	start(NULL, "keep");
+	text = layout("d0");
+	cr_assert(has_gpa(text, 0x100000000) && has_gpa(text, 0x200000000), "%s", text);
+	free(text);
+	cr_assert_not(log_has_quiet("journaled but not applied"),
+		      "a change was left uncommitted in the runner");
+	cr_assert_not(log_has_quiet("no end of transaction"), "the runner undid a change");
 }
