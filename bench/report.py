@@ -553,7 +553,7 @@ def sec_restart(d):
         out.append(md_table(["runner", "KiB besides guest memory", "VmRSS KiB", "of it guest memfd KiB"], [
             (r["when"].rstrip(":"), r["kib"], r["vmrss_kib"], r["guest_kib"]) for r in rs["idle"]]))
     if rs.get("rows"):
-        out.append("\nslotd killed with SIGKILL and started again while N memtouch guests (64 MiB working set) run in their runners; medians and max over the rounds. Start: exec to the first answer with every runner adopted. Gap: ms between two passes of guest g0, in the second before a kill (median, max) and the longest one spanning a kill and restart: a guest that kept running shows no gap beyond its usual ones.\n")
+        out.append("\nslotd killed with SIGKILL and started again while N memtouch guests (64 MiB working set) run in their runners; medians and max over the rounds. Start: exec to the first answer with every runner adopted. Gap: ms between two passes of guest g0, in the second before a kill (median, max) and the longest one spanning a kill and restart: a guest that kept running shows no gap beyond its usual ones. Every guest keeps a vCPU busy, so with N guests slotd and the runners' own threads share this host's CPUs with N busy vCPU threads: start times grow with that share, not with slotd's work per runner.\n")
         out.append(md_table(["VMs", "rounds", "start ms", "start max ms", "gap median ms", "gap max ms", "gap across restart ms", "slotd KiB", "runner KiB"], [
             (r["vms"], r["rounds"], num(r["start_ms"]), num(r["start_max_ms"]), num(r["gap_median_ms"], "%.2f"),
              num(r["gap_max_ms"], "%.2f"), num(r["gap_across_ms"], "%.2f"), r["slotd_kib"], r["runner_kib"]) for r in rs["rows"]]))
