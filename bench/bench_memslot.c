@@ -57,6 +57,8 @@
 #include <unistd.h>
 
 #include "bench/lib/bench.h"
+#include "bench/lib/jline.h"
+#include "bench/lib/rawvm.h"
 #include "vmm/kvm_compat.h"
 
 #define MAX_SIZES	8
@@ -65,7 +67,6 @@
 #define GPA_B		(8ull << 30)
 #define CHURN_SLOT	20
 #define CHURN_GPA	(16ull << 30)
-#define RAW_RAM		(64ull << 20)
 #define IO_TIMEOUT_S	60
 
 enum op { OP_CREATE, OP_MOVE, OP_DELETE, NOPS };
@@ -73,9 +74,7 @@ static const char *const op_names[NOPS] = { "create", "move", "delete" };
 
 /* One connection to slotd with a growable receive buffer. */
 struct conn {
-	int fd;
-	char *buf;
-	size_t len, cap;
+	struct jline j;		/* bench/lib/jline.c: one line of JSON each way */
 	long id;
 };
 
@@ -136,81 +135,13 @@ static const char *size_str(unsigned long long v, char *buf, size_t len)
 /* Connects c to path, with bounded reads and writes. */
 static int conn_open(const char *path, struct conn *c)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	memset(c, 0, sizeof(*c));
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		return -errno;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = -errno;
-
-		close(c->fd);
-		c->fd = -1;
-		return e;
-	}
-	return 0;
+	c->id = 0;
+	return jline_open(&c->j, path, IO_TIMEOUT_S);
 }
 
 static void conn_close(struct conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	free(c->buf);
-	c->buf = NULL;
-}
-
-/* Writes all of p, retrying short writes. */
-static int send_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads one reply line into a NUL-terminated string the caller frees. */
-static int recv_line(struct conn *c, char **line)
-{
-	for (;;) {
-		char *nl = c->buf ? memchr(c->buf, '\n', c->len) : NULL;
-		ssize_t r;
-
-		if (nl) {
-			size_t n = (size_t)(nl - c->buf);
-
-			*line = strndup(c->buf, n);
-			c->len -= n + 1;
-			memmove(c->buf, nl + 1, c->len);
-			return *line ? 0 : -ENOMEM;
-		}
-		if (c->cap - c->len < 65536) {
-			char *b = realloc(c->buf, c->cap + 262144);
-
-			if (!b)
-				return -ENOMEM;
-			c->buf = b;
-			c->cap += 262144;
-		}
-		r = read(c->fd, c->buf + c->len, c->cap - c->len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -ECONNRESET;
-		c->len += (size_t)r;
-	}
+	jline_close(&c->j);
 }
 
 /* Calls method with params (JSON text); *out gets the whole reply (may
@@ -233,9 +164,9 @@ static int rpc_call(struct conn *c, json_object **out, const char *method,
 	snprintf(req, sizeof(req),
 		 "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"%s\",\"params\":%s}\n",
 		 ++c->id, method, params);
-	r = send_all(c->fd, req, strlen(req));
+	r = jline_send(&c->j, req, strlen(req));
 	if (!r)
-		r = recv_line(c, &line);
+		r = jline_recv(&c->j, &line);
 	if (r) {
 		fprintf(stderr, "bench_memslot: %s: %s\n", method, strerror(-r));
 		return r;
@@ -245,10 +176,8 @@ static int rpc_call(struct conn *c, json_object **out, const char *method,
 		fprintf(stderr, "bench_memslot: unexpected reply\n  request: %s"
 			"  reply:   %s\n", req, line);
 		json_object_put(reply);
-		free(line);
 		return -EPROTO;
 	}
-	free(line);
 	if (out)
 		*out = reply;
 	else
@@ -286,69 +215,6 @@ static void on_signal(int sig)
 
 /* ---- part 1: raw ioctls ------------------------------------------- */
 
-struct raw_vm {
-	int kvm, vm, vcpu;
-	bool v2;	/* KVM_SET_USER_MEMORY_REGION2, else the old ioctl */
-	void *ram;
-};
-
-/* Sets (size != 0) or deletes one slot on the raw VM. */
-static int raw_set(struct raw_vm *r, uint32_t slot, uint64_t gpa,
-		   uint64_t size, void *hva)
-{
-	struct kvm_userspace_memory_region2 m2 = {
-		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
-		.userspace_addr = (uintptr_t)hva,
-	};
-	struct kvm_userspace_memory_region m1 = {
-		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
-		.userspace_addr = (uintptr_t)hva,
-	};
-	int ret = r->v2 ? ioctl(r->vm, KVM_SET_USER_MEMORY_REGION2, &m2)
-			: ioctl(r->vm, KVM_SET_USER_MEMORY_REGION, &m1);
-
-	return ret < 0 ? -errno : 0;
-}
-
-/* A default-type VM on /dev/kvm with 64 MiB of RAM at GPA 0, like the
- * daemon's VM of part 1 (which has its boot RAM as slot 0). */
-static int raw_open(struct raw_vm *r)
-{
-	r->vm = r->vcpu = -1;
-	r->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (r->kvm < 0)
-		return -errno;
-	r->vm = ioctl(r->kvm, KVM_CREATE_VM, 0);
-	if (r->vm < 0)
-		return -errno;
-	/* Like slotd's VM (one vCPU, defined): KVM's memslot updates cost
-	 * more once a VM has vCPUs, so the raw VM gets one too. */
-	r->vcpu = ioctl(r->vm, KVM_CREATE_VCPU, 0);
-	if (r->vcpu < 0)
-		return -errno;
-	r->v2 = ioctl(r->vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) > 0;
-	if (!r->v2)
-		printf("note: KVM_CAP_USER_MEMORY2 missing: raw series uses "
-		       "KVM_SET_USER_MEMORY_REGION\n");
-	r->ram = mmap(NULL, RAW_RAM, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r->ram == MAP_FAILED)
-		return -errno;
-	return raw_set(r, 0, 0, RAW_RAM, r->ram);
-}
-
-static void raw_close(struct raw_vm *r)
-{
-	if (r->vcpu >= 0)
-		close(r->vcpu);
-	if (r->vm >= 0)
-		close(r->vm);
-	if (r->kvm >= 0)
-		close(r->kvm);
-	if (r->ram && r->ram != MAP_FAILED)
-		munmap(r->ram, RAW_RAM);
-}
-
 static int series_alloc(struct series *s, long n)
 {
 	s->n = 0;
@@ -369,18 +235,18 @@ static void series_free(struct series *s)
 
 /* One create/move/delete cycle of slot id on the raw VM (hva: its
  * backing, mapped once, never touched); recorded into s when keep. */
-static int raw_cycle(struct raw_vm *r, uint32_t id, unsigned long long size, void *hva,
+static int raw_cycle(struct bench_raw_vm *r, uint32_t id, unsigned long long size, void *hva,
 		     bool keep, struct series s[NOPS])
 {
 	long long t[NOPS + 1];
 	int ret;
 
 	t[0] = bench_now_ns();
-	ret = raw_set(r, id, GPA_A, size, hva);
+	ret = bench_raw_set(r, id, GPA_A, size, hva);
 	t[1] = bench_now_ns();
-	ret = ret ? ret : raw_set(r, id, GPA_B, size, hva);
+	ret = ret ? ret : bench_raw_set(r, id, GPA_B, size, hva);
 	t[2] = bench_now_ns();
-	ret = ret ? ret : raw_set(r, id, GPA_B, 0, hva);
+	ret = ret ? ret : bench_raw_set(r, id, GPA_B, 0, hva);
 	t[3] = bench_now_ns();
 	for (int op = 0; !ret && keep && op < NOPS; op++)
 		s[op].ns[s[op].n++] = t[op + 1] - t[op];
@@ -560,7 +426,7 @@ struct place {
  * a durable append per state dir, an untimed daemon.version call and an
  * RPC cycle per daemon, and a timed daemon.version call, so that every
  * column sees the same moments of a noisy host; fills rows. */
-static int p1_size(const struct place *pl, struct raw_vm *raw, struct conn c[2],
+static int p1_size(const struct place *pl, struct bench_raw_vm *raw, struct conn c[2],
 		   const int syncfd[2], int nconn, unsigned long long size, long n,
 		   struct p1_row rows[NOPS])
 {
@@ -633,12 +499,12 @@ static int p1_place(const struct place *pl, const char *bin, const char *tmpfs,
 	long n = bench_env_long("BENCH_MEMSLOT_N", 200);
 	int nconn = strcmp(disk, "-") ? 2 : 1, ret;
 	struct bench_daemon d[2] = { { .pid = 0 }, { .pid = 0 } };
-	struct conn c[2] = { { .fd = -1 }, { .fd = -1 } };
-	struct raw_vm raw = { .kvm = -1, .vm = -1 };
+	struct conn c[2] = { { .j = { .fd = -1 } }, { .j = { .fd = -1 } } };
+	struct bench_raw_vm raw = { .kvm = -1, .vm = -1, .vcpu = -1 };
 	int syncfd[2] = { -1, -1 };
 
 	n = n > 0 ? n : 1;
-	ret = raw_open(&raw);
+	ret = bench_raw_open(&raw);
 	if (ret)
 		fprintf(stderr, "bench_memslot: raw VM: %s\n", strerror(-ret));
 	for (int k = 0; !ret && k < nconn; k++) {
@@ -680,7 +546,7 @@ static int p1_place(const struct place *pl, const char *bin, const char *tmpfs,
 		bench_daemon_stop(&d[k]);
 		live_daemons[k] = 0;
 	}
-	raw_close(&raw);
+	bench_raw_close(&raw);
 	return ret;
 }
 
@@ -1097,7 +963,7 @@ static int part2(const char *bin, const char *tmpfs)
 			      MAX_SIZES), ret;
 	char rams[64], *ram, *save = NULL;
 	struct bench_daemon d;
-	struct conn c = { .fd = -1 };
+	struct conn c = { .j = { .fd = -1 } };
 
 	ret = bench_daemon_start(&d, bin, tmpfs, NULL);
 	live_daemons[0] = d.pid;
@@ -1127,7 +993,7 @@ static int part2(const char *bin, const char *tmpfs)
 
 /* Gives the raw VM and slotd's VM vm `fill` more 4 KiB slots (ids from 1
  * upwards on both), 8 KiB apart from FILL_GPA. */
-static int fill_slots(struct raw_vm *raw, void **mem, struct conn *c, const char *vm,
+static int fill_slots(struct bench_raw_vm *raw, void **mem, struct conn *c, const char *vm,
 		      long fill)
 {
 	char params[160];
@@ -1138,7 +1004,7 @@ static int fill_slots(struct raw_vm *raw, void **mem, struct conn *c, const char
 	if (*mem == MAP_FAILED)
 		return -errno;
 	for (long i = 0; !ret && i < fill; i++) {
-		ret = raw_set(raw, (uint32_t)(i + 1), FILL_GPA + (uint64_t)i * 8192, 4096,
+		ret = bench_raw_set(raw, (uint32_t)(i + 1), FILL_GPA + (uint64_t)i * 8192, 4096,
 			      (char *)*mem + i * 4096);
 		snprintf(params, sizeof(params), "{\"vm\":\"%s\",\"gpa\":%llu,\"size\":4096}",
 			 vm, FILL_GPA + (unsigned long long)i * 8192);
@@ -1156,7 +1022,7 @@ static int part3(const char *bin, const char *tmpfs)
 	long n = bench_env_long("BENCH_MEMSLOT_N", 200);
 	int nfill = 0, ret;
 	struct bench_daemon d;
-	struct conn c = { .fd = -1 };
+	struct conn c = { .j = { .fd = -1 } };
 
 	snprintf(list, sizeof(list), "%s", bench_env_str("BENCH_MEMSLOT_FILL", "0,1000,4000"));
 	for (tok = strtok_r(list, ",", &save); tok && nfill < MAX_SIZES;
@@ -1172,14 +1038,14 @@ static int part3(const char *bin, const char *tmpfs)
 		       "rpc create", "raw move", "rpc move", "raw delete", "rpc delete");
 	}
 	for (int f = 0; !ret && f < nfill; f++) {
-		struct raw_vm raw = { .kvm = -1, .vm = -1 };
+		struct bench_raw_vm raw = { .kvm = -1, .vm = -1, .vcpu = -1 };
 		struct series s[2][NOPS] = { { { 0 } } };
 		char vm[32];
 		void *mem = MAP_FAILED, *hva;
 		uint32_t id = (uint32_t)fills[f] + 10;
 
 		snprintf(vm, sizeof(vm), "s%ld", fills[f]);
-		ret = raw_open(&raw);
+		ret = bench_raw_open(&raw);
 		if (!ret)
 			ret = rpc_call(&c, NULL, "vm.create", "{\"name\":\"%s\",\"memory\":\"64M\","
 				       "\"ram\":\"anon\"}", vm);
@@ -1210,7 +1076,7 @@ static int part3(const char *bin, const char *tmpfs)
 				series_free(&s[k][op]);
 		if (!ret)
 			ret = rpc_call(&c, NULL, "vm.destroy", "{\"name\":\"%s\"}", vm);
-		raw_close(&raw);
+		bench_raw_close(&raw);
 		if (mem != MAP_FAILED)
 			munmap(mem, (size_t)fills[f] * 4096 + 4096);
 	}
