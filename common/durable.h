@@ -4,6 +4,7 @@
 #define SLOTD_COMMON_DURABLE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Writes data to dir/name atomically: a temporary file in dir, fsync,
  * rename over name, fsync of dir.  After a crash at any point dir/name is
@@ -21,6 +22,9 @@ int durable_file_remove(const char *dir, const char *name);
  * leftover temporary files of an interrupted write are removed. */
 int durable_dir_foreach(const char *dir, const char *suffix,
 			int (*fn)(const char *name, void *arg), void *arg);
+/* mkdir -p of the directories above path (not path itself), each made
+ * with mode; 0 or -errno. */
+int durable_mkdir_parents(const char *path, mode_t mode);
 /* fsync of a directory (after creating or removing entries in it). */
 int durable_dir_sync(const char *dir);
 

@@ -14,25 +14,9 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "common/durable.h"
 #include "daemon/daemon.h"
 #include "rpc/rpc.h"
-
-/* mkdir -p for the parent directories of path. */
-static int mkdir_parents(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	char *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (p = buf + 1; (p = strchr(p, '/')); p++) {
-		*p = 0;
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
 
 int daemon_listen_ro(const struct slotd_config *cfg, int *fd)
 {
@@ -105,7 +89,7 @@ int daemon_state_dir_open(const char *dir)
 
 	if (snprintf(lock, sizeof(lock), "%s/slotd.lock", dir) >= (int)sizeof(lock))
 		return -ENAMETOOLONG;
-	r = mkdir_parents(lock, 0700);
+	r = durable_mkdir_parents(lock, 0700);
 	if (r) {
 		slog_error("cannot create state directory %s: %s", dir, strerror(-r));
 		return r;

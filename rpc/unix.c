@@ -12,25 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/durable.h"
 #include "common/log.h"
 #include "rpc/rpc.h"
-
-/* mkdir -p for the parent directories of path. */
-static int mkdir_parents(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	char *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (p = buf + 1; (p = strchr(p, '/')); p++) {
-		*p = 0;
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
 
 /* 0 when nothing (or a stale socket, now removed) is at sa's path;
  * -EADDRINUSE when a live process listens there, even one whose backlog
@@ -109,7 +93,7 @@ int rpc_unix_listen(const char *path, mode_t mode, const char *group, int *out)
 	strcpy(sa.sun_path, path);
 	if (group && (r = group_lookup(group, &gid)))
 		return r;
-	r = mkdir_parents(path, 0755);
+	r = durable_mkdir_parents(path, 0755);
 	if (!r)
 		r = clear_stale(&sa);
 	if (r) {
