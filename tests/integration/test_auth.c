@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
+#include "tests/lib/rpc_assert.h"
 
 static struct test_daemon d;
 static char dir[64], ro[128];
@@ -35,18 +36,6 @@ static void stop(void)
 
 TestSuite(auth, .fini = stop, .timeout = 60);
 
-static int code_of(const char *rep)
-{
-	json_object *o = rep ? json_tokener_parse(rep) : NULL, *e, *c;
-	int code = 0;
-
-	if (o && json_object_object_get_ex(o, "error", &e) &&
-	    json_object_object_get_ex(e, "code", &c))
-		code = json_object_get_int(c);
-	json_object_put(o);
-	return code;
-}
-
 static char *call(const char *sock, const char *line)
 {
 	int fd = test_connect(sock);
@@ -68,14 +57,14 @@ Test(auth, the_read_only_socket_serves_reads_and_refuses_changes)
 	cr_expect(rep && strstr(rep, "\"result\""), "daemon.version on the read-only socket: %s", rep);
 	free(rep);
 	rep = call(ro, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"vm.list\"}");
-	cr_expect(rep && code_of(rep) != -32012, "vm.list refused: %s", rep);
+	cr_expect(rep && t_reply_code(rep) != -32012, "vm.list refused: %s", rep);
 	free(rep);
 	rep = call(ro, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"vm.create\",\"params\":{\"name\":\"ro1\"}}");
-	cr_expect_eq(code_of(rep), -32012, "vm.create on the read-only socket: %s", rep);
+	cr_expect_eq(t_reply_code(rep), -32012, "vm.create on the read-only socket: %s", rep);
 	free(rep);
 	rep = call(ro, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"vm.memory.read\","
 		   "\"params\":{\"name\":\"ro1\",\"gpa\":0,\"length\":8}}");
-	cr_expect_eq(code_of(rep), -32012, "vm.memory.read on the read-only socket: %s", rep);
+	cr_expect_eq(t_reply_code(rep), -32012, "vm.memory.read on the read-only socket: %s", rep);
 	free(rep);
 	/* In a batch too, entry by entry. */
 	rep = call(ro, "[{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"vm.destroy\",\"params\":{\"name\":\"x\"}},"
@@ -83,7 +72,7 @@ Test(auth, the_read_only_socket_serves_reads_and_refuses_changes)
 	cr_expect(rep && strstr(rep, "-32012") && strstr(rep, "\"result\""), "batch: %s", rep);
 	free(rep);
 	rep = call(d.sock, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"vm.destroy\",\"params\":{\"name\":\"x\"}}");
-	cr_expect(rep && code_of(rep) != -32012, "the main socket refused a change: %s", rep);
+	cr_expect(rep && t_reply_code(rep) != -32012, "the main socket refused a change: %s", rep);
 	free(rep);
 }
 
@@ -142,7 +131,7 @@ Test(auth, allow_lists_decide_which_peers_the_main_socket_serves)
 		cr_skip_test("needs root to connect as another uid");
 	start_with(extra);
 	rep = call_as(d.sock, nobody->pw_uid, nog->gr_gid);
-	cr_expect_eq(code_of(rep), -32012, "uid %u not in --allow-uid: %s", (unsigned)nobody->pw_uid,
+	cr_expect_eq(t_reply_code(rep), -32012, "uid %u not in --allow-uid: %s", (unsigned)nobody->pw_uid,
 		     rep);
 	cr_expect(strstr(rep, "--allow-uid"), "the refusal should name the flags: %s", rep);
 	free(rep);

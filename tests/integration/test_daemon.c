@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tests/lib/daemon.h"
+#include "tests/lib/rpc_assert.h"
 
 static struct test_daemon d;
 
@@ -48,18 +49,6 @@ static void assert_serves(void)
 		  json_object_to_json_string(r));
 	cr_assert_str_eq(json_object_get_string(v), "slotd");
 	json_object_put(r);
-}
-
-static int error_code(const char *reply)
-{
-	json_object *o = json_tokener_parse(reply), *e, *c;
-	int code = 0;
-
-	if (o && json_object_object_get_ex(o, "error", &e) &&
-	    json_object_object_get_ex(e, "code", &c))
-		code = json_object_get_int(c);
-	json_object_put(o);
-	return code;
 }
 
 Test(daemon, serves_version_and_capabilities, .init = start, .fini = stop)
@@ -104,7 +93,7 @@ Test(daemon, garbage_gets_errors_and_the_daemon_keeps_serving, .init = start, .f
 	cr_assert_geq(fd, 0);
 	rep = test_rpc_raw(fd, "{\"jsonrpc\": \"2.0\", \"method\": \"foo");
 	cr_assert_not_null(rep);
-	cr_assert_eq(error_code(rep), -32700, "unterminated JSON: %s", rep);
+	cr_assert_eq(t_reply_code(rep), -32700, "unterminated JSON: %s", rep);
 	free(rep);
 	/* Random bytes with no newline, then the connection is closed. */
 	srand(42);
@@ -122,7 +111,7 @@ Test(daemon, garbage_gets_errors_and_the_daemon_keeps_serving, .init = start, .f
 	cr_assert_eq(test_send(fd, junk, sizeof(junk)), 0);
 	rep = test_recv_line(fd, 5000);
 	cr_assert_not_null(rep);
-	cr_assert_eq(error_code(rep), -32700, "random line: %s", rep);
+	cr_assert_eq(t_reply_code(rep), -32700, "random line: %s", rep);
 	free(rep);
 	close(fd);
 	assert_serves();
@@ -140,7 +129,7 @@ Test(daemon, nested_brackets_are_a_parse_error, .init = start, .fini = stop)
 	cr_assert_eq(test_send(fd, deep, 2 * n + 1), 0);
 	rep = test_recv_line(fd, 5000);
 	cr_assert_not_null(rep);
-	cr_assert_eq(error_code(rep), -32700, "100k nested brackets: %s", rep);
+	cr_assert_eq(t_reply_code(rep), -32700, "100k nested brackets: %s", rep);
 	free(rep);
 	free(deep);
 	/* The same connection still works. */
@@ -162,7 +151,7 @@ Test(daemon, ten_megabyte_line_is_refused_and_the_connection_goes_on, .init = st
 	cr_assert_eq(test_send(fd, big, n + 1), 0);
 	rep = test_recv_line(fd, 10000);
 	cr_assert_not_null(rep, "no reply to a 10 MB line");
-	cr_assert_eq(error_code(rep), -32600, "10 MB line: %s", rep);
+	cr_assert_eq(t_reply_code(rep), -32600, "10 MB line: %s", rep);
 	cr_assert(strstr(rep, "1048576"), "the error should name the limit: %s", rep);
 	free(rep);
 	free(big);
@@ -183,7 +172,7 @@ Test(daemon, max_message_is_configurable, .fini = stop)
 	snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.version\","
 		 "\"params\":{\"pad\":\"%0100d\"}}", 0);
 	rep = test_rpc_raw(fd, line);
-	cr_assert(rep && error_code(rep) == -32600 && strstr(rep, "100 bytes"), "got %s", rep);
+	cr_assert(rep && t_reply_code(rep) == -32600 && strstr(rep, "100 bytes"), "got %s", rep);
 	free(rep);
 	rep = test_rpc_raw(fd, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"daemon.version\"}");
 	cr_assert(rep && strstr(rep, "\"result\""), "short line after: %s", rep);
@@ -207,7 +196,7 @@ Test(daemon, connection_limit_refuses_with_an_error, .fini = stop)
 	}
 	extra_fd = test_connect(d.sock);
 	rep = test_recv_line(extra_fd, 5000);
-	cr_assert(rep && error_code(rep) == -32009, "fifth connection: %s", rep);
+	cr_assert(rep && t_reply_code(rep) == -32009, "fifth connection: %s", rep);
 	free(rep);
 	close(extra_fd);
 	close(fds[0]);

@@ -66,3 +66,15 @@ int64_t t_json_int(json_object *o, const char *k)
 	cr_assert(json_object_object_get_ex(o, k, &v), "no %s in %s", k, json_object_to_json_string(o));
 	return json_object_get_int64(v);
 }
+
+int t_reply_code(const char *reply)
+{
+	json_object *o = json_tokener_parse(reply), *e, *c;
+	int code = 0;
+
+	if (o && json_object_object_get_ex(o, "error", &e) &&
+	    json_object_object_get_ex(e, "code", &c))
+		code = json_object_get_int(c);
+	json_object_put(o);
+	return code;
+}

@@ -25,4 +25,7 @@ void t_rpc_err(const struct test_daemon *d, const char *method,
 const char *t_json_str(json_object *o, const char *k);
 int64_t t_json_int(json_object *o, const char *k);
 
+/* The error code of a reply line, 0 when it is not an error. */
+int t_reply_code(const char *reply);
+
 #endif

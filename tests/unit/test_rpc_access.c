@@ -11,6 +11,7 @@
 #include "ctl/ctl.h"
 #include "tests/lib/daemon.h"
 #include "tests/lib/json_check.h"
+#include "tests/lib/rpc_assert.h"
 
 static struct event_base *base;
 static struct rpc_server *srv;
@@ -83,18 +84,6 @@ Test(rpc_access, changes_and_guest_data_are_never_read_only)
 	cr_expect(!rpc_method_read_only("no.such.method"), "unknown methods count as changes");
 }
 
-static int code_of(const char *rep)
-{
-	json_object *o = json_tokener_parse(rep), *e, *c;
-	int code = 0;
-
-	if (o && json_object_object_get_ex(o, "error", &e) &&
-	    json_object_object_get_ex(e, "code", &c))
-		code = json_object_get_int(c);
-	json_object_put(o);
-	return code;
-}
-
 Test(rpc_access, the_read_only_peer_gets_32012_for_every_other_method)
 {
 	const struct rpc_peer ro = { .read_only = true, .via = "read-only socket" };
@@ -112,9 +101,9 @@ Test(rpc_access, the_read_only_peer_gets_32012_for_every_other_method)
 		cr_assert_not_null(rep);
 		cr_assert(tj_strict_json(rep, strlen(rep), NULL, 0), "not strict JSON: %s", rep);
 		if (read_only)
-			cr_expect_neq(code_of(rep), RPC_ERR_DENIED, "%s refused: %s", m, rep);
+			cr_expect_neq(t_reply_code(rep), RPC_ERR_DENIED, "%s refused: %s", m, rep);
 		else
-			cr_expect_eq(code_of(rep), RPC_ERR_DENIED, "%s: expected -32012, got %s", m, rep);
+			cr_expect_eq(t_reply_code(rep), RPC_ERR_DENIED, "%s: expected -32012, got %s", m, rep);
 		free(rep);
 	}
 }

@@ -10,6 +10,7 @@
 #include "rpc/internal.h"
 #include "rpc/rpc.h"
 #include "tests/lib/json_check.h"
+#include "tests/lib/rpc_assert.h"
 
 static struct event_base *base;
 static struct rpc_server *srv;
@@ -81,18 +82,6 @@ static char *ask(const char *req)
 	return ask_n(req, strlen(req));
 }
 
-static int code_of(const char *rep)
-{
-	json_object *o = json_tokener_parse(rep), *e, *c;
-	int code = 0;
-
-	if (o && json_object_object_get_ex(o, "error", &e) &&
-	    json_object_object_get_ex(e, "code", &c))
-		code = json_object_get_int(c);
-	json_object_put(o);
-	return code;
-}
-
 Test(rpc_json, what_rfc_8259_refuses_is_a_parse_error)
 {
 	static const char *const bad[] = {
@@ -128,7 +117,7 @@ Test(rpc_json, what_rfc_8259_refuses_is_a_parse_error)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *rep = ask(bad[i]);
 
-		cr_expect_eq(code_of(rep), RPC_PARSE_ERROR, "%s: expected -32700, got %s", bad[i], rep);
+		cr_expect_eq(t_reply_code(rep), RPC_PARSE_ERROR, "%s: expected -32700, got %s", bad[i], rep);
 		free(rep);
 	}
 }
@@ -138,7 +127,7 @@ Test(rpc_json, a_nul_byte_after_the_text_is_not_whitespace)
 	static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.version\"}\0";
 	char *rep = ask_n(req, sizeof(req) - 1);
 
-	cr_assert_eq(code_of(rep), RPC_PARSE_ERROR, "expected -32700, got %s", rep);
+	cr_assert_eq(t_reply_code(rep), RPC_PARSE_ERROR, "expected -32700, got %s", rep);
 	free(rep);
 }
 
@@ -186,7 +175,7 @@ Test(rpc_json, a_nul_in_the_method_is_not_the_method_before_it)
 {
 	char *rep = ask("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.version\\u0000junk\"}");
 
-	cr_assert_eq(code_of(rep), RPC_METHOD_NOT_FOUND, "expected -32601, got %s", rep);
+	cr_assert_eq(t_reply_code(rep), RPC_METHOD_NOT_FOUND, "expected -32601, got %s", rep);
 	cr_assert(strstr(rep, "\"method\":\"daemon.version\\u0000junk\""),
 		  "data.method must name the whole method: %s", rep);
 	free(rep);
@@ -203,7 +192,7 @@ Test(rpc_json, a_nul_in_a_member_name_is_an_invalid_request)
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		char *rep = ask(reqs[i]);
 
-		cr_expect_eq(code_of(rep), RPC_INVALID_REQUEST, "%s: expected -32600, got %s",
+		cr_expect_eq(t_reply_code(rep), RPC_INVALID_REQUEST, "%s: expected -32600, got %s",
 			     reqs[i], rep);
 		cr_expect(strstr(rep, "U+0000"), "the detail should say why: %s", rep);
 		free(rep);
@@ -214,7 +203,7 @@ Test(rpc_json, a_nul_in_a_string_param_is_invalid_params)
 {
 	char *rep = ask("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"vm.info\",\"params\":{\"name\":\"vm\\u0000x\"}}");
 
-	cr_assert_eq(code_of(rep), RPC_INVALID_PARAMS, "expected -32602, got %s", rep);
+	cr_assert_eq(t_reply_code(rep), RPC_INVALID_PARAMS, "expected -32602, got %s", rep);
 	cr_assert(strstr(rep, "U+0000"), "the message should say why: %s", rep);
 	free(rep);
 }
@@ -232,13 +221,13 @@ Test(rpc_json, nesting_deeper_than_64_is_a_parse_error)
 		req[n++] = ']';
 	req[n++] = '}';
 	rep = ask_n(req, n);
-	cr_assert_eq(code_of(rep), RPC_METHOD_NOT_FOUND, "64 levels: expected -32601, got %s", rep);
+	cr_assert_eq(t_reply_code(rep), RPC_METHOD_NOT_FOUND, "64 levels: expected -32601, got %s", rep);
 	free(rep);
 	memmove(req + 1, req, n++);
 	req[0] = '[';
 	req[n++] = ']';
 	rep = ask_n(req, n);
-	cr_assert_eq(code_of(rep), RPC_PARSE_ERROR, "65 levels: expected -32700, got %s", rep);
+	cr_assert_eq(t_reply_code(rep), RPC_PARSE_ERROR, "65 levels: expected -32700, got %s", rep);
 	free(rep);
 }
 
