@@ -228,6 +228,9 @@ struct vmm_effect;
 int rpc_vmm_error(struct rpc_call *call, int r, const struct vmm_err *e);
 int rpc_vmm_error_field(struct rpc_call *call, int r, const struct vmm_err *e,
 			const char *field);
+/* 0 with a usable KVM; else -ENODEV after recording -32001 saying why
+ * (the same words for every VM method). */
+int rpc_kvm_check(struct rpc_call *call);
 /* The VM named by params[key], or NULL after recording the error. */
 struct ctl_vm *rpc_vm_lookup(struct rpc_call *call, json_object *params,
 			     const char *key);

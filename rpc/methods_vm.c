@@ -110,8 +110,8 @@ static int vm_create(struct rpc_call *call, json_object *params, json_object **r
 	json_object *args;
 	int r;
 
-	if (!ctl_caps(rpc_call_ctl(call))->kvm_available)
-		return rpc_vmm_error(call, -ENODEV, NULL);
+	if (rpc_kvm_check(call))
+		return -ENODEV;
 	if (rpc_param_size(call, params, "memory", 64ull << 20, &p.memory_bytes))
 		return -EINVAL;
 	vmm_vm_type_parse(rpc_param_str(params, "type", "default"), &p.type);

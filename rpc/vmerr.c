@@ -54,18 +54,26 @@ int rpc_vmm_error(struct rpc_call *call, int r, const struct vmm_err *e)
 	return rpc_vmm_error_field(call, r, e, e ? e->field : NULL);
 }
 
+int rpc_kvm_check(struct rpc_call *call)
+{
+	const struct vmm_caps *caps = ctl_caps(rpc_call_ctl(call));
+
+	if (caps->kvm_available)
+		return 0;
+	rpc_call_error(call, RPC_ERR_KVM_UNAVAILABLE, NULL,
+		       "KVM is unavailable on this host: %s (daemon.capabilities says why; "
+		       "slotd serves on without VMs)", caps->kvm_error);
+	return -ENODEV;
+}
+
 struct ctl_vm *rpc_vm_lookup(struct rpc_call *call, json_object *params,
 			     const char *key)
 {
-	const struct vmm_caps *caps = ctl_caps(rpc_call_ctl(call));
 	const char *name = rpc_param_str(params, key, "");
 	struct ctl_vm *vm;
 
-	if (!caps->kvm_available) {
-		rpc_call_error(call, RPC_ERR_KVM_UNAVAILABLE, NULL,
-			       "KVM is unavailable on this host: %s", caps->kvm_error);
+	if (rpc_kvm_check(call))
 		return NULL;
-	}
 	vm = ctl_vm_find(rpc_call_ctl(call), name);
 	if (!vm)
 		rpc_call_error(call, RPC_ERR_NOT_FOUND, key,

@@ -71,14 +71,16 @@ Test(slotctl_ops, json_flag_prints_server_errors_as_json_on_stderr)
 {
 	char *out, *err;
 	const char *msg;
-	int rc = ctl(&out, &err, "--json", "vm", "info", "no-such-vm", NULL);
+	/* An error of the daemon's own, on hosts with KVM or without. */
+	int rc = ctl(&out, &err, "--json", "call", "events.subscribe",
+		     "{\"topics\":[\"no-such-topic\"]}", NULL);
 	json_object *o;
 
 	cr_assert_eq(rc, 1, "expected exit 1, got %d", rc);
 	cr_assert_str_empty(out, "expected nothing on stdout, got: %s", out);
 	o = json_of(err, "stderr");
-	cr_assert_eq(error_code(o, &msg), -32002, "expected code -32002, got %s", err);
-	cr_assert(strstr(msg, "no-such-vm"), "expected the message to name the VM: %s", msg);
+	cr_assert_eq(error_code(o, &msg), -32602, "expected code -32602, got %s", err);
+	cr_assert(strstr(msg, "topics[0]"), "expected the message to name the param: %s", msg);
 	json_object_put(o);
 	free(out);
 	free(err);
