@@ -13,6 +13,8 @@
  *      processes on different CPUs (BENCH_RPC_WAKE_N, default 2000).  No
  *      slotd involved: what the host charges for waking a CPU that went
  *      idle, which a longer request pays more of than daemon.version.
+ *      Then both sides on one CPU: the least a hop from slotd to a VM's
+ *      runner process can cost when they share a CPU.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -363,6 +365,23 @@ static int bench_wake(long n)
 			printf("%7lld   %8.1f (%7.1f)       %6.1f (%5.1f)  %.2fx\n", busy_us[k],
 			       med[0], p90[0], med[1], p90[1], med[0] / med[1]);
 	}
+	/* Both sides on one CPU: what a memslot change's hop from slotd to
+	 * the VM's runner (pinned, they share slotd's CPU) costs at least,
+	 * two small processes switching, nothing else. */
+	if (!ret)
+		ret = bench_pin_self(bench_cpu_nth(0));
+	for (long i = -20; !ret && i < n; i++) {
+		long long d = 0, r, t0 = bench_now_ns();
+
+		if (write(sv[0], &d, sizeof(d)) != sizeof(d) || read(sv[0], &r, sizeof(r)) != sizeof(r))
+			ret = -errno ? -errno : -EPROTO;
+		else if (i >= 0)
+			v[i] = bench_now_ns() - t0;
+	}
+	if (!ret)
+		printf("the two sides both on CPU %d (asker sleeps in read(), nothing busy): "
+		       "%.1f (%.1f)\n", bench_cpu_nth(0), bench_pct_us(v, n, 0.5),
+		       bench_pct_us(v, n, 0.9));
 	bench_pin_self(-1);
 	close(sv[0]);
 	waitpid(pid, &st, 0);
