@@ -6,7 +6,8 @@
  *      VM and with one 128 MiB VM (defined), summed over each daemon's
  *      process tree.
  *   2. Control round trip: QMP query-status against daemon.version, in
- *      alternating blocks: median, p90, p99.
+ *      rotating blocks: median, p90, p99; with the host's floor, a
+ *      process that writes a fixed line back, in the same blocks.
  *   3. Throughput with 1, 8 and 16 clients, each on its own connection
  *      (QEMU: its own -qmp socket; a QMP socket serves one client).
  *   4. Memory add: QMP object-add + device_add pc-dimm against
@@ -33,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench/lib/bench.h"
@@ -59,12 +63,16 @@ static struct bench_daemon slotd;
 static struct bench_qemu qemu, qemu_tcg;
 static int dimm_seq;		/* ids of QEMU's DIMMs and their backends */
 
+/* Part 2's floor: a process answering each line at once, nothing else. */
+static pid_t echo_pid;
+static char echo_dir[64];
+
 /* On SIGINT/SIGTERM: take the daemons down with us. */
 static void on_signal(int sig)
 {
-	pid_t pids[3] = { slotd.pid, qemu.pid, qemu_tcg.pid };
+	pid_t pids[4] = { slotd.pid, qemu.pid, qemu_tcg.pid, echo_pid };
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (pids[i] > 0)
 			kill(pids[i], SIGTERM);
 	signal(sig, SIG_DFL);
@@ -134,47 +142,117 @@ static int part_rss(struct jline *s, json_object *out)
  * the scheduler's as much as theirs). */
 #define CTL_BLOCK 10
 
-/* n calls of each in alternating blocks of CTL_BLOCK (the first daemon of a
- * block pair alternates too), after 200 untimed each. */
+/* The child behind echo_start: one connection, a fixed reply per line. */
+static void echo_serve(int lfd)
+{
+	static const char rep[] = "{\"jsonrpc\":\"2.0\",\"result\":{},\"id\":1}\n";
+	char buf[4096];
+	int fd = accept(lfd, NULL, NULL);
+	ssize_t n;
+
+	while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] == '\n' && write(fd, rep, sizeof(rep) - 1) != sizeof(rep) - 1)
+				_exit(1);
+	_exit(0);
+}
+
+/* Starts the floor's answering process and connects c to it. */
+static int echo_start(struct jline *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd, ret;
+
+	snprintf(echo_dir, sizeof(echo_dir), "/tmp/slotd-bench-echo-XXXXXX");
+	if (!mkdtemp(echo_dir)) {
+		echo_dir[0] = '\0';
+		return -errno;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/echo.sock", echo_dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1)) {
+		ret = -errno;
+		if (lfd >= 0)
+			close(lfd);
+		return ret;
+	}
+	echo_pid = fork();
+	if (echo_pid == 0)
+		echo_serve(lfd);
+	ret = echo_pid < 0 ? -errno : 0;
+	close(lfd);
+	return ret ? ret : jline_open(c, sa.sun_path, 30);
+}
+
+static void echo_stop(struct jline *c)
+{
+	char path[96];
+
+	if (c->fd >= 0)
+		jline_close(c);
+	if (echo_pid > 0)
+		waitpid(echo_pid, NULL, 0);
+	echo_pid = 0;
+	if (echo_dir[0]) {
+		snprintf(path, sizeof(path), "%s/echo.sock", echo_dir);
+		unlink(path);
+		rmdir(echo_dir);
+	}
+}
+
+/* n calls of each in rotating blocks of CTL_BLOCK (which one leads a
+ * round rotates too), after 200 untimed each.  The third series is the
+ * host's floor: the same calls answered by a process that only writes a
+ * fixed line back, so a tail both daemons show can be told from theirs. */
 static int part_control(struct jline *q, struct jline *s, long n, json_object *out)
 {
-	long long *ns[2] = { calloc((size_t)n, sizeof(long long)), calloc((size_t)n, sizeof(long long)) };
-	struct jline *c[2] = { q, s };
-	const char *req[2] = { QS, DV }, *ok[2] = { QOK, DOK };
-	struct bench_dist d[2];
+	long long *ns[3] = { calloc((size_t)n, sizeof(long long)), calloc((size_t)n, sizeof(long long)),
+			     calloc((size_t)n, sizeof(long long)) };
+	struct jline e = { .fd = -1 };
+	struct jline *c[3] = { q, s, &e };
+	const char *req[3] = { QS, DV, DV }, *ok[3] = { QOK, DOK, DOK };
+	struct bench_dist d[3];
 	long long t;
-	long got[2] = { 0, 0 };
-	int ret = ns[0] && ns[1] ? 0 : -ENOMEM;
+	long got[3] = { 0, 0, 0 };
+	int ret = ns[0] && ns[1] && ns[2] ? 0 : -ENOMEM;
 	json_object *o = json_object_new_object();
 
-	for (int k = 0; !ret && k < 2; k++)
+	ret = ret ? ret : echo_start(&e);
+	for (int k = 0; !ret && k < 3; k++)
 		for (int i = 0; !ret && i < 200; i++)
 			ret = call_timed(c[k], req[k], ok[k], &t);
 	for (long b = 0; !ret && got[1] < n; b++)
-		for (int j = 0; !ret && j < 2; j++) {
-			int k = (int)((b + j) & 1);
+		for (int j = 0; !ret && j < 3; j++) {
+			int k = (int)((b + j) % 3);
 
 			for (int i = 0; !ret && i < CTL_BLOCK && got[k] < n; i++)
 				ret = call_timed(c[k], req[k], ok[k], &ns[k][got[k]++]);
 		}
-	for (int k = 0; !ret && k < 2; k++)
+	echo_stop(&e);
+	for (int k = 0; !ret && k < 3; k++)
 		bench_dist_of(ns[k], n, &d[k]);
 	if (!ret) {
-		printf("control round trip, N=%ld each, alternating blocks of %d, us\n", n, CTL_BLOCK);
+		printf("control round trip, N=%ld each, rotating blocks of %d (QEMU, slotd, "
+		       "floor), us\n", n, CTL_BLOCK);
 		printf("  %-26s %8s %8s %8s %8s\n", "", "median", "p90", "p99", "p99.9");
 		printf("  %-26s %8.1f %8.1f %8.1f %8.1f\n", "QMP query-status", d[0].med, d[0].p90,
 		       d[0].p99, d[0].p999);
 		printf("  %-26s %8.1f %8.1f %8.1f %8.1f\n", "slotd daemon.version", d[1].med,
 		       d[1].p90, d[1].p99, d[1].p999);
+		printf("  %-26s %8.1f %8.1f %8.1f %8.1f\n", "floor: a bare echo", d[2].med,
+		       d[2].p90, d[2].p99, d[2].p999);
 		printf("  QEMU / slotd: %.1fx at the median, %.1fx at p90, %.1fx at p99 "
-		       "(target >= 10x at the median and p99)\n\n", d[0].med / d[1].med,
+		       "(target >= 10x at the median and p99)\n", d[0].med / d[1].med,
 		       d[0].p90 / d[1].p90, d[0].p99 / d[1].p99);
+		printf("  slotd / floor: %.1fx at the median, %.1fx at p99 (what slotd adds to "
+		       "the host's own round trip)\n\n", d[1].med / d[2].med, d[1].p99 / d[2].p99);
 		json_object_object_add(o, "qemu", bench_dist_json(&d[0]));
 		json_object_object_add(o, "slotd", bench_dist_json(&d[1]));
+		json_object_object_add(o, "floor", bench_dist_json(&d[2]));
 	}
 	json_object_object_add(out, "control", o);
-	free(ns[0]);
-	free(ns[1]);
+	for (int k = 0; k < 3; k++)
+		free(ns[k]);
 	return ret;
 }
 

@@ -147,7 +147,8 @@ def headline(d):
     c = peer.get("control")
     for key, pct in (("ctl_med", "median_us"), ("ctl_p99", "p99_us")):
         if c and "qemu" in c:
-            add(key, "QEMU %.0f us, slotd %.1f us" % (c["qemu"][pct], c["slotd"][pct]),
+            floor = "; a bare echo, the host's floor: %.1f us" % c["floor"][pct] if c.get("floor") else ""
+            add(key, "QEMU %.0f us, slotd %.1f us%s" % (c["qemu"][pct], c["slotd"][pct], floor),
                 c["qemu"][pct] / c["slotd"][pct])
         else:
             add(key, "skipped", None)
@@ -401,11 +402,16 @@ def sec_peer(d, page, plots, made):
     out = ["QEMU %s from Debian, accelerator %s, the VM paused (-S), 128 MiB, `-m 128M,slots=64,maxmem=48G`, one `-qmp` socket per client; slotd's state on tmpfs.\n" % (
         p.get("qemu_version", "?"), p.get("accel", "?"))]
     c = p["control"]
-    out.append("Control round trip, N=%d each, alternating blocks of 10 calls on one connection each, us:\n" % c["qemu"]["n"])
-    out.append(md_table(["", "median", "p90", "p99", "p99.9"], [
-        ("QMP `query-status`", num(c["qemu"]["median_us"]), num(c["qemu"]["p90_us"]), num(c["qemu"]["p99_us"]), num(c["qemu"]["p999_us"])),
-        ("slotd `daemon.version`", num(c["slotd"]["median_us"]), num(c["slotd"]["p90_us"]), num(c["slotd"]["p99_us"]), num(c["slotd"]["p999_us"])),
-        ("QEMU / slotd", *(num(c["qemu"][k] / c["slotd"][k], "%.1fx") for k in ("median_us", "p90_us", "p99_us", "p999_us")))]))
+    pcts = ("median_us", "p90_us", "p99_us", "p999_us")
+    rows = [("QMP `query-status`", *(num(c["qemu"][k]) for k in pcts)),
+            ("slotd `daemon.version`", *(num(c["slotd"][k]) for k in pcts))]
+    if c.get("floor"):
+        rows.append(("floor: a bare echo", *(num(c["floor"][k]) for k in pcts)))
+    rows.append(("QEMU / slotd", *(num(c["qemu"][k] / c["slotd"][k], "%.1fx") for k in pcts)))
+    if c.get("floor"):
+        rows.append(("slotd / floor", *(num(c["slotd"][k] / c["floor"][k], "%.1fx") for k in pcts)))
+    out.append("Control round trip, N=%d each, rotating blocks of 10 calls on one connection each, us. The floor is the same call answered by a process that only writes a fixed line back: the host's own Unix-socket round trip, in the same blocks, so a tail that all three show is the host's:\n" % c["qemu"]["n"])
+    out.append(md_table(["", "median", "p90", "p99", "p99.9"], rows))
     out.append("\nThroughput, one request in flight per client, each client on its own connection (QEMU: its own `-qmp` socket), two alternating rounds:\n")
     out.append(md_table(["clients", "QMP req/s", "slotd req/s", "slotd / QEMU", "QEMU CPU us/req", "slotd CPU us/req"], [
         (r["clients"], "%.0f" % r["qemu_rps"], "%.0f" % r["slotd_rps"], "%.1fx" % (r["slotd_rps"] / r["qemu_rps"]),
