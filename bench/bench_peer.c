@@ -100,37 +100,50 @@ static const char *rpc_req(char *buf, size_t len, const char *method, const char
 /* ---- 1. idle RSS ---------------------------------------------------- */
 
 /* RSS of both daemons at rest, all of it and without the 128 MiB guest
- * RAM mapping; creates slotd's VM "p" (128 MiB, defined). */
-static int part_rss(struct jline *s, json_object *out)
+ * RAM mapping; creates slotd's VM "p" (128 MiB, defined) when kvm (without
+ * it slotd has no VM to define: only its idle RSS is measured). */
+static int part_rss(struct jline *s, bool kvm, json_object *out)
 {
-	long q_self = 0, s_self = 0, s_idle, s_vm, q_kb, q_own, s_own;
+	long q_self = 0, s_self = 0, s_idle, s_vm = 0, q_kb, q_own, s_own = 0;
 	json_object *o = json_object_new_object();
 	char req[256];
-	int nproc = 0, ret;
+	int nproc = 0, ret = 0;
 
 	usleep(500000);
 	q_kb = bench_rss_tree_kb(qemu.pid, &q_self, &nproc);
 	q_own = bench_rss_tree_skip_kb(qemu.pid, 128 * MiB, NULL, NULL);
 	s_idle = bench_rss_tree_kb(slotd.pid, &s_self, &nproc);
-	ret = jline_call(s, rpc_req(req, sizeof(req), "vm.create",
-				    "{\"name\":\"p\",\"memory\":\"128M\",\"ram\":\"anon\"}"), DOK, NULL);
-	usleep(200000);
-	s_vm = bench_rss_tree_kb(slotd.pid, &s_self, &nproc);
-	s_own = bench_rss_tree_skip_kb(slotd.pid, 128 * MiB, NULL, NULL);
+	if (kvm) {
+		ret = jline_call(s, rpc_req(req, sizeof(req), "vm.create",
+					    "{\"name\":\"p\",\"memory\":\"128M\",\"ram\":\"anon\"}"),
+				 DOK, NULL);
+		usleep(200000);
+		s_vm = bench_rss_tree_kb(slotd.pid, &s_self, &nproc);
+		s_own = bench_rss_tree_skip_kb(slotd.pid, 128 * MiB, NULL, NULL);
+	}
 	if (!ret && (q_kb < 0 || s_idle < 0 || s_vm < 0 || q_own < 0 || s_own < 0))
 		ret = -ESRCH;
-	printf("RSS, whole process tree, MB (without the guest RAM mapping): QEMU with one 128 MiB "
-	       "VM, paused, %.1f (%.1f); slotd with no VM %.1f, with one 128 MiB VM defined %.1f "
-	       "(%.1f; %d process(es), slotd itself %.1f): %.1fx less\n\n", q_kb / 1024.0,
-	       q_own / 1024.0, s_idle / 1024.0, s_vm / 1024.0, s_own / 1024.0, nproc,
-	       s_self / 1024.0, (double)q_kb / (double)s_vm);
+	if (kvm)
+		printf("RSS, whole process tree, MB (without the guest RAM mapping): QEMU with one "
+		       "128 MiB VM, paused, %.1f (%.1f); slotd with no VM %.1f, with one 128 MiB VM "
+		       "defined %.1f (%.1f; %d process(es), slotd itself %.1f): %.1fx less\n\n",
+		       q_kb / 1024.0, q_own / 1024.0, s_idle / 1024.0, s_vm / 1024.0,
+		       s_own / 1024.0, nproc, s_self / 1024.0, (double)q_kb / (double)s_vm);
+	else
+		printf("RSS, whole process tree, MB (without the guest RAM mapping): QEMU with one "
+		       "128 MiB VM, paused, %.1f (%.1f); slotd with no VM %.1f; slotd with a VM: "
+		       "skipped (/dev/kvm is not usable)\n\n", q_kb / 1024.0, q_own / 1024.0,
+		       s_idle / 1024.0);
 	json_object_object_add(o, "qemu_one_vm_kb", json_object_new_int64(q_kb));
 	json_object_object_add(o, "qemu_one_vm_without_guest_ram_kb", json_object_new_int64(q_own));
 	json_object_object_add(o, "slotd_idle_kb", json_object_new_int64(s_idle));
-	json_object_object_add(o, "slotd_one_vm_kb", json_object_new_int64(s_vm));
-	json_object_object_add(o, "slotd_one_vm_without_guest_ram_kb", json_object_new_int64(s_own));
 	json_object_object_add(o, "slotd_self_kb", json_object_new_int64(s_self));
 	json_object_object_add(o, "slotd_processes", json_object_new_int(nproc));
+	if (kvm) {
+		json_object_object_add(o, "slotd_one_vm_kb", json_object_new_int64(s_vm));
+		json_object_object_add(o, "slotd_one_vm_without_guest_ram_kb",
+				       json_object_new_int64(s_own));
+	}
 	json_object_object_add(out, "rss", o);
 	return ret;
 }
@@ -681,7 +694,7 @@ static int run_parts(struct jline *q, struct jline *s, const char *qbin, bool kv
 		     json_object *out)
 {
 	bool quick = bench_quick();
-	int ret = part_rss(s, out);
+	int ret = part_rss(s, kvm, out);
 
 	ret = ret ? ret : part_control(q, s, quick ? 1000 : 10000, out);
 	ret = ret ? ret : part_rate(quick ? 0.5 : 2.0, out);

@@ -219,7 +219,7 @@ def recorded(peer):
                      "QEMU %.0f us, slotd %.0f us" % (r["qemu_tcg"]["median_us"], r["slotd"]["median_us"]),
                      "%.0fx" % (r["qemu_tcg"]["median_us"] / r["slotd"]["median_us"]), "recorded"))
     m = peer.get("rss")
-    if m:
+    if m and m.get("slotd_one_vm_kb"):
         rows.append(("rss", "vs QEMU", "RSS with one 128 MiB VM, QEMU (paused) against slotd (defined)",
                      "QEMU %.1f MB, slotd %.1f MB" % (m["qemu_one_vm_kb"] / 1024, m["slotd_one_vm_kb"] / 1024),
                      "%.1fx" % (m["qemu_one_vm_kb"] / m["slotd_one_vm_kb"]), "recorded"))
@@ -445,7 +445,8 @@ def sec_peer(d, page, plots, made):
         out.append(md_table(["", "RSS MB", "without guest RAM"], [
             ("QEMU, one 128 MiB VM, paused", "%.1f" % (r["qemu_one_vm_kb"] / 1024), num(r.get("qemu_one_vm_without_guest_ram_kb", 0) / 1024)),
             ("slotd, no VM", "%.1f" % (r["slotd_idle_kb"] / 1024), "%.1f" % (r["slotd_idle_kb"] / 1024)),
-            ("slotd, one 128 MiB VM defined", "%.1f" % (r["slotd_one_vm_kb"] / 1024), num(r.get("slotd_one_vm_without_guest_ram_kb", 0) / 1024)),
+            ("slotd, one 128 MiB VM defined", *(("%.1f" % (r["slotd_one_vm_kb"] / 1024), num(r.get("slotd_one_vm_without_guest_ram_kb", 0) / 1024))
+                                                 if r.get("slotd_one_vm_kb") else ("skipped: no usable /dev/kvm", "-"))),
             ("slotd itself (%d process)" % r["slotd_processes"], "%.1f" % (r["slotd_self_kb"] / 1024), "-"),
             ("QEMU under TCG, booted Debian guest", "%.1f" % (p.get("qemu_tcg_booted_rss_kb", 0) / 1024), "-")]))
         out.append("\nQEMU runs one process per VM, so its RSS is its RSS per VM; slotd's per-VM cost at 1, 8 and 32 VMs is in section 3.")
