@@ -9,7 +9,8 @@
  *      rotating blocks: median, p90, p99; with the host's floor, a
  *      process that writes a fixed line back, in the same blocks.
  *   3. Throughput with 1, 8 and 16 clients, each on its own connection
- *      (QEMU: its own -qmp socket; a QMP socket serves one client).
+ *      (QEMU: its own -qmp socket; a QMP socket serves one client), with
+ *      the floor's event loop as a third.
  *   4. Memory add: QMP object-add + device_add pc-dimm against
  *      memslot.create and the raw ioctl, at 4 KiB (no DIMM that small),
  *      2 MiB, 128 MiB and 1 GiB.  QEMU runs paused (-S) with KVM where
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -155,23 +157,47 @@ static int part_rss(struct jline *s, bool kvm, json_object *out)
  * the scheduler's as much as theirs). */
 #define CTL_BLOCK 10
 
-/* The child behind echo_start: one connection, a fixed reply per line. */
+/* The child behind echo_start: one event loop, as slotd's, answering
+ * every line on any connection with a fixed reply and doing nothing else. */
 static void echo_serve(int lfd)
 {
 	static const char rep[] = "{\"jsonrpc\":\"2.0\",\"result\":{},\"id\":1}\n";
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd }, got[32];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
 	char buf[4096];
-	int fd = accept(lfd, NULL, NULL);
-	ssize_t n;
 
-	while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0)
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] == '\n' && write(fd, rep, sizeof(rep) - 1) != sizeof(rep) - 1)
-				_exit(1);
-	_exit(0);
+	/* Not on_signal: echo_stop's SIGTERM would take the daemons down. */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev))
+		_exit(1);
+	for (;;) {
+		int n = epoll_wait(ep, got, 32, -1);
+
+		for (int i = 0; i < n; i++) {
+			int fd = got[i].data.fd;
+			ssize_t r;
+
+			if (fd == lfd) {
+				ev.data.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+				if (ev.data.fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev))
+					close(ev.data.fd);
+				continue;
+			}
+			r = read(fd, buf, sizeof(buf));
+			if (r <= 0)
+				close(fd);
+			for (ssize_t j = 0; j < r; j++)
+				if (buf[j] == '\n' && write(fd, rep, sizeof(rep) - 1) < 0)
+					break;
+		}
+	}
 }
 
-/* Starts the floor's answering process and connects c to it. */
-static int echo_start(struct jline *c)
+/* Starts the floor's answering process (its socket in echo_sock). */
+static char echo_sock[96];
+
+static int echo_start(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int lfd, ret;
@@ -181,9 +207,10 @@ static int echo_start(struct jline *c)
 		echo_dir[0] = '\0';
 		return -errno;
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/echo.sock", echo_dir);
+	snprintf(echo_sock, sizeof(echo_sock), "%s/echo.sock", echo_dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", echo_sock);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1)) {
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 64)) {
 		ret = -errno;
 		if (lfd >= 0)
 			close(lfd);
@@ -194,22 +221,20 @@ static int echo_start(struct jline *c)
 		echo_serve(lfd);
 	ret = echo_pid < 0 ? -errno : 0;
 	close(lfd);
-	return ret ? ret : jline_open(c, sa.sun_path, 30);
+	return ret;
 }
 
-static void echo_stop(struct jline *c)
+static void echo_stop(void)
 {
-	char path[96];
-
-	if (c->fd >= 0)
-		jline_close(c);
-	if (echo_pid > 0)
+	if (echo_pid > 0) {
+		kill(echo_pid, SIGTERM);
 		waitpid(echo_pid, NULL, 0);
+	}
 	echo_pid = 0;
 	if (echo_dir[0]) {
-		snprintf(path, sizeof(path), "%s/echo.sock", echo_dir);
-		unlink(path);
+		unlink(echo_sock);
 		rmdir(echo_dir);
+		echo_dir[0] = '\0';
 	}
 }
 
@@ -230,7 +255,7 @@ static int part_control(struct jline *q, struct jline *s, long n, json_object *o
 	int ret = ns[0] && ns[1] && ns[2] ? 0 : -ENOMEM;
 	json_object *o = json_object_new_object();
 
-	ret = ret ? ret : echo_start(&e);
+	ret = ret ? ret : jline_open(&e, echo_sock, 30);
 	for (int k = 0; !ret && k < 3; k++)
 		for (int i = 0; !ret && i < 200; i++)
 			ret = call_timed(c[k], req[k], ok[k], &t);
@@ -241,7 +266,8 @@ static int part_control(struct jline *q, struct jline *s, long n, json_object *o
 			for (int i = 0; !ret && i < CTL_BLOCK && got[k] < n; i++)
 				ret = call_timed(c[k], req[k], ok[k], &ns[k][got[k]++]);
 		}
-	echo_stop(&e);
+	if (e.fd >= 0)
+		jline_close(&e);
 	for (int k = 0; !ret && k < 3; k++)
 		bench_dist_of(ns[k], n, &d[k]);
 	if (!ret) {
@@ -319,21 +345,22 @@ static double cpu_us(pid_t pid)
 	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Requests per second of n clients on one daemon for sec seconds, and
- * the daemon's CPU time per request (us). */
-static int rate_of(bool qmp, int n, double sec, double *rate, double *cpu_per_req)
+/* Requests per second of n clients on one daemon (k: 0 QEMU, 1 slotd,
+ * 2 the floor) for sec seconds, and its CPU time per request (us). */
+static int rate_of(int k, int n, double sec, double *rate, double *cpu_per_req)
 {
 	struct tclient t[MAX_CLIENTS];
 	pthread_barrier_t bar;
 	unsigned long total = 0;
-	pid_t pid = qmp ? qemu.pid : slotd.pid;
+	bool qmp = k == 0;
+	pid_t pid = k == 0 ? qemu.pid : k == 1 ? slotd.pid : echo_pid;
 	double cpu0;
 	long long t0;
 	int ret = 0;
 
 	pthread_barrier_init(&bar, NULL, (unsigned)n + 1);
 	for (int i = 0; i < n; i++) {
-		t[i] = (struct tclient){ .sock = qmp ? qemu.qmp[i] : slotd.sock,
+		t[i] = (struct tclient){ .sock = qmp ? qemu.qmp[i] : k == 1 ? slotd.sock : echo_sock,
 					 .req = qmp ? QS : DV, .ok = qmp ? QOK : DOK,
 					 .qmp = qmp, .sec = sec, .start = &bar };
 		pthread_create(&t[i].thread, NULL, tclient_main, &t[i]);
@@ -352,7 +379,8 @@ static int rate_of(bool qmp, int n, double sec, double *rate, double *cpu_per_re
 	return ret;
 }
 
-/* 1, 8 and 16 clients, QEMU and slotd alternating, two rounds each. */
+/* 1, 8 and 16 clients, QEMU, slotd and the floor rotating, two rounds
+ * each. */
 static int part_rate(double sec, json_object *out)
 {
 	static const int counts[] = { 1, 8, 16 };
@@ -360,35 +388,38 @@ static int part_rate(double sec, json_object *out)
 	int ret = 0;
 
 	printf("throughput, one request in flight per client, %.1f s x 2 rounds, "
-	       "QEMU and slotd alternating, requests/s; the daemon's CPU time per request, us\n", sec);
-	printf("  %-8s %12s %12s %8s %10s %10s\n", "clients", "QMP", "slotd", "ratio", "QEMU CPU",
-	       "slotd CPU");
+	       "QEMU, slotd and the floor (a bare echo) rotating, requests/s; the daemon's CPU "
+	       "time per request, us\n", sec);
+	printf("  %-8s %12s %12s %12s %8s %10s %10s\n", "clients", "QMP", "slotd", "floor",
+	       "ratio", "QEMU CPU", "slotd CPU");
 	for (size_t c = 0; !ret && c < sizeof(counts) / sizeof(counts[0]); c++) {
-		double sum[2] = { 0, 0 }, cpu[2] = { 0, 0 }, r, u;
+		double sum[3] = { 0, 0, 0 }, cpu[3] = { 0, 0, 0 }, r, u;
 		json_object *o;
 
 		for (int round = 0; !ret && round < 2; round++)
-			for (int j = 0; !ret && j < 2; j++) {
-				int k = (round + j) & 1;
+			for (int j = 0; !ret && j < 3; j++) {
+				int k = (round + j) % 3;
 
-				ret = rate_of(k == 0, counts[c], sec, &r, &u);
+				ret = rate_of(k, counts[c], sec, &r, &u);
 				sum[k] += r / 2;
 				cpu[k] += u / 2;
 			}
 		if (ret)
 			break;
-		printf("  %-8d %12.0f %12.0f %7.1fx %10.1f %10.1f\n", counts[c], sum[0], sum[1],
-		       sum[1] / sum[0], cpu[0], cpu[1]);
+		printf("  %-8d %12.0f %12.0f %12.0f %7.1fx %10.1f %10.1f\n", counts[c], sum[0],
+		       sum[1], sum[2], sum[1] / sum[0], cpu[0], cpu[1]);
 		o = json_object_new_object();
 		json_object_object_add(o, "clients", json_object_new_int(counts[c]));
 		json_object_object_add(o, "qemu_rps", bench_jd(sum[0]));
 		json_object_object_add(o, "slotd_rps", bench_jd(sum[1]));
+		json_object_object_add(o, "floor_rps", bench_jd(sum[2]));
 		json_object_object_add(o, "qemu_cpu_us_per_req", bench_jd(cpu[0]));
 		json_object_object_add(o, "slotd_cpu_us_per_req", bench_jd(cpu[1]));
+		json_object_object_add(o, "floor_cpu_us_per_req", bench_jd(cpu[2]));
 		json_object_array_add(arr, o);
 	}
 	printf("  (target: slotd >= 20x QEMU with 16 clients; the clients share the host's CPUs "
-	       "with the daemon they drive)\n\n");
+	       "with the daemon they drive, and floor / QMP is the most any daemon could reach)\n\n");
 	json_object_object_add(out, "throughput", arr);
 	return ret;
 }
@@ -696,8 +727,10 @@ static int run_parts(struct jline *q, struct jline *s, const char *qbin, bool kv
 	bool quick = bench_quick();
 	int ret = part_rss(s, kvm, out);
 
+	ret = ret ? ret : echo_start();
 	ret = ret ? ret : part_control(q, s, quick ? 1000 : 10000, out);
 	ret = ret ? ret : part_rate(quick ? 0.5 : 2.0, out);
+	echo_stop();
 	if (!kvm) {
 		printf("memory add and remove: skipped: /dev/kvm is not usable, so slotd has no "
 		       "VM to add memory to\n");

@@ -158,7 +158,11 @@ def headline(d):
         if r.get("slotd_cpu_us_per_req"):
             cpu = "; daemon CPU per request: QEMU %.0f us, slotd %.1f us (%.0fx)" % (
                 r["qemu_cpu_us_per_req"], r["slotd_cpu_us_per_req"], r["qemu_cpu_us_per_req"] / r["slotd_cpu_us_per_req"])
-        add("rate_16", "QEMU %.0f/s, slotd %.0f/s%s" % (r["qemu_rps"], r["slotd_rps"], cpu), r["slotd_rps"] / r["qemu_rps"])
+        floor = ""
+        if r.get("floor_rps"):
+            floor = "; a bare echo, the host's floor: %.0f/s (floor / QEMU: %.1fx, the most any daemon could reach here)" % (
+                r["floor_rps"], r["floor_rps"] / r["qemu_rps"])
+        add("rate_16", "QEMU %.0f/s, slotd %.0f/s%s%s" % (r["qemu_rps"], r["slotd_rps"], floor, cpu), r["slotd_rps"] / r["qemu_rps"])
     else:
         add("rate_16", "skipped", None)
     lat = [x for x in mmu.get("translate", []) if x["kind"] == "latency" and x["slots"] == 64]
@@ -335,10 +339,14 @@ def plot_throughput(d, plots):
     peer, scale = d["peer"] or {}, d["scale"] or {}
     if not peer.get("throughput"):
         return None
-    write_dat(plots, "throughput.dat", ["# clients qemu_rps slotd_rps"] + [
-        "%d %.0f %.0f" % (r["clients"], r["qemu_rps"], r["slotd_rps"]) for r in peer["throughput"]])
+    write_dat(plots, "throughput.dat", ["# clients qemu_rps slotd_rps floor_rps"] + [
+        "%d %.0f %.0f %.0f" % (r["clients"], r["qemu_rps"], r["slotd_rps"], r.get("floor_rps") or 0)
+        for r in peer["throughput"]])
     write_dat(plots, "throughput_slotd.dat", ["# clients slotd_rps"] + [
         "%d %.0f" % (r["clients"], r["rps"]) for r in scale.get("throughput", [])])
+    floor = ""
+    if all(r.get("floor_rps") for r in peer["throughput"]):
+        floor = ', \\\n     "throughput.dat" using 1:4 with linespoints dt 3 title "floor: a bare echo event loop (same run)"'
     return GP_HEAD % "throughput.png" + """set title "Control requests per second, one request in flight per client"
 set logscale x 2
 set xlabel "clients"
@@ -346,8 +354,7 @@ set ylabel "requests/s"
 set yrange [0:*]
 plot "throughput.dat" using 1:3 with linespoints lw 2 title "slotd daemon.version (same run as QEMU)", \\
      "throughput_slotd.dat" using 1:2 with linespoints dt 2 title "slotd daemon.version, 1-64 clients", \\
-     "throughput.dat" using 1:2 with linespoints lw 2 title "QEMU query-status (QMP, a socket per client)"
-"""
+     "throughput.dat" using 1:2 with linespoints lw 2 title "QEMU query-status (QMP, a socket per client)\"""" + floor + "\n"
 
 
 PLOTS = [("add_latency", plot_add), ("slot_count", plot_slots), ("translate", plot_translate),
@@ -412,9 +419,11 @@ def sec_peer(d, page, plots, made):
         rows.append(("slotd / floor", *(num(c["slotd"][k] / c["floor"][k], "%.1fx") for k in pcts)))
     out.append("Control round trip, N=%d each, rotating blocks of 10 calls on one connection each, us. The floor is the same call answered by a process that only writes a fixed line back: the host's own Unix-socket round trip, in the same blocks, so a tail that all three show is the host's:\n" % c["qemu"]["n"])
     out.append(md_table(["", "median", "p90", "p99", "p99.9"], rows))
-    out.append("\nThroughput, one request in flight per client, each client on its own connection (QEMU: its own `-qmp` socket), two alternating rounds:\n")
-    out.append(md_table(["clients", "QMP req/s", "slotd req/s", "slotd / QEMU", "QEMU CPU us/req", "slotd CPU us/req"], [
-        (r["clients"], "%.0f" % r["qemu_rps"], "%.0f" % r["slotd_rps"], "%.1fx" % (r["slotd_rps"] / r["qemu_rps"]),
+    out.append("\nThroughput, one request in flight per client, each client on its own connection (QEMU: its own `-qmp` socket), two rounds, the three rotating; the floor is one event loop that answers every line with a fixed reply and does nothing else, so floor / QEMU is the most any daemon could reach on this host:\n")
+    out.append(md_table(["clients", "QMP req/s", "slotd req/s", "floor req/s", "slotd / QEMU", "floor / QEMU", "QEMU CPU us/req", "slotd CPU us/req"], [
+        (r["clients"], "%.0f" % r["qemu_rps"], "%.0f" % r["slotd_rps"], num(r.get("floor_rps"), "%.0f"),
+         "%.1fx" % (r["slotd_rps"] / r["qemu_rps"]),
+         num(r["floor_rps"] / r["qemu_rps"], "%.1fx") if r.get("floor_rps") else "-",
          num(r.get("qemu_cpu_us_per_req")), num(r.get("slotd_cpu_us_per_req")))
         for r in p["throughput"]]))
     out.append("\nThe clients run on the same two CPUs as the daemon they drive, so with many clients the client side caps slotd's rate; the daemons' own CPU time per request (user + system, all threads) is the host-independent figure.")
