@@ -373,8 +373,9 @@ static int bench_wake(long n)
 	for (long i = -20; !ret && i < n; i++) {
 		long long d = 0, r, t0 = bench_now_ns();
 
+		errno = 0;
 		if (write(sv[0], &d, sizeof(d)) != sizeof(d) || read(sv[0], &r, sizeof(r)) != sizeof(r))
-			ret = -errno ? -errno : -EPROTO;
+			ret = errno ? -errno : -EPROTO;
 		else if (i >= 0)
 			v[i] = bench_now_ns() - t0;
 	}

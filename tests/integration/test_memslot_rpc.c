@@ -52,13 +52,7 @@ static void start(void)
 
 static void stop(void)
 {
-	if (d.pid > 0) {
-		int st = test_daemon_stop(&d);
-
-		cr_expect_eq(st, 0, "slotd did not exit cleanly (its log is above)");
-		if (st == 0)
-			test_rmtree(top);
-	}
+	t_daemon_fini(&d, top);
 }
 
 TestSuite(memslot_rpc, .init = start, .fini = stop, .timeout = 120);

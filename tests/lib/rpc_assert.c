@@ -78,3 +78,15 @@ int t_reply_code(const char *reply)
 	json_object_put(o);
 	return code;
 }
+
+void t_daemon_fini(struct test_daemon *d, const char *top)
+{
+	int st;
+
+	if (d->pid <= 0)
+		return;
+	st = test_daemon_stop(d);
+	cr_expect_eq(st, 0, "slotd did not exit cleanly (its log is above)");
+	if (st == 0)
+		test_rmtree(top);
+}

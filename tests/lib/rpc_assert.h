@@ -28,4 +28,8 @@ int64_t t_json_int(json_object *o, const char *k);
 /* The error code of a reply line, 0 when it is not an error. */
 int t_reply_code(const char *reply);
 
+/* A suite's .fini: stops d if it runs, expecting a clean exit, and then
+ * removes top (kept after an unclean exit, for its log). */
+void t_daemon_fini(struct test_daemon *d, const char *top);
+
 #endif
